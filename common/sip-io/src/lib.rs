@@ -1,0 +1,2 @@
+//! Tokio SIP transports: UDP, TCP, TLS, WebSocket and WSS
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Subscriber and registration store on sqlx: SQLite by default, PostgreSQL for shared deployments
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! HSS: the Cx server over the subscriber store
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! P-CSCF: the phones' first hop, security agreement and IPsec
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Scenario replay and the soft UE
+#![forbid(unsafe_code)]

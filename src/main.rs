@@ -1,0 +1,2 @@
+//! The imslab binary.
+fn main() {}

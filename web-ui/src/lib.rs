@@ -1,0 +1,2 @@
+//! Web UI and REST API
+#![forbid(unsafe_code)]
