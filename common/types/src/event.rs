@@ -60,17 +60,26 @@ pub struct UeRef {
 impl UeRef {
     /// A reference by IMSI.
     pub fn imsi(imsi: Imsi) -> Self {
-        Self { imsi: Some(imsi), ..Self::default() }
+        Self {
+            imsi: Some(imsi),
+            ..Self::default()
+        }
     }
 
     /// A reference by private identity.
     pub fn impi(impi: Impi) -> Self {
-        Self { impi: Some(impi), ..Self::default() }
+        Self {
+            impi: Some(impi),
+            ..Self::default()
+        }
     }
 
     /// A reference by public identity.
     pub fn impu(impu: Impu) -> Self {
-        Self { impu: Some(impu), ..Self::default() }
+        Self {
+            impu: Some(impu),
+            ..Self::default()
+        }
     }
 }
 

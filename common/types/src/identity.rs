@@ -92,7 +92,9 @@ fn is_dns_name(s: &str) -> bool {
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -109,7 +111,9 @@ fn check_impi(s: &str) -> Result<(), Error> {
         Some((user, realm))
             if !user.is_empty()
                 && is_dns_name(realm)
-                && !user.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) =>
+                && !user
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) =>
         {
             Ok(())
         }
@@ -126,7 +130,11 @@ fn check_impu(s: &str) -> Result<(), Error> {
     } else {
         return Err(Error::InvalidImpu(s.to_owned()));
     };
-    if rest.is_empty() || rest.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if rest.is_empty()
+        || rest
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err(Error::InvalidImpu(s.to_owned()));
     }
     Ok(())
@@ -173,7 +181,12 @@ impl Imsi {
     /// `ims.mnc<MNC>.mcc<MCC>.3gppnetwork.org`, the MNC zero-padded to three digits.
     pub fn home_domain(&self, mnc_digits: usize) -> Option<Realm> {
         let mnc = self.0.get(3..3 + mnc_digits)?;
-        Realm::new(format!("ims.mnc{:0>3}.mcc{}.3gppnetwork.org", mnc, self.mcc())).ok()
+        Realm::new(format!(
+            "ims.mnc{:0>3}.mcc{}.3gppnetwork.org",
+            mnc,
+            self.mcc()
+        ))
+        .ok()
     }
 
     /// The default private identity `<imsi>@<domain>` (TS 23.003 §13.3).

@@ -14,9 +14,15 @@ fn parse_hex<const N: usize>(what: &'static str, s: &str) -> Result<[u8; N], Err
     let mut out = [0u8; N];
     let s = s.trim();
     if s.len() != 2 * N {
-        return Err(Error::InvalidHex { what, expected: 2 * N });
+        return Err(Error::InvalidHex {
+            what,
+            expected: 2 * N,
+        });
     }
-    hex::decode_to_slice(s, &mut out).map_err(|_| Error::InvalidHex { what, expected: 2 * N })?;
+    hex::decode_to_slice(s, &mut out).map_err(|_| Error::InvalidHex {
+        what,
+        expected: 2 * N,
+    })?;
     Ok(out)
 }
 
@@ -140,7 +146,11 @@ impl Sqn {
 
     /// Wraps a value below 2^48.
     pub fn new(v: u64) -> Result<Self, Error> {
-        if v <= Self::MAX { Ok(Self(v)) } else { Err(Error::SqnOutOfRange(v)) }
+        if v <= Self::MAX {
+            Ok(Self(v))
+        } else {
+            Err(Error::SqnOutOfRange(v))
+        }
     }
 
     /// From the 6 big-endian bytes carried in AUTN and AUTS.
@@ -181,7 +191,10 @@ mod tests {
         assert!(K::from_hex("zz5b5ce8b199b49faa5f0a2ee238a6bc").is_err());
         assert_eq!(
             K::from_hex("00"),
-            Err(Error::InvalidHex { what: "K", expected: 32 })
+            Err(Error::InvalidHex {
+                what: "K",
+                expected: 32
+            })
         );
     }
 
