@@ -1,0 +1,176 @@
+//! Test helpers shared by imslab crates (dev-dependency only).
+//!
+//! - [`peer`]: finds a real third-party program (sipp, tshark, freeDiameterd...) or fails the
+//!   test with the Debian package to install. Tests never skip because a peer is missing.
+//! - [`tshark_check`]: decodes a pcap with tshark, with checksum validation on, and fails on any
+//!   malformed packet or expert error; returns the decoded fields for further assertions.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// tshark's expert severity for errors (PI_ERROR, epan/proto.h).
+const PI_ERROR: u64 = 0x0080_0000;
+/// tshark's expert group for malformed packets (PI_MALFORMED).
+const PI_MALFORMED: u64 = 0x0700_0000;
+
+/// Path of a required peer program. Panics, naming the package, when it is not installed.
+pub fn peer(program: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]) {
+        let candidate = dir.join(program);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "required peer `{program}` is not installed: apt-get install {package} \
+         (./test.sh installs every peer)"
+    );
+}
+
+/// One decoded packet: its number and the requested field values, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// The frame number, from 1.
+    pub number: u64,
+    /// The values of the requested fields (empty when absent; several occurrences joined by ',').
+    pub fields: Vec<String>,
+}
+
+/// Decodes `pcap` with tshark, with IP/UDP/TCP checksum validation enabled and the given extra
+/// arguments (for example `["-d", "tcp.port==13868,diameter"]`), extracting `fields` for every
+/// packet. Fails if tshark is missing or fails, or if any packet is malformed or carries an
+/// expert error; the message lists the offending packets and tshark's expert messages.
+pub fn tshark_check(pcap: &Path, extra: &[&str], fields: &[&str]) -> Vec<Packet> {
+    let tshark = peer("tshark", "tshark");
+    let mut cmd = Command::new(tshark);
+    cmd.arg("-r").arg(pcap).args([
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
+    ]);
+    cmd.args(extra)
+        .args(["-T", "fields", "-E", "separator=\t", "-E", "occurrence=a"]);
+    cmd.args(["-E", "aggregator=,"]);
+    for f in [
+        "frame.number",
+        "_ws.expert.group",
+        "_ws.expert.severity",
+        "_ws.expert.message",
+    ]
+    .iter()
+    .chain(fields)
+    {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("tshark runs");
+    assert!(
+        out.status.success(),
+        "tshark failed on {}: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut packets = Vec::new();
+    let mut problems = Vec::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let col = |i: usize| cols.get(i).copied().unwrap_or("");
+        let number = col(0).parse().unwrap_or(0);
+        let groups = parse_numbers(col(1));
+        let severities = parse_numbers(col(2));
+        if groups.contains(&PI_MALFORMED) || severities.iter().any(|s| *s >= PI_ERROR) {
+            problems.push(format!("frame {number}: {}", col(3)));
+        }
+        let fields = (0..fields.len()).map(|i| col(4 + i).to_owned()).collect();
+        packets.push(Packet { number, fields });
+    }
+    assert!(
+        problems.is_empty(),
+        "tshark found malformed packets or expert errors in {}:\n{}",
+        pcap.display(),
+        problems.join("\n")
+    );
+    packets
+}
+
+fn parse_numbers(s: &str) -> Vec<u64> {
+    s.split(',')
+        .filter_map(|v| {
+            let v = v.trim();
+            v.strip_prefix("0x")
+                .map_or_else(|| v.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pcap(dir: &Path, ip_checksum: u16) -> PathBuf {
+        let payload = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&5060u16.to_be_bytes());
+        udp.extend_from_slice(&5060u16.to_be_bytes());
+        udp.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]); // no UDP checksum: allowed over IPv4
+        udp.extend_from_slice(payload);
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&(20 + udp.len() as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17]);
+        ip.extend_from_slice(&ip_checksum.to_be_bytes());
+        ip.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 2]);
+        ip.extend_from_slice(&udp);
+        let mut file = Vec::new();
+        for v in [0xa1b2_c3d4u32] {
+            file.extend_from_slice(&v.to_le_bytes());
+        }
+        file.extend_from_slice(&2u16.to_le_bytes());
+        file.extend_from_slice(&4u16.to_le_bytes());
+        for v in [0u32, 0, 65_535, 101, 0, 0, ip.len() as u32, ip.len() as u32] {
+            file.extend_from_slice(&v.to_le_bytes());
+        }
+        file.extend_from_slice(&ip);
+        let path = dir.join(format!("p{ip_checksum}.pcap"));
+        std::fs::write(&path, file).unwrap();
+        path
+    }
+
+    fn correct_checksum() -> u16 {
+        let hdr = [
+            0x45u8, 0, 0, 72, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2,
+        ];
+        let mut acc: u32 = hdr
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !(acc as u16)
+    }
+
+    #[test]
+    fn clean_capture_passes_and_yields_fields() {
+        let dir = std::env::temp_dir().join(format!("imslab-ts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = tshark_check(&write_pcap(&dir, correct_checksum()), &[], &["sip.Method"]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].fields, vec!["OPTIONS".to_owned()]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    #[should_panic(expected = "expert errors")]
+    fn bad_ip_checksum_is_reported() {
+        let dir = std::env::temp_dir().join(format!("imslab-tsb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        tshark_check(&write_pcap(&dir, 0x1234), &[], &["sip.Method"]);
+    }
+}
