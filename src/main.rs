@@ -1,2 +1,22 @@
-//! The imslab binary.
-fn main() {}
+//! The `imslab` binary: command line, configuration loading and wiring of the functions.
+//! It holds no protocol logic of its own.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod lab;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("imslab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Command-line interface.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use imslab_config::{Config, LogFormat};
+
+use crate::{lab, logging};
+
+/// imslab: an IMS core network emulator. HSS, I-CSCF, S-CSCF, P-CSCF and a P-GW PCO stub for
+/// private VoLTE labs and IMS regression tests.
+#[derive(Debug, Parser)]
+#[command(
+    name = "imslab",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    /// Configuration file (YAML). Without it, built-in defaults make a lab on 127.0.0.1;
+    /// `imslab config default` prints them.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "FILE",
+        env = "IMSLAB_CONFIG"
+    )]
+    config: Option<PathBuf>,
+
+    /// Log format: text for people, json for machines. Overrides `log.format`.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormatArg>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole lab in one process: every function on its own sockets, talking to the
+    /// others only over those sockets. Stops cleanly on Ctrl-C or SIGTERM.
+    Up,
+    /// Run only the HSS (Diameter Cx server).
+    Hss,
+    /// Run only the I-CSCF.
+    Icscf,
+    /// Run only the S-CSCF.
+    Scscf,
+    /// Run only the P-CSCF.
+    Pcscf,
+    /// Run only the P-GW PCO stub (GTPv2-C S5/S8).
+    Pgw,
+    /// Run only the web UI and REST API.
+    Web,
+    /// Provision subscribers in the store (works while the lab runs).
+    #[command(subcommand)]
+    Subscriber(SubscriberCommand),
+    /// Replay a YAML scenario against a running lab.
+    Replay(ReplayArgs),
+    /// Print or check configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the complete default configuration as commented YAML.
+    Default,
+    /// Validate a configuration file: unknown keys, wrong types and bad addresses are reported
+    /// with their line.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SubscriberCommand {
+    /// Add a subscriber.
+    Add(SubscriberFields),
+    /// List subscribers (keys are never shown).
+    List,
+    /// Show one subscriber (keys are never shown).
+    Show {
+        /// The subscriber's IMSI.
+        imsi: String,
+    },
+    /// Change fields of a subscriber.
+    Update(SubscriberFields),
+    /// Delete a subscriber.
+    Delete {
+        /// The subscriber's IMSI.
+        imsi: String,
+    },
+    /// Import subscribers from CSV (imslab's format or pySim card data); all or nothing.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Export subscribers as CSV.
+    Export {
+        /// Include K, OP and OPc in the output.
+        #[arg(long)]
+        with_keys: bool,
+    },
+    /// Deregister a subscriber or one public identity (the HSS sends RTR).
+    Deregister {
+        /// An IMSI or an IMPU.
+        identity: String,
+    },
+    /// Push the current profile to the serving S-CSCF (the HSS sends PPR).
+    PushProfile {
+        /// The subscriber's IMSI.
+        imsi: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SubscriberFields {
+    /// IMSI, 6 to 15 digits.
+    #[arg(long)]
+    imsi: String,
+    /// MSISDN (E.164 digits).
+    #[arg(long)]
+    msisdn: Option<String>,
+    /// Subscriber key K, 32 hex digits.
+    #[arg(long)]
+    k: Option<String>,
+    /// OPc, 32 hex digits.
+    #[arg(long, conflicts_with = "op")]
+    opc: Option<String>,
+    /// OP, 32 hex digits (OPc is derived from it).
+    #[arg(long)]
+    op: Option<String>,
+    /// Authentication management field, 4 hex digits.
+    #[arg(long)]
+    amf: Option<String>,
+    /// Initial sequence number.
+    #[arg(long)]
+    sqn: Option<u64>,
+    /// Password for SIP digest (MD5) clients such as WebRTC phones.
+    #[arg(long)]
+    password: Option<String>,
+    /// Public identity (sip: or tel: URI); repeat for several.
+    #[arg(long = "impu")]
+    impus: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The scenario file.
+    file: PathBuf,
+    /// Start a lab for the run instead of using a running one.
+    #[arg(long)]
+    spawn: bool,
+    /// Write a JUnit report.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write every message the UEs sent and received to a pcap.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+}
+
+/// Loads the configuration named on the command line, or the defaults, then applies the
+/// environment overrides (IMSLAB_DATA_DIR, IMSLAB_LOG) and `--log-format`.
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut cfg = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = std::env::var_os("IMSLAB_DATA_DIR") {
+        cfg.data_dir = PathBuf::from(dir);
+    }
+    if let Ok(filter) = std::env::var("IMSLAB_LOG") {
+        cfg.log.filter = filter;
+    }
+    if let Some(f) = cli.log_format {
+        cfg.log.format = match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    Ok(cfg)
+}
+
+fn not_available(what: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("imslab: {what} is not available in this build yet");
+    Ok(ExitCode::from(2))
+}
+
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", Config::default_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check { file }) => check(file),
+        Command::Up => {
+            let cfg = load_config(&cli)?;
+            logging::init(&cfg.log)?;
+            lab::run(cfg, lab::Selection::All)
+        }
+        Command::Hss => not_available("the HSS"),
+        Command::Icscf => not_available("the I-CSCF"),
+        Command::Scscf => not_available("the S-CSCF"),
+        Command::Pcscf => not_available("the P-CSCF"),
+        Command::Pgw => not_available("the P-GW"),
+        Command::Web => {
+            let cfg = load_config(&cli)?;
+            logging::init(&cfg.log)?;
+            lab::run(cfg, lab::Selection::Web)
+        }
+        Command::Subscriber(_) => not_available("subscriber provisioning"),
+        Command::Replay(_) => not_available("scenario replay"),
+    }
+}
+
+fn check(file: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(file).with_context(|| "configuration is invalid")?;
+    println!(
+        "{}: valid (home domain {}, data directory {})",
+        file.display(),
+        cfg.network.domain,
+        cfg.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,163 @@
+//! Runs one or all functions: bind every socket first (failing fast with the address named),
+//! print the banner, serve until Ctrl-C or SIGTERM, then stop everything within two seconds.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use imslab_config::Config;
+use tokio_util::sync::CancellationToken;
+
+/// How long the functions get to stop after a signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1800);
+
+/// Which functions to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Selection {
+    /// Every function (`imslab up`).
+    All,
+    /// The web UI and REST API only.
+    Web,
+}
+
+/// An address a function listens on, for the banner.
+pub(crate) struct Endpoint {
+    pub(crate) what: &'static str,
+    pub(crate) addr: SocketAddr,
+}
+
+type Serve = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// A function with its sockets bound, ready to serve until the shutdown token is cancelled.
+pub(crate) struct Started {
+    pub(crate) name: &'static str,
+    pub(crate) endpoints: Vec<Endpoint>,
+    pub(crate) serve: Serve,
+}
+
+/// Binds a TCP listener, naming the function and address when it fails.
+pub(crate) async fn tcp_listener(
+    addr: SocketAddr,
+    what: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for {what}"))
+}
+
+pub(crate) fn run(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("imslab")
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(cfg, selection))
+}
+
+async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let shutdown = CancellationToken::new();
+    let mut started = Vec::new();
+    if matches!(selection, Selection::All | Selection::Web) {
+        started.push(web(&cfg, shutdown.clone()).await?);
+    }
+    banner(&cfg, &started);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in started {
+        let name = s.name;
+        tasks.spawn(async move { (name, s.serve.await) });
+    }
+    let mut failed = false;
+    tokio::select! {
+        signal = stop_signal() => {
+            let signal = signal?;
+            tracing::info!("{signal} received, stopping");
+        }
+        Some(done) = tasks.join_next() => {
+            // A function stopped on its own: that is a failure of the lab.
+            let (name, result) = done.context("a function panicked")?;
+            match result {
+                Ok(()) => tracing::error!(function = name, "stopped unexpectedly"),
+                Err(e) => tracing::error!(function = name, "failed: {e:#}"),
+            }
+            failed = true;
+        }
+    }
+    shutdown.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((name, Err(e))) = done {
+                tracing::warn!(function = name, "error while stopping: {e:#}");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some functions did not stop within {SHUTDOWN_GRACE:?}; aborting them");
+        tasks.abort_all();
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Waits for Ctrl-C or SIGTERM and names it.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => { r.context("cannot listen for Ctrl-C")?; Ok("Ctrl-C") }
+        _ = term.recv() => Ok("SIGTERM"),
+    }
+}
+
+fn banner(cfg: &Config, started: &[Started]) {
+    let mut out = format!(
+        "imslab {} — home domain {}, data in {}\n",
+        env!("CARGO_PKG_VERSION"),
+        cfg.network.domain,
+        cfg.data_dir.display()
+    );
+    for s in started {
+        for e in &s.endpoints {
+            out.push_str(&format!("  {:<8} {:<28} {}\n", s.name, e.what, e.addr));
+        }
+    }
+    out.push_str(&format!(
+        "Add a first subscriber:\n  imslab subscriber add --imsi 001010000000001 \
+         --k <32 hex> --opc <32 hex>\nWeb UI: http://{}/  — stop with Ctrl-C\n",
+        cfg.web.listen
+    ));
+    eprint!("{out}");
+}
+
+async fn web(cfg: &Config, shutdown: CancellationToken) -> anyhow::Result<Started> {
+    let listener = tcp_listener(cfg.web.listen, "the web UI and REST API").await?;
+    let addr = listener.local_addr()?;
+    let app = imslab_web::router(imslab_web::AppState::new());
+    let serve = async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("web server failed")
+    };
+    Ok(Started {
+        name: "web",
+        endpoints: vec![Endpoint {
+            what: "HTTP (UI, /api/v1)",
+            addr,
+        }],
+        serve: Box::pin(serve),
+    })
+}
