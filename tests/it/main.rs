@@ -1,1 +1,5 @@
-//! End-to-end tests against the real `imslab` binary.
+//! End-to-end tests against the real `imslab` binary. One integration binary (matklad's layout):
+//! each module covers one area.
+
+mod cli;
+mod support;
