@@ -1,2 +1,41 @@
-//! Diameter base protocol (RFC 6733) and Cx (TS 29.229): codec, dictionary, typed commands, peer state machine
+//! Diameter base protocol (RFC 6733) and the Cx application (TS 29.229): codec, dictionary,
+//! typed Cx commands and the peer state machine.
+//!
+//! This crate is pure: no sockets, clocks, tasks or randomness. Time and random values come in as
+//! arguments, and state machines return what to send instead of sending. The tokio drivers live
+//! in `imslab-diameter-io`.
+//!
+//! # Layers
+//!
+//! - **Codec**: [`Message`] (a [`Header`] plus [`Avp`]s) with [`Message::decode`] and
+//!   [`Message::encode`]; [`Framer`] splits a TCP stream into messages. Decoding never panics, is
+//!   bounded by [`Limits`], and keeps unknown AVPs so they re-encode byte-exact.
+//! - **Dictionary**: [`dict`] names every base and Cx AVP as an [`AvpDef`] (`dict::PUBLIC_IDENTITY`)
+//!   and an [`AvpCode`] const. Command codes, application ids, vendor ids and result codes are
+//!   open newtypes in [`codes`].
+//! - **Typed commands**: [`cx`] has one struct per Cx request and answer (`cx::Mar`,
+//!   `cx::Maa`, ...) with `decode(&Message)` and `to_message()`; [`base`] has CER/CEA, DWR/DWA
+//!   and DPR/DPA.
+//! - **Errors to answers**: [`Error`] is the one error type. A request that fails decoding or
+//!   validation is answered by [`answer::error_answer`], the one place where errors become
+//!   Result-Codes (5005 with Failed-AVP for a missing AVP, 3008 for bad header bits, ...).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod avp;
+pub mod codes;
+pub mod dict;
+mod error;
+pub mod framer;
+pub mod header;
+pub mod message;
+pub mod types;
+
+pub use avp::{Avp, AvpData, AvpFlags, Limits};
+pub use codes::{ApplicationId, CommandCode, ExperimentalResultCode, ResultCode, VendorId};
+pub use dict::{AvpCode, AvpDef, AvpType};
+pub use error::Error;
+pub use framer::Framer;
+pub use header::{CommandFlags, Header};
+pub use message::Message;
+pub use types::{Address, DiameterUri, Time};
