@@ -1,2 +1,26 @@
-//! IMS security agreement (RFC 3329, TS 33.203), ESP key derivation, userspace ESP and XFRM netlink
+//! IMS security agreement and IPsec ESP between the UE and the P-CSCF (RFC 3329, TS 33.203 §7,
+//! TS 24.229 §5.2.2).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod alg;
+pub mod diag;
+mod error;
+pub mod header;
+pub mod keys;
+pub mod negotiate;
+pub mod sa;
+pub mod spi;
+pub mod table;
+
+pub use alg::{CipherSuite, EncryptionAlg, IntegrityAlg};
+pub use diag::Diagnosis;
+pub use error::{Error, EspDrop, HeaderError};
+pub use header::{IpsecMechanism, SecurityMechanism};
+pub use keys::EspKeys;
+pub use negotiate::{
+    Advertise, Chosen, ListMismatch, LocalParams, NoAcceptableMechanism, Preference, ProtectedPorts,
+};
+pub use sa::{Direction, Endpoint, SaBundle, SaRole, SecurityAssociation};
+pub use spi::{Spi, SpiAllocator};
+pub use table::{RemovalReason, SaAction, SaSet, SaSetId, SaState, SaTable, SaTableConfig};
