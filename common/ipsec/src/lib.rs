@@ -6,7 +6,9 @@
 pub mod alg;
 pub mod diag;
 mod error;
+pub mod esp;
 pub mod header;
+pub mod inner;
 pub mod keys;
 pub mod negotiate;
 pub mod sa;
