@@ -12,14 +12,16 @@
 //! - [`Auc::generate_vector`] / [`Auc::generate_vectors`] with the stored SQN_HE; store the
 //!   returned SQN as the new SQN_HE. The vector gives SIP-Authenticate
 //!   ([`AuthVector::sip_authenticate`] = RAND ‖ AUTN), SIP-Authorization (XRES), CK and IK;
-//! - on a MAR carrying SIP-Authorization = RAND ‖ AUTS, [`Auc::resync`]: it verifies MAC-S,
+//! - on a MAR carrying SIP-Authorization = RAND ‖ AUTS ([`parse_resync_authorization`]),
+//!   [`Auc::resync`]: it verifies MAC-S,
 //!   recovers SQN_MS and returns the SQN_HE to store; then generate the new vectors from it.
 //!
 //! **S-CSCF (TS 24.229 §5.4.1.2)**: on the MAA, [`Ha1::for_vector`] with the algorithm,
 //! username and realm; send `nonce` = [`AuthVector::nonce`] (base64(RAND ‖ AUTN), RFC 3310
 //! §3.2) in the 401. On the next REGISTER, [`digest::verify`] the `response` with a
 //! [`DigestRequest`] (constant-time comparison). For MD5 users, load [`Ha1`] from the store.
-//! An `auts` parameter ([`Auts::from_base64`]) goes back to the HSS with the RAND.
+//! An `auts` parameter ([`Auts::from_base64`]) goes back to the HSS with the RAND of that
+//! challenge as SIP-Authorization ([`resync_authorization`]).
 //!
 //! **Soft UE**: [`Usim::authenticate`] (or [`Usim::authenticate_nonce`]) returns an
 //! [`AkaResult`] (RES, CK, IK), or [`Error::SyncFailure`] with AUTS, [`Error::MacFailure`],
@@ -66,7 +68,7 @@ pub use usim::{AkaResult, Usim};
 pub use values::{Ak, Autn, Auts, MacA, MacS, Res};
 pub use vector::{
     AmfPolicy, Auc, AuthVector, Nonce, RESYNC_AMF, RandSource, Resync, generate_auts,
-    generate_vector, verify_auts,
+    generate_vector, parse_resync_authorization, resync_authorization, verify_auts,
 };
 
 /// Constant-time equality of two byte strings (lengths are not secret).

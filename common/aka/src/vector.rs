@@ -256,6 +256,25 @@ impl Auc {
     }
 }
 
+/// The Cx SIP-Authorization AVP of a resynchronisation MAR: RAND ‖ AUTS (TS 29.228 §6.3,
+/// TS 33.203 §6.3), with the RAND of the challenge that failed.
+pub fn resync_authorization(rand: &Rand, auts: &Auts) -> [u8; 30] {
+    let mut b = [0u8; 30];
+    b[..16].copy_from_slice(&rand.0);
+    b[16..].copy_from_slice(&auts.0);
+    b
+}
+
+/// Splits a resynchronisation SIP-Authorization AVP into RAND and AUTS (exactly 30 bytes).
+pub fn parse_resync_authorization(b: &[u8]) -> Result<(Rand, Auts), Error> {
+    const WRONG: Error = Error::MalformedAuts {
+        what: "RAND ‖ AUTS is not 30 bytes",
+    };
+    let (rand, auts) = b.split_first_chunk::<16>().ok_or(WRONG)?;
+    let auts: [u8; 14] = auts.try_into().map_err(|_| WRONG)?;
+    Ok((Rand(*rand), Auts(auts)))
+}
+
 /// The AMF used for MAC-S: all zeros (TS 33.102 §6.3.3).
 pub const RESYNC_AMF: Amf = Amf([0, 0]);
 

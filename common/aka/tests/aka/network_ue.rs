@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use imslab_aka::{
     AmfPolicy, Auc, AuthVector, Auts, DigestAlgorithm, DigestRequest, Error, Ha1, Nonce,
     NonceCount, Qop, QopParams, SqnArray, SqnConfig, SqnRejection, Usim, digest,
+    parse_resync_authorization, resync_authorization,
 };
 use imslab_types::{Amf, Function, Outcome, Rand, Sqn, UeRef};
 use rand::Rng;
@@ -383,6 +384,14 @@ fn auts_with_a_bad_mac_s_or_for_another_rand_is_rejected() {
         Err(Error::AutsMacFailure)
     );
     assert_eq!(Auts::from_base64(&auts.to_base64()), Ok(auts));
+    let avp = resync_authorization(&rand, &auts);
+    assert_eq!(
+        (&avp[..16], &avp[16..]),
+        (&rand.0[..], &auts.0[..]),
+        "SIP-Authorization = RAND ‖ AUTS"
+    );
+    assert_eq!(parse_resync_authorization(&avp), Ok((rand, auts)));
+    assert!(parse_resync_authorization(&avp[..29]).is_err());
 }
 
 #[test]
