@@ -3,52 +3,6 @@
 //! Every newtype wraps the raw number, so values this crate has never heard of decode, compare and
 //! re-encode unchanged; the associated consts only name the well-known ones.
 
-use std::fmt;
-
-macro_rules! open_code {
-    ($(#[$doc:meta])* $name:ident($int:ty) { $($(#[$cdoc:meta])* $konst:ident = $val:expr;)* }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(pub $int);
-
-        impl $name {
-            $($(#[$cdoc])* pub const $konst: Self = Self($val);)*
-
-            /// The spec name of a well-known value, `None` for others.
-            pub fn name(self) -> Option<&'static str> {
-                match self {
-                    $(Self::$konst => Some(stringify!($konst)),)*
-                    _ => None,
-                }
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self.name() {
-                    Some(n) => write!(f, "{}({} {})", stringify!($name), self.0, n),
-                    None => write!(f, "{}({})", stringify!($name), self.0),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self.name() {
-                    Some(n) => write!(f, "{} ({})", self.0, n),
-                    None => write!(f, "{}", self.0),
-                }
-            }
-        }
-
-        impl From<$int> for $name {
-            fn from(v: $int) -> Self {
-                Self(v)
-            }
-        }
-    };
-}
-
 open_code!(
     /// A Diameter command code (RFC 6733 §3, 24 bits on the wire).
     CommandCode(u32) {

@@ -40,6 +40,14 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A reserved header bit is set (answer 5013).
+    #[error("reserved header bit set on command {code}: flags {flags:#04x}")]
+    InvalidBitInHeader {
+        /// The command.
+        code: CommandCode,
+        /// The flags byte received.
+        flags: u8,
+    },
     /// An AVP length is impossible, or wrong for its type (answer 5014).
     #[error("{} has an invalid length: {reason}", .failed.label())]
     InvalidAvpLength {
@@ -142,6 +150,7 @@ impl Error {
             }
             Self::UnsupportedVersion(_) => ResultCode::DIAMETER_UNSUPPORTED_VERSION,
             Self::InvalidHeaderBits { .. } => ResultCode::DIAMETER_INVALID_HDR_BITS,
+            Self::InvalidBitInHeader { .. } => ResultCode::DIAMETER_INVALID_BIT_IN_HEADER,
             Self::InvalidAvpLength { .. } => ResultCode::DIAMETER_INVALID_AVP_LENGTH,
             Self::InvalidAvpBits { .. } => ResultCode::DIAMETER_INVALID_AVP_BITS,
             Self::InvalidAvpValue { .. } | Self::NestingTooDeep { .. } => {

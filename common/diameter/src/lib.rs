@@ -22,19 +22,30 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[macro_use]
+mod macros;
+
+pub mod answer;
 pub mod avp;
+pub mod base;
 pub mod codes;
+pub mod cx;
 pub mod dict;
+pub mod enums;
 mod error;
 pub mod framer;
 pub mod header;
 pub mod message;
+mod typed;
 pub mod types;
 
+pub use answer::Origin;
 pub use avp::{Avp, AvpData, AvpFlags, Limits};
 pub use codes::{ApplicationId, CommandCode, ExperimentalResultCode, ResultCode, VendorId};
 pub use dict::{AvpCode, AvpDef, AvpType};
 pub use error::Error;
+/// The error typed Cx decoding returns: the crate's one error type.
+pub type CxError = Error;
 pub use framer::Framer;
 pub use header::{CommandFlags, Header};
 pub use message::Message;
