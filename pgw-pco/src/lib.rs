@@ -18,5 +18,7 @@ mod cursor;
 mod error;
 pub mod gtpv2;
 pub mod pco;
+pub mod session;
+pub mod settings;
 
 pub use error::{Error, Result};
