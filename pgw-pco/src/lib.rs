@@ -15,10 +15,16 @@
 #![warn(missing_docs)]
 
 mod cursor;
+pub mod driver;
 mod error;
+pub mod gtpu;
 pub mod gtpv2;
 pub mod pco;
 pub mod session;
 pub mod settings;
+pub mod user_plane;
 
+pub use driver::{PgwHandle, PgwOptions, start};
 pub use error::{Error, Result};
+pub use session::{Pgw, SessionInfo};
+pub use settings::Settings;

@@ -379,9 +379,9 @@ impl Pgw {
                         ebi: b.ebi.0,
                         pgw_u_teid: b.pgw_u_teid,
                         sgw_u_teid: b.sgw_u.map(|f| f.teid),
-                        sgw_u_address: b
-                            .sgw_u
-                            .and_then(|f| f.ipv4.map(IpAddr::V4).or_else(|| f.ipv6.map(IpAddr::V6))),
+                        sgw_u_address: b.sgw_u.and_then(|f| {
+                            f.ipv4.map(IpAddr::V4).or_else(|| f.ipv6.map(IpAddr::V6))
+                        }),
                         qci: b.qos.qci,
                         charging_id: b.charging_id.0,
                     })
