@@ -91,6 +91,14 @@ pub enum EspDrop {
         /// The packet length.
         len: usize,
     },
+    /// The packet decrypted, but its outer source address or inner ports are not the SA's
+    /// selectors (RFC 4301 §5.2): for example a UE request that did not come from its
+    /// protected client port.
+    #[error("packet on SPI {spi} outside the SA's addresses and ports")]
+    PolicyMismatch {
+        /// The SPI.
+        spi: Spi,
+    },
     /// The decrypted UDP or TCP packet is malformed or its checksum is wrong.
     #[error("bad inner {what} on SPI {spi}")]
     BadInner {
@@ -110,6 +118,7 @@ impl EspDrop {
             | Self::Replay { spi, .. }
             | Self::BadPadding { spi, .. }
             | Self::Malformed { spi, .. }
+            | Self::PolicyMismatch { spi }
             | Self::BadInner { spi, .. } => spi,
         }
     }

@@ -12,6 +12,7 @@ pub mod inner;
 pub mod keys;
 pub mod negotiate;
 pub mod sa;
+pub mod socket;
 pub mod spi;
 pub mod table;
 
