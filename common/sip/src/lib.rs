@@ -51,6 +51,7 @@
 
 mod error;
 mod framing;
+pub mod fuzzing;
 pub mod header;
 mod message;
 mod method;
@@ -70,3 +71,8 @@ pub use name::HeaderName;
 pub use params::{Param, Params};
 pub use status::StatusCode;
 pub use uri::{AbsoluteUri, Host, SipUri, TelUri, Uri};
+
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod torture_tests;

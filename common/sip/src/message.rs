@@ -432,39 +432,40 @@ impl Message {
     /// a response (§16.7 step 3), the topmost Route when it names this proxy (§16.4). A field
     /// holding several comma-separated values keeps the others.
     pub fn pop_first_value(&mut self, name: &HeaderName) -> Option<Bytes> {
-        let idx = self.position(name)?;
+        let buf = &self.buf;
+        let idx = self.fields.iter().position(|f| {
+            name.matches(f.name.get(buf), f.std) && ListIter::new(f.value.get(buf)).next().is_some()
+        })?;
         let field = self.fields.get(idx)?;
         let value = field.value.get(&self.buf);
-        let mut it = ListIter::new(value);
-        let first = it.next()?;
+        let first = ListIter::new(value).next()?;
+        let first_off = (first.as_ptr() as usize).saturating_sub(value.as_ptr() as usize);
+        let first_end = first_off + first.len();
         let first_bytes = match &field.value {
             Text::Span(s, _) => {
-                let off = (first.as_ptr() as usize).saturating_sub(value.as_ptr() as usize);
-                let start = *s as usize + off;
+                let start = *s as usize + first_off;
                 Text::Span(pos32(start), pos32(start + first.len())).to_bytes(&self.buf)
             }
             Text::Owned(b) => b.slice_ref(first),
         };
-        match first_comma(value) {
+        // Whatever follows the comma after the first element, if it holds another element.
+        let rest = value.get(first_end..).unwrap_or_default();
+        let rest_start = first_comma(rest).map(|c| first_end + c + 1).filter(|&r| {
+            ListIter::new(value.get(r..).unwrap_or_default())
+                .next()
+                .is_some()
+        });
+        match rest_start {
             None => {
                 self.fields.remove(idx);
             }
-            Some(comma)
-                if value
-                    .get(comma + 1..)
-                    .is_none_or(|r| r.iter().all(|&b| scan::is_lws(b))) =>
-            {
-                self.fields.remove(idx);
-            }
-            Some(comma) => {
-                let rest_off = comma + 1;
-                let rest_len = value.len() - rest_off;
+            Some(r) => {
                 let lead = value
-                    .get(rest_off..)
-                    .map_or(0, |r| r.iter().take_while(|&&b| scan::is_lws(b)).count());
+                    .get(r..)
+                    .map_or(0, |t| t.iter().take_while(|&&b| scan::is_lws(b)).count());
                 let new_value = match &field.value {
-                    Text::Span(s, e) => Text::Span(pos32(*s as usize + rest_off + lead), *e),
-                    Text::Owned(b) => Text::Owned(b.slice(rest_off + lead.min(rest_len)..)),
+                    Text::Span(s, e) => Text::Span(pos32(*s as usize + r + lead), *e),
+                    Text::Owned(b) => Text::Owned(b.slice((r + lead).min(b.len())..)),
                 };
                 if let Some(f) = self.fields.get_mut(idx) {
                     f.value = new_value;

@@ -131,8 +131,8 @@ impl<'a> Cursor<'a> {
 }
 
 /// Splits a comma-separated header value into its elements, ignoring commas inside quoted
-/// strings and `<...>` (RFC 3261 §7.3.1). Elements are trimmed; an entirely empty value yields
-/// nothing, empty elements between commas are yielded as empty slices.
+/// strings and `<...>` (RFC 3261 §7.3.1). Elements are trimmed; empty elements are skipped, as
+/// HTTP's `#rule` allows.
 pub(crate) struct ListIter<'a> {
     rest: Option<&'a [u8]>,
 }
@@ -150,7 +150,7 @@ impl<'a> Iterator for ListIter<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let s = self.rest?;
+        let mut s = self.rest?;
         let mut in_quote = false;
         let mut in_angle = false;
         let mut i = 0;
@@ -161,15 +161,23 @@ impl<'a> Iterator for ListIter<'a> {
                 b'<' if !in_quote => in_angle = true,
                 b'>' if !in_quote => in_angle = false,
                 b',' if !in_quote && !in_angle => {
-                    self.rest = s.get(i + 1..);
-                    return Some(trim(s.get(..i).unwrap_or_default()));
+                    let item = trim(s.get(..i).unwrap_or_default());
+                    s = s.get(i + 1..).unwrap_or_default();
+                    if item.is_empty() {
+                        in_angle = false;
+                        i = 0;
+                        continue;
+                    }
+                    self.rest = Some(s);
+                    return Some(item);
                 }
                 _ => {}
             }
             i += 1;
         }
         self.rest = None;
-        Some(trim(s))
+        let item = trim(s);
+        (!item.is_empty()).then_some(item)
     }
 }
 
@@ -241,7 +249,7 @@ mod tests {
             vec![r#""a, b" <sip:x@y;p=1,2>;q=1"#, "<sip:z>", r#""\",x""#]
         );
         assert!(split("  ").is_empty());
-        assert_eq!(split("a,,b"), vec!["a", "", "b"]);
+        assert_eq!(split(" ,a,, b ,"), vec!["a", "b"]);
     }
 
     #[test]
