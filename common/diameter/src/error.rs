@@ -133,6 +133,20 @@ pub enum Error {
         /// Its size.
         len: usize,
     },
+    /// The peer cannot take requests now (not open, or not answering watchdogs).
+    #[error("peer {peer} cannot take requests in state {state}")]
+    PeerUnavailable {
+        /// The peer's host, or `?` before the capability exchange.
+        peer: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// No usable peer serves the destination (answer 3002).
+    #[error("no usable peer for destination {destination}")]
+    NoRoute {
+        /// The Destination-Host or Destination-Realm looked up.
+        destination: String,
+    },
     /// A message too long for the 24-bit length field.
     #[error("message is too long to encode ({len} bytes)")]
     MessageTooLongToEncode {
@@ -163,6 +177,9 @@ impl Error {
             Self::UnsupportedApplication(_) => ResultCode::DIAMETER_APPLICATION_UNSUPPORTED,
             Self::UnsupportedCommand { .. } | Self::UnexpectedCommand { .. } => {
                 ResultCode::DIAMETER_COMMAND_UNSUPPORTED
+            }
+            Self::PeerUnavailable { .. } | Self::NoRoute { .. } => {
+                ResultCode::DIAMETER_UNABLE_TO_DELIVER
             }
             Self::AvpTooLong { .. } | Self::MessageTooLongToEncode { .. } => {
                 ResultCode::DIAMETER_UNABLE_TO_COMPLY

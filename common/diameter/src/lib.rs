@@ -19,6 +19,11 @@
 //! - **Errors to answers**: [`Error`] is the one error type. A request that fails decoding or
 //!   validation is answered by [`answer::error_answer`], the one place where errors become
 //!   Result-Codes (5005 with Failed-AVP for a missing AVP, 3008 for bad header bits, ...).
+//! - **Peers**: [`peer::Peer`] is the RFC 6733 §5.6 state machine of one peer (capability
+//!   exchange, election, RFC 3539 watchdog, DPR/DPA, reconnection); [`peer::PeerTable`] holds all
+//!   peers of a node with realm routing, fail-over, request deadlines and duplicate detection.
+//!   Both are driven by `handle_*(now, ..)` calls and drained with `poll_transmit`, `poll_event`
+//!   and `poll_timeout`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -36,6 +41,7 @@ mod error;
 pub mod framer;
 pub mod header;
 pub mod message;
+pub mod peer;
 mod typed;
 pub mod types;
 
