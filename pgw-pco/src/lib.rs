@@ -17,6 +17,7 @@
 mod cursor;
 pub mod driver;
 mod error;
+pub mod fuzzing;
 pub mod gtpu;
 pub mod gtpv2;
 pub mod pco;
