@@ -4,3 +4,4 @@
 
 mod esp_socket;
 mod support;
+mod xfrm;

@@ -107,6 +107,8 @@ pub(crate) fn in_fresh_netns(test: &str, setup: &[&[&str]], body: impl FnOnce())
         .output()
         .expect("ip netns exec failed to start: the test needs iproute2");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // What the child printed (shown with --nocapture, or on failure).
+    print!("{stdout}");
     assert!(
         out.status.success() && stdout.contains("1 passed"),
         "child test {test} in namespace {} failed:\n{stdout}\n{}",
