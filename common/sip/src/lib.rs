@@ -59,6 +59,7 @@ mod name;
 mod params;
 mod scan;
 mod status;
+pub mod transaction;
 mod uri;
 pub mod validate;
 
