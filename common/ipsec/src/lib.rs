@@ -15,6 +15,7 @@ pub mod sa;
 pub mod socket;
 pub mod spi;
 pub mod table;
+pub mod wireshark;
 pub mod xfrm;
 
 pub use alg::{CipherSuite, EncryptionAlg, IntegrityAlg};

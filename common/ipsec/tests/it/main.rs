@@ -4,4 +4,5 @@
 
 mod esp_socket;
 mod support;
+mod wireshark;
 mod xfrm;
