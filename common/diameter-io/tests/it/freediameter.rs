@@ -1,0 +1,1 @@
+//! Real-peer tests against freeDiameterd (added with the real-peer step).
