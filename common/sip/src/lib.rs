@@ -57,6 +57,7 @@ mod message;
 mod method;
 mod name;
 mod params;
+pub mod proxy;
 mod scan;
 mod status;
 pub mod transaction;

@@ -477,6 +477,50 @@ impl Message {
         Some(first_bytes)
     }
 
+    /// Removes the last value of a list header and returns it: the strict-router fix-up takes
+    /// the last Route value as the Request-URI (§16.4).
+    pub fn pop_last_value(&mut self, name: &HeaderName) -> Option<Bytes> {
+        let buf = &self.buf;
+        let idx = self.fields.iter().rposition(|f| {
+            name.matches(f.name.get(buf), f.std) && ListIter::new(f.value.get(buf)).next().is_some()
+        })?;
+        let field = self.fields.get(idx)?;
+        let value = field.value.get(&self.buf);
+        let last = ListIter::new(value).last()?;
+        let last_off = (last.as_ptr() as usize).saturating_sub(value.as_ptr() as usize);
+        let last_bytes = match &field.value {
+            Text::Span(s, _) => {
+                let start = *s as usize + last_off;
+                Text::Span(pos32(start), pos32(start + last.len())).to_bytes(&self.buf)
+            }
+            Text::Owned(b) => b.slice_ref(last),
+        };
+        // Keep everything before the comma that precedes the last element.
+        let head = value.get(..last_off).unwrap_or_default();
+        let keep = last_comma(head).filter(|&c| {
+            ListIter::new(head.get(..c).unwrap_or_default())
+                .next()
+                .is_some()
+        });
+        match keep {
+            None => {
+                self.fields.remove(idx);
+            }
+            Some(c) => {
+                let new_value = match &field.value {
+                    Text::Span(s, _) => Text::Span(*s, pos32(*s as usize + c)),
+                    Text::Owned(b) => Text::Owned(b.slice(..c.min(b.len()))),
+                };
+                if let Some(f) = self.fields.get_mut(idx) {
+                    f.value = new_value;
+                    f.line = None;
+                }
+            }
+        }
+        self.edited = true;
+        Some(last_bytes)
+    }
+
     /// Replaces the Request-URI (for example with the next hop in strict routing, §16.4, or a
     /// registered contact, §16.5).
     pub fn set_request_uri(&mut self, uri: impl Into<Bytes>) -> Result<(), Error> {
@@ -767,6 +811,17 @@ fn first_comma(value: &[u8]) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// Offset of the last comma that separates list elements.
+fn last_comma(value: &[u8]) -> Option<usize> {
+    let mut at = None;
+    let mut from = 0;
+    while let Some(c) = value.get(from..).and_then(first_comma) {
+        at = Some(from + c);
+        from += c + 1;
+    }
+    at
 }
 
 pub(crate) fn skip_leading_crlf(bytes: &[u8]) -> usize {

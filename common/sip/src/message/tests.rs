@@ -282,3 +282,25 @@ fn debug_output_does_not_print_header_values() {
     assert!(d.contains("WWW-Authenticate"));
     assert!(!d.contains("b40ba9a3"), "{d}");
 }
+
+#[test]
+fn popping_the_last_route_value_keeps_the_others() {
+    let raw = b"INVITE sip:p@x SIP/2.0\r\nRoute: <sip:a;lr>, <sip:b;lr>\r\nRoute: <sip:c>\r\nRoute: <sip:d>, <sip:e>\r\n\r\n";
+    let mut m = Message::parse(&raw[..]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        m.pop_last_value(&HeaderName::ROUTE).as_deref(),
+        Some(&b"<sip:e>"[..])
+    );
+    assert_eq!(
+        m.pop_last_value(&HeaderName::ROUTE).as_deref(),
+        Some(&b"<sip:d>"[..])
+    );
+    assert_eq!(
+        m.pop_last_value(&HeaderName::ROUTE).as_deref(),
+        Some(&b"<sip:c>"[..])
+    );
+    let left: Vec<&str> = m.values(&HeaderName::ROUTE).map(text).collect();
+    assert_eq!(left, ["<sip:a;lr>", "<sip:b;lr>"]);
+    let r = Message::parse(m.to_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.values(&HeaderName::ROUTE).count(), 2);
+}

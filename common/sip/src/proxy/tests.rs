@@ -1,0 +1,913 @@
+//! The §16 proxy behaviours, driven through whole message exchanges on a virtual clock.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::transaction::FlowId;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn udp(addr: &str) -> Peer {
+    Peer::new(Transport::Udp, addr.parse().unwrap())
+}
+
+const UAC: &str = "192.0.2.1:5060";
+const UAS_A: &str = "192.0.2.20:5080";
+const UAS_B: &str = "192.0.2.21:5080";
+
+fn proxy() -> Proxy {
+    let mut cfg = ProxyConfig::new(Interface {
+        transport: Transport::Udp,
+        addr: "10.0.0.1:5060".parse().unwrap(),
+        advertise: None,
+    });
+    cfg.interfaces.push(Interface {
+        transport: Transport::Tcp,
+        addr: "10.0.0.1:5060".parse().unwrap(),
+        advertise: None,
+    });
+    cfg.aliases.push("proxy.example.com".into());
+    cfg.supported.push("sec-agree".into());
+    Proxy::new(cfg, TimerConfig::default(), 42)
+}
+
+fn request(method: &str, branch: &str, extra: &str) -> Message {
+    let raw = format!(
+        "{method} sip:bob@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.1:5060;branch={branch}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@example.com>;tag=a1\r\n\
+         To: <sip:bob@example.com>\r\n\
+         Call-ID: call-{branch}\r\n\
+         CSeq: 1 {method}\r\n\
+         {extra}Content-Length: 0\r\n\r\n"
+    );
+    Message::parse(raw.into_bytes()).unwrap()
+}
+
+fn sent(ev: &[ProxyEvent]) -> Vec<(Peer, Message)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            ProxyEvent::Transmit { to, bytes, .. } => {
+                Some((to.clone(), Message::parse(bytes.clone()).unwrap()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn new_request(ev: &[ProxyEvent]) -> (ContextId, Message) {
+    ev.iter()
+        .find_map(|e| match e {
+            ProxyEvent::Request { ctx, request, .. } => Some((*ctx, request.clone())),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn responses(ev: &[ProxyEvent]) -> Vec<(ContextId, Message)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            ProxyEvent::Response { ctx, response } => Some((*ctx, response.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn status(m: &Message) -> u16 {
+    m.status().map_or(0, StatusCode::as_u16)
+}
+
+fn reply(to: &Message, code: u16, tag: &str) -> Message {
+    Message::parse(
+        to.response(StatusCode::new(code).unwrap(), Some(tag))
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap()
+}
+
+/// Sends `req` from the UAC and forwards it to `targets` (parallel); returns context and the
+/// requests as they arrived downstream.
+fn forward(
+    p: &mut Proxy,
+    now: Instant,
+    req: Message,
+    targets: Vec<Target>,
+    rr: bool,
+) -> (ContextId, Vec<(Peer, Message)>) {
+    let ev = p.handle_message(now, req, udp(UAC), InterfaceId(0));
+    let (ctx, req) = new_request(&ev);
+    let rr = rr.then(RecordRoute::default);
+    let ev = p
+        .decide(
+            now,
+            ctx,
+            Decision::Forward {
+                request: req,
+                targets,
+                mode: ForkMode::Parallel,
+                record_route: rr,
+            },
+        )
+        .unwrap();
+    (ctx, sent(&ev))
+}
+
+fn to(uri: &str, addr: &str) -> Target {
+    Target::uri(uri.to_owned()).via(udp(addr))
+}
+
+#[test]
+fn invite_is_forwarded_with_fresh_branch_max_forwards_and_record_route_and_answered_100() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let ev = p.handle_message(
+        t0,
+        request("INVITE", "z9hG4bKu1", ""),
+        udp(UAC),
+        InterfaceId(0),
+    );
+    let trying = sent(&ev);
+    assert_eq!(trying.len(), 1);
+    assert_eq!(
+        (trying[0].0.addr, status(&trying[0].1)),
+        (UAC.parse().unwrap(), 100)
+    );
+    let (ctx, req) = new_request(&ev);
+    let ev = p
+        .decide(
+            t0,
+            ctx,
+            Decision::Forward {
+                request: req,
+                targets: vec![to("sip:bob@192.0.2.20:5080", UAS_A)],
+                mode: ForkMode::Parallel,
+                record_route: Some(RecordRoute::default()),
+            },
+        )
+        .unwrap();
+    let out = sent(&ev);
+    let (peer, fwd) = &out[0];
+    assert_eq!(peer.addr, UAS_A.parse().unwrap());
+    assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.20:5080"));
+    let vias: Vec<Via<'_>> = fwd.vias().map(Result::unwrap).collect();
+    assert_eq!(vias.len(), 2);
+    assert!(vias[0].has_rfc3261_branch() && vias[0].branch() != Some("z9hG4bKu1"));
+    assert_eq!(
+        vias[0].to_string().split(';').next(),
+        Some("SIP/2.0/UDP 10.0.0.1:5060")
+    );
+    assert_eq!(fwd.max_forwards(), Ok(Some(69)));
+    assert_eq!(
+        fwd.header_str(&HeaderName::RECORD_ROUTE)
+            .and_then(Result::ok),
+        Some("<sip:10.0.0.1:5060;lr>")
+    );
+}
+
+#[test]
+fn responses_lose_our_via_and_go_upstream_and_the_context_finishes() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, out) = forward(
+        &mut p,
+        t0,
+        request("INVITE", "z9hG4bKu2", ""),
+        vec![to("sip:bob@192.0.2.20:5080", UAS_A)],
+        false,
+    );
+    let down = &out[0].1;
+    let ev = p.handle_message(t0, reply(down, 180, "b"), udp(UAS_A), InterfaceId(0));
+    let (c, ringing) = &responses(&ev)[0];
+    assert_eq!(*c, ctx);
+    assert_eq!(ringing.values(&HeaderName::VIA).count(), 1);
+    assert_eq!(ringing.top_via().unwrap().branch(), Some("z9hG4bKu2"));
+    let ev = p.forward_response(t0, ctx, ringing.clone()).unwrap();
+    assert_eq!(sent(&ev)[0].0.addr, UAC.parse().unwrap());
+    let ev = p.handle_message(t0 + SEC, reply(down, 200, "b"), udp(UAS_A), InterfaceId(0));
+    let (_, ok) = &responses(&ev)[0];
+    let ev = p.forward_response(t0 + SEC, ctx, ok.clone()).unwrap();
+    assert_eq!(status(&sent(&ev)[0].1), 200);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, ProxyEvent::Finished { ctx: c } if *c == ctx))
+    );
+    assert_eq!(p.context_count(), 0);
+}
+
+#[test]
+fn max_forwards_zero_gets_483_and_unknown_proxy_require_gets_420() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let zero = Message::parse(
+        String::from_utf8_lossy(&request("OPTIONS", "z9hG4bKm0", "").to_bytes())
+            .replace("Max-Forwards: 70", "Max-Forwards: 0")
+            .into_bytes(),
+    )
+    .unwrap();
+    let ev = p.handle_message(t0, zero, udp(UAC), InterfaceId(0));
+    assert_eq!(status(&sent(&ev)[0].1), 483);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, ProxyEvent::Rejected { status, .. } if status.as_u16() == 483))
+    );
+    let ev = p.handle_message(
+        t0,
+        request(
+            "OPTIONS",
+            "z9hG4bKm1",
+            "Proxy-Require: sec-agree, foo, bar\r\n",
+        ),
+        udp(UAC),
+        InterfaceId(0),
+    );
+    let (_, resp) = &sent(&ev)[0];
+    assert_eq!(status(resp), 420);
+    assert_eq!(
+        resp.header_str(&HeaderName::UNSUPPORTED)
+            .and_then(Result::ok),
+        Some("foo, bar")
+    );
+    let ev = p.handle_message(
+        t0,
+        request("OPTIONS", "z9hG4bKm2", "Proxy-Require: sec-agree\r\n"),
+        udp(UAC),
+        InterfaceId(0),
+    );
+    assert!(
+        ev.iter().any(|e| matches!(e, ProxyEvent::Request { .. })),
+        "sec-agree is supported"
+    );
+}
+
+#[test]
+fn malformed_requests_and_unknown_schemes_are_refused() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let bad = Message::parse(
+        String::from_utf8_lossy(&request("OPTIONS", "z9hG4bKx1", "").to_bytes())
+            .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE")
+            .into_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        status(&sent(&p.handle_message(t0, bad, udp(UAC), InterfaceId(0)))[0].1),
+        400
+    );
+    let scheme = Message::parse(
+        String::from_utf8_lossy(&request("OPTIONS", "z9hG4bKx2", "").to_bytes())
+            .replace(
+                "OPTIONS sip:bob@example.com",
+                "OPTIONS mailto:bob@example.com",
+            )
+            .into_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        status(&sent(&p.handle_message(t0, scheme, udp(UAC), InterfaceId(0)))[0].1),
+        416
+    );
+}
+
+#[test]
+fn loops_get_482_but_spirals_are_forwarded() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKl1", ""),
+        vec![Target::next_hop().via(udp(UAS_A))],
+        false,
+    );
+    // The request comes back through another element, which adds its own Via.
+    let mut looped = out[0].1.clone();
+    looped
+        .prepend_header(
+            HeaderName::VIA,
+            "SIP/2.0/UDP 192.0.2.20:5080;branch=z9hG4bKhop1",
+        )
+        .unwrap();
+    let ev = p.handle_message(
+        t0,
+        Message::parse(looped.to_bytes()).unwrap(),
+        udp(UAS_A),
+        InterfaceId(0),
+    );
+    assert_eq!(status(&sent(&ev)[0].1), 482, "same request back through us");
+    let mut spiral = out[0].1.clone();
+    spiral
+        .prepend_header(
+            HeaderName::VIA,
+            "SIP/2.0/UDP 192.0.2.20:5080;branch=z9hG4bKhop2",
+        )
+        .unwrap();
+    spiral.set_request_uri("sip:bob@other.example.com").unwrap();
+    let spiral = Message::parse(spiral.to_bytes()).unwrap();
+    let ev = p.handle_message(t0, spiral, udp(UAS_A), InterfaceId(0));
+    assert!(
+        ev.iter().any(|e| matches!(e, ProxyEvent::Request { .. })),
+        "changed Request-URI: a spiral"
+    );
+}
+
+#[test]
+fn received_and_rport_are_stamped_on_the_top_via() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let req = Message::parse(
+        String::from_utf8_lossy(&request("OPTIONS", "z9hG4bKr1", "").to_bytes())
+            .replace("branch=z9hG4bKr1", "branch=z9hG4bKr1;rport")
+            .into_bytes(),
+    )
+    .unwrap();
+    let ev = p.handle_message(t0, req, udp("198.51.100.9:40000"), InterfaceId(0));
+    let (_, req) = new_request(&ev);
+    let v = req.top_via().unwrap();
+    assert_eq!(v.received(), Some("198.51.100.9".parse().unwrap()));
+    assert_eq!(v.rport(), Some(Some(40000)));
+}
+
+#[test]
+fn route_naming_this_proxy_is_removed_and_the_next_loose_route_followed() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let req = request(
+        "OPTIONS",
+        "z9hG4bKt1",
+        "Route: <sip:proxy.example.com;lr>, <sip:192.0.2.30:5070;lr>\r\n",
+    );
+    let ev = p.handle_message(t0, req, udp(UAC), InterfaceId(0));
+    let (ctx, req) = new_request(&ev);
+    assert_eq!(req.values(&HeaderName::ROUTE).count(), 1);
+    let ev = p
+        .decide(t0, ctx, Decision::forward(req, Target::next_hop()))
+        .unwrap();
+    let (peer, fwd) = &sent(&ev)[0];
+    assert_eq!(peer.addr, "192.0.2.30:5070".parse().unwrap());
+    assert_eq!(fwd.request_uri_str(), Some("sip:bob@example.com"));
+}
+
+#[test]
+fn strict_router_rewrite_is_undone_from_the_last_route() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let req = Message::parse(
+        String::from_utf8_lossy(
+            &request(
+                "BYE",
+                "z9hG4bKt2",
+                "Route: <sip:192.0.2.40>, <sip:bob@192.0.2.20:5080>\r\n",
+            )
+            .to_bytes(),
+        )
+        .replace("BYE sip:bob@example.com", "BYE sip:10.0.0.1:5060;lr")
+        .into_bytes(),
+    )
+    .unwrap();
+    let ev = p.handle_message(t0, req, udp(UAC), InterfaceId(0));
+    let (_, req) = new_request(&ev);
+    assert_eq!(req.request_uri_str(), Some("sip:bob@192.0.2.20:5080"));
+    let routes: Vec<&[u8]> = req.values(&HeaderName::ROUTE).collect();
+    assert_eq!(routes, [&b"<sip:192.0.2.40>"[..]]);
+}
+
+#[test]
+fn strict_next_hop_gets_the_request_uri_and_the_old_one_goes_last() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("OPTIONS", "z9hG4bKt3", "Route: <sip:192.0.2.40>\r\n"),
+        vec![Target::next_hop()],
+        false,
+    );
+    let (peer, fwd) = &out[0];
+    assert_eq!(peer.addr, "192.0.2.40:5060".parse().unwrap());
+    assert_eq!(fwd.request_uri_str(), Some("sip:192.0.2.40"));
+    let routes: Vec<&[u8]> = fwd.values(&HeaderName::ROUTE).collect();
+    assert_eq!(routes, [&b"<sip:bob@example.com>"[..]]);
+}
+
+#[test]
+fn changing_transport_records_the_route_twice() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let tcp_peer = Peer {
+        transport: Transport::Tcp,
+        addr: UAS_A.parse().unwrap(),
+        flow: Some(FlowId(3)),
+    };
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("INVITE", "z9hG4bKd1", ""),
+        vec![Target::next_hop().via(tcp_peer)],
+        true,
+    );
+    let fwd = &out[0].1;
+    let rr: Vec<&[u8]> = fwd.values(&HeaderName::RECORD_ROUTE).collect();
+    assert_eq!(
+        rr,
+        [
+            &b"<sip:10.0.0.1:5060;transport=tcp;lr>"[..],
+            &b"<sip:10.0.0.1:5060;lr>"[..]
+        ]
+    );
+    assert_eq!(fwd.top_via().unwrap().transport, Transport::Tcp);
+}
+
+#[test]
+fn request_too_large_for_udp_goes_over_tcp() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let big = format!("X-Padding: {}\r\n", "p".repeat(1400));
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKb1", &big),
+        vec![Target::next_hop().via(udp(UAS_A))],
+        false,
+    );
+    let (peer, fwd) = &out[0];
+    assert_eq!(peer.transport, Transport::Tcp);
+    assert_eq!(fwd.top_via().unwrap().transport, Transport::Tcp);
+}
+
+#[test]
+fn parallel_fork_prefers_challenges_and_aggregates_them() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, out) = forward(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKf1", ""),
+        vec![
+            to("sip:a@192.0.2.20:5080", UAS_A),
+            to("sip:b@192.0.2.21:5080", UAS_B),
+        ],
+        false,
+    );
+    let mut r401 = reply(&out[0].1, 401, "x");
+    r401.push_header(
+        HeaderName::WWW_AUTHENTICATE,
+        "Digest realm=\"a\", nonce=\"1\"",
+    )
+    .unwrap();
+    let mut r407 = reply(&out[1].1, 407, "y");
+    r407.push_header(
+        HeaderName::PROXY_AUTHENTICATE,
+        "Digest realm=\"b\", nonce=\"2\"",
+    )
+    .unwrap();
+    assert!(
+        responses(&p.handle_message(t0, r401, udp(UAS_A), InterfaceId(0))).is_empty(),
+        "waits for all branches"
+    );
+    let ev = p.handle_message(t0, r407, udp(UAS_B), InterfaceId(0));
+    let (c, best) = &responses(&ev)[0];
+    assert_eq!(*c, ctx);
+    assert_eq!(status(best), 401);
+    assert!(
+        best.has_header(&HeaderName::WWW_AUTHENTICATE)
+            && best.has_header(&HeaderName::PROXY_AUTHENTICATE)
+    );
+    assert_eq!(best.values(&HeaderName::VIA).count(), 1);
+}
+
+#[test]
+fn lowest_class_wins_and_a_lone_503_becomes_500() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKf2", ""),
+        vec![
+            to("sip:a@192.0.2.20:5080", UAS_A),
+            to("sip:b@192.0.2.21:5080", UAS_B),
+        ],
+        false,
+    );
+    p.handle_message(t0, reply(&out[0].1, 503, "x"), udp(UAS_A), InterfaceId(0));
+    let ev = p.handle_message(t0, reply(&out[1].1, 486, "y"), udp(UAS_B), InterfaceId(0));
+    assert_eq!(status(&responses(&ev)[0].1), 486);
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKf3", ""),
+        vec![to("sip:a@192.0.2.20:5080", UAS_A)],
+        false,
+    );
+    let ev = p.handle_message(t0, reply(&out[0].1, 503, "x"), udp(UAS_A), InterfaceId(0));
+    assert_eq!(status(&responses(&ev)[0].1), 500);
+}
+
+#[test]
+fn a_6xx_cancels_the_other_branches_and_wins() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, out) = forward(
+        &mut p,
+        t0,
+        request("INVITE", "z9hG4bKf4", ""),
+        vec![
+            to("sip:a@192.0.2.20:5080", UAS_A),
+            to("sip:b@192.0.2.21:5080", UAS_B),
+        ],
+        false,
+    );
+    p.handle_message(t0, reply(&out[0].1, 180, "x"), udp(UAS_A), InterfaceId(0));
+    let ev = p.handle_message(t0, reply(&out[1].1, 603, "y"), udp(UAS_B), InterfaceId(0));
+    let cancels: Vec<_> = sent(&ev)
+        .into_iter()
+        .filter(|(_, m)| m.method() == Some(&Method::Cancel))
+        .collect();
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0].0.addr, UAS_A.parse().unwrap());
+    assert!(
+        responses(&ev).is_empty(),
+        "the 6xx waits for the cancelled branch"
+    );
+    let ev = p.handle_message(t0, reply(&out[0].1, 487, "x"), udp(UAS_A), InterfaceId(0));
+    let (c, best) = &responses(&ev)[0];
+    assert_eq!((*c, status(best)), (ctx, 603));
+}
+
+#[test]
+fn sequential_fork_tries_the_next_target_after_a_failure() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let ev = p.handle_message(
+        t0,
+        request("INVITE", "z9hG4bKs1", ""),
+        udp(UAC),
+        InterfaceId(0),
+    );
+    let (ctx, req) = new_request(&ev);
+    let ev = p
+        .decide(
+            t0,
+            ctx,
+            Decision::Forward {
+                request: req,
+                targets: vec![
+                    to("sip:a@192.0.2.20:5080", UAS_A),
+                    to("sip:b@192.0.2.21:5080", UAS_B),
+                ],
+                mode: ForkMode::Sequential,
+                record_route: None,
+            },
+        )
+        .unwrap();
+    let first = sent(&ev);
+    assert_eq!(first.len(), 1);
+    let ev = p.handle_message(t0, reply(&first[0].1, 404, "x"), udp(UAS_A), InterfaceId(0));
+    assert!(responses(&ev).is_empty());
+    let second: Vec<_> = sent(&ev)
+        .into_iter()
+        .filter(|(_, m)| m.method() == Some(&Method::Invite))
+        .collect();
+    assert_eq!(second[0].0.addr, UAS_B.parse().unwrap());
+    let ev = p.handle_message(
+        t0,
+        reply(&second[0].1, 200, "y"),
+        udp(UAS_B),
+        InterfaceId(0),
+    );
+    assert_eq!(status(&responses(&ev)[0].1), 200);
+}
+
+#[test]
+fn a_2xx_is_forwarded_at_once_and_ringing_branches_are_cancelled() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("INVITE", "z9hG4bKf5", ""),
+        vec![
+            to("sip:a@192.0.2.20:5080", UAS_A),
+            to("sip:b@192.0.2.21:5080", UAS_B),
+        ],
+        false,
+    );
+    p.handle_message(t0, reply(&out[0].1, 180, "x"), udp(UAS_A), InterfaceId(0));
+    let ev = p.handle_message(t0, reply(&out[1].1, 200, "y"), udp(UAS_B), InterfaceId(0));
+    assert_eq!(status(&responses(&ev)[0].1), 200);
+    assert!(sent(&ev).iter().any(|(to, m)| m.method() == Some(&Method::Cancel) && to.addr == UAS_A.parse().unwrap()));
+}
+
+#[test]
+fn upstream_cancel_is_answered_and_propagated_and_487_comes_back() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let inv = request("INVITE", "z9hG4bKc1", "");
+    let (ctx, out) = forward(
+        &mut p,
+        t0,
+        inv.clone(),
+        vec![to("sip:a@192.0.2.20:5080", UAS_A)],
+        false,
+    );
+    let down = out[0].1.clone();
+    p.handle_message(t0, reply(&down, 180, "x"), udp(UAS_A), InterfaceId(0));
+    let cancel = Message::parse(build_cancel(&inv).unwrap().to_bytes()).unwrap();
+    let ev = p.handle_message(t0 + SEC, cancel, udp(UAC), InterfaceId(0));
+    let out = sent(&ev);
+    assert!(
+        out.iter()
+            .any(|(to, m)| status(m) == 200 && to.addr == UAC.parse().unwrap()),
+        "200 to the CANCEL"
+    );
+    let down_cancel = out
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Cancel))
+        .unwrap();
+    assert_eq!(
+        down_cancel.1.top_via().unwrap().branch(),
+        down.top_via().unwrap().branch(),
+        "same branch as the INVITE"
+    );
+    assert!(ev.iter().any(|e| matches!(e, ProxyEvent::Cancelled { .. })));
+    let ev = p.handle_message(t0 + SEC, reply(&down, 487, "x"), udp(UAS_A), InterfaceId(0));
+    let (c, r) = &responses(&ev)[0];
+    assert_eq!((*c, status(r)), (ctx, 487));
+}
+
+#[test]
+fn cancel_before_the_decision_answers_487_and_the_late_decision_is_harmless() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let inv = request("INVITE", "z9hG4bKc2", "");
+    let ev = p.handle_message(t0, inv.clone(), udp(UAC), InterfaceId(0));
+    let (ctx, req) = new_request(&ev);
+    let cancel = Message::parse(build_cancel(&inv).unwrap().to_bytes()).unwrap();
+    let ev = p.handle_message(t0, cancel, udp(UAC), InterfaceId(0));
+    let codes: Vec<u16> = sent(&ev).iter().map(|(_, m)| status(m)).collect();
+    assert_eq!(codes, [200, 487]);
+    let terminated = sent(&ev)
+        .into_iter()
+        .find(|(_, m)| status(m) == 487)
+        .unwrap()
+        .1;
+    assert_eq!(terminated.cseq().unwrap().to_string(), "1 INVITE");
+    let ev = p
+        .decide(
+            t0,
+            ctx,
+            Decision::forward(req, to("sip:a@192.0.2.20:5080", UAS_A)),
+        )
+        .unwrap();
+    assert!(sent(&ev).is_empty());
+    assert!(ev.iter().any(|e| matches!(e, ProxyEvent::Finished { .. })));
+}
+
+#[test]
+fn an_unanswered_branch_yields_408_after_timer_b() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, _) = forward(
+        &mut p,
+        t0,
+        request("INVITE", "z9hG4bKo1", ""),
+        vec![to("sip:a@192.0.2.20:5080", UAS_A)],
+        false,
+    );
+    let mut now = t0;
+    let mut got = None;
+    while now < t0 + 40 * SEC && got.is_none() {
+        now += Duration::from_millis(100);
+        if p.poll_timeout().is_some_and(|t| t <= now) {
+            got = responses(&p.handle_timeout(now)).into_iter().next();
+        }
+    }
+    let (c, r) = got.unwrap();
+    assert_eq!((c, status(&r)), (ctx, 408));
+    assert_eq!(
+        r.values(&HeaderName::VIA).count(),
+        1,
+        "our Via is not in what goes upstream"
+    );
+}
+
+#[test]
+fn timer_c_cancels_a_branch_that_only_rings() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("INVITE", "z9hG4bKo2", ""),
+        vec![to("sip:a@192.0.2.20:5080", UAS_A)],
+        false,
+    );
+    p.handle_message(
+        t0 + SEC,
+        reply(&out[0].1, 180, "x"),
+        udp(UAS_A),
+        InterfaceId(0),
+    );
+    let ev = p.handle_timeout(t0 + 180 * SEC);
+    assert!(
+        sent(&ev)
+            .iter()
+            .all(|(_, m)| m.method() != Some(&Method::Cancel)),
+        "Timer C restarted by the 180"
+    );
+    let ev = p.handle_timeout(t0 + 181 * SEC);
+    assert!(
+        sent(&ev)
+            .iter()
+            .any(|(_, m)| m.method() == Some(&Method::Cancel))
+    );
+}
+
+#[test]
+fn ack_for_2xx_is_forwarded_statelessly_along_its_route() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let ack = request(
+        "ACK",
+        "z9hG4bKa1",
+        "Route: <sip:10.0.0.1:5060;lr>, <sip:192.0.2.20:5080;lr>\r\n",
+    );
+    let ev = p.handle_message(t0, ack, udp(UAC), InterfaceId(0));
+    let (ctx, req) = ev
+        .iter()
+        .find_map(|e| match e {
+            ProxyEvent::Request {
+                ctx,
+                request,
+                stateless: true,
+                ..
+            } => Some((*ctx, request.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let ev = p
+        .decide(t0, ctx, Decision::forward(req, Target::next_hop()))
+        .unwrap();
+    let (peer, fwd) = &sent(&ev)[0];
+    assert_eq!(peer.addr, UAS_A.parse().unwrap());
+    assert_eq!(fwd.values(&HeaderName::VIA).count(), 2);
+    assert!(ev.iter().any(|e| matches!(e, ProxyEvent::Finished { .. })));
+}
+
+#[test]
+fn non_2xx_is_acked_downstream_and_the_upstream_ack_absorbed() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let inv = request("INVITE", "z9hG4bKa2", "");
+    let (ctx, out) = forward(
+        &mut p,
+        t0,
+        inv.clone(),
+        vec![to("sip:a@192.0.2.20:5080", UAS_A)],
+        false,
+    );
+    let busy = reply(&out[0].1, 486, "x");
+    let ev = p.handle_message(t0, busy, udp(UAS_A), InterfaceId(0));
+    assert!(
+        sent(&ev)
+            .iter()
+            .any(|(to, m)| m.method() == Some(&Method::Ack) && to.addr == UAS_A.parse().unwrap())
+    );
+    let (_, up) = &responses(&ev)[0];
+    let ev = p.forward_response(t0, ctx, up.clone()).unwrap();
+    let upstream = sent(&ev)[0].1.clone();
+    let ack = Message::parse(
+        crate::transaction::build_ack(&inv, &upstream)
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap();
+    let ev = p.handle_message(t0, ack, udp(UAC), InterfaceId(0));
+    assert!(sent(&ev).is_empty() && !ev.iter().any(|e| matches!(e, ProxyEvent::Request { .. })));
+}
+
+#[test]
+fn stray_responses_follow_the_next_via_but_never_to_broadcast() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let stray = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKgone.1\r\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKup;received=192.0.2.77\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: s1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let ev = p.handle_message(
+        t0,
+        Message::parse(stray.as_bytes().to_vec()).unwrap(),
+        udp(UAS_A),
+        InterfaceId(0),
+    );
+    let (peer, fwd) = &sent(&ev)[0];
+    assert_eq!(peer.addr, "192.0.2.77:5062".parse().unwrap());
+    assert_eq!(fwd.values(&HeaderName::VIA).count(), 1);
+    let bcast = stray.replace(
+        "192.0.2.1:5062;branch=z9hG4bKup;received=192.0.2.77",
+        "255.255.255.255;branch=z9hG4bK1saber23",
+    );
+    assert!(
+        sent(&p.handle_message(
+            t0,
+            Message::parse(bcast.into_bytes()).unwrap(),
+            udp(UAS_A),
+            InterfaceId(0)
+        ))
+        .is_empty()
+    );
+}
+
+#[test]
+fn the_cscf_can_answer_a_request_itself() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let ev = p.handle_message(
+        t0,
+        request("REGISTER", "z9hG4bKg1", ""),
+        udp(UAC),
+        InterfaceId(0),
+    );
+    let (ctx, req) = new_request(&ev);
+    let resp = req.response(StatusCode::UNAUTHORIZED, Some("reg")).unwrap();
+    let ev = p.decide(t0, ctx, Decision::Respond(resp)).unwrap();
+    assert_eq!(status(&sent(&ev)[0].1), 401);
+    assert!(ev.iter().any(|e| matches!(e, ProxyEvent::Finished { .. })));
+    assert!(
+        p.decide(
+            t0,
+            ctx,
+            Decision::Respond(req.response(StatusCode::OK, None).unwrap())
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn a_transport_error_counts_as_503_and_goes_upstream_as_500() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, _) = forward(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKe1", ""),
+        vec![to("sip:a@192.0.2.20:5080", UAS_A)],
+        false,
+    );
+    let (cid, _) = p.by_client.iter().next().map(|(k, v)| (*k, *v)).unwrap();
+    let ev = p.handle_transport_error(t0, TxRef::Client(cid));
+    let (c, r) = &responses(&ev)[0];
+    assert_eq!((*c, status(r)), (ctx, 500));
+}
+
+#[test]
+fn targets_named_by_host_use_the_static_table_or_fail_with_503() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, out) = forward(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKh1", ""),
+        vec![Target::uri("sip:x@unknown.example.net")],
+        false,
+    );
+    assert!(out.is_empty());
+    let _ = ctx;
+    let mut cfg = p.config().clone();
+    cfg.hosts
+        .insert("scscf.example.net".into(), udp("192.0.2.50:6060"));
+    let mut p = Proxy::new(cfg, TimerConfig::default(), 1);
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKh2", ""),
+        vec![Target::uri("sip:x@scscf.example.net")],
+        false,
+    );
+    assert_eq!(out[0].0.addr, "192.0.2.50:6060".parse().unwrap());
+}
+
+#[test]
+fn originated_requests_report_their_responses() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let dest = udp(UAS_A);
+    let via = p.via_for(&dest);
+    let mut notify = Message::new_request(Method::Notify, "sip:ue@192.0.2.20:5080");
+    notify.push_typed(HeaderName::VIA, &via).unwrap();
+    for (n, v) in [
+        (HeaderName::FROM, "<sip:scscf@x>;tag=n1"),
+        (HeaderName::TO, "<sip:ue@y>;tag=u1"),
+        (HeaderName::CALL_ID, "n-1"),
+        (HeaderName::CSEQ, "2 NOTIFY"),
+        (HeaderName::MAX_FORWARDS, "70"),
+    ] {
+        notify.push_header(n, v).unwrap();
+    }
+    let (id, ev) = p.send_request(t0, notify, dest).unwrap();
+    let out = sent(&ev);
+    let ev = p.handle_message(t0, reply(&out[0].1, 200, "u1"), udp(UAS_A), InterfaceId(0));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, ProxyEvent::UacResponse { id: i, .. } if *i == id))
+    );
+}
