@@ -1,0 +1,128 @@
+//! UDP: round trip, keep-alives, and the switch to TCP for large requests.
+
+use imslab_sip::header::Transport;
+use imslab_sip::{Method, StatusCode};
+use imslab_sip_io::{Config, FlowId, Payload, Target, TransportKind};
+use imslab_test_support::tshark_check;
+use tokio::net::UdpSocket;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn udp_request_and_response_round_trip_on_the_same_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("udp.pcap");
+    let tap = tap(&pcap);
+    let (server, mut server_rx, server_addr) = udp_transport(Config {
+        pcap: Some(tap.clone()),
+        ..Config::default()
+    })
+    .await;
+    let (client, mut client_rx, client_addr) = udp_transport(Config::default()).await;
+
+    let req = request("OPTIONS", "UDP", client_addr, "ping");
+    let sent = client
+        .send(
+            &Target::address(TransportKind::Udp, server_addr),
+            req.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.transport, TransportKind::Udp);
+    assert_eq!(sent.flow, FlowId::datagram(client_addr, server_addr));
+
+    let got = next_received(&mut server_rx).await;
+    assert_eq!(got.transport, TransportKind::Udp);
+    assert_eq!(got.source, client_addr);
+    assert_eq!(got.local, server_addr);
+    assert_eq!(got.flow, FlowId::datagram(server_addr, client_addr));
+    assert_eq!(parsed(&got).to_bytes(), req.to_bytes());
+
+    let ok = parsed(&got).response(StatusCode::OK, Some("s1")).unwrap();
+    server.send(&got.reply_target(), ok).await.unwrap();
+    let answer = next_received(&mut client_rx).await;
+    assert_eq!(answer.source, server_addr);
+    assert_eq!(parsed(&answer).status(), Some(StatusCode::OK));
+    assert_eq!(parsed(&answer).call_id().unwrap(), req.call_id().unwrap());
+
+    flush(&tap);
+    let port = format!("udp.port=={},sip", server_addr.port());
+    let packets = tshark_check(&pcap, &["-d", &port], &["sip.Method", "sip.Status-Code"]);
+    assert_eq!(packets.len(), 2, "request and response recorded");
+    assert_eq!(packets[0].fields, ["OPTIONS", ""]);
+    assert_eq!(packets[1].fields, ["", "200"]);
+}
+
+#[tokio::test]
+async fn bare_crlf_datagrams_are_keepalives_and_garbage_is_handed_up_invalid() {
+    let (_server, mut rx, server_addr) = udp_transport(Config::default()).await;
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    peer.send_to(b"\r\n\r\n", server_addr).await.unwrap();
+    peer.send_to(b"\r\n", server_addr).await.unwrap();
+    peer.send_to(b"\x00\x01 not sip", server_addr)
+        .await
+        .unwrap();
+    let text = request_text("MESSAGE", "UDP", peer.local_addr().unwrap(), "hi");
+    peer.send_to(text.as_bytes(), server_addr).await.unwrap();
+
+    let first = next_received(&mut rx).await;
+    match &first.payload {
+        Payload::Invalid { raw, parsed, .. } => {
+            assert_eq!(raw.as_ref(), b"\x00\x01 not sip");
+            assert!(parsed.is_none());
+        }
+        Payload::Message(m) => panic!("garbage parsed as {m:?}"),
+    }
+    let second = next_received(&mut rx).await;
+    assert_eq!(parsed(&second).method(), Some(&Method::Message));
+}
+
+#[tokio::test]
+async fn large_udp_request_goes_over_tcp_with_the_via_rewritten() {
+    let (udp, tcp) = udp_and_tcp().await;
+    let (server, mut server_rx) = imslab_sip_io::SipTransport::new(Config::default());
+    let server_addr = server.add_udp(udp).unwrap();
+    server.add_tcp(tcp).unwrap();
+    let (client, mut client_rx, client_addr) = udp_transport(Config::default()).await;
+
+    let body = "x".repeat(1400);
+    let req = request("MESSAGE", "UDP", client_addr, &body);
+    assert!(req.encoded_len() > 1300);
+    let sent = client
+        .send(&Target::address(TransportKind::Udp, server_addr), req)
+        .await
+        .unwrap();
+    assert_eq!(sent.transport, TransportKind::Tcp, "RFC 3261 §18.1.1");
+
+    let got = next_received(&mut server_rx).await;
+    assert_eq!(got.transport, TransportKind::Tcp);
+    let m = parsed(&got);
+    assert_eq!(m.top_via().unwrap().transport, Transport::Tcp);
+    assert_eq!(m.vias().count(), 1);
+    assert_eq!(m.body(), body.as_bytes());
+
+    // The response comes back on the TCP connection the client opened.
+    let ok = m.response(StatusCode::OK, Some("s1")).unwrap();
+    server.send(&got.reply_target(), ok).await.unwrap();
+    let answer = next_received(&mut client_rx).await;
+    assert_eq!(answer.flow, sent.flow);
+    assert_eq!(parsed(&answer).status(), Some(StatusCode::OK));
+
+    // A small request still goes over UDP, and so does a large response (§18.1.1 applies to
+    // requests only).
+    let small = request("MESSAGE", "UDP", client_addr, "small");
+    let sent = client
+        .send(&Target::address(TransportKind::Udp, server_addr), small)
+        .await
+        .unwrap();
+    assert_eq!(sent.transport, TransportKind::Udp);
+    let got = next_received(&mut server_rx).await;
+    assert_eq!(got.transport, TransportKind::Udp);
+    let mut big = parsed(&got).response(StatusCode::OK, Some("s2")).unwrap();
+    big.set_body(Some("text/plain"), body.clone()).unwrap();
+    let sent = server.send(&got.reply_target(), big).await.unwrap();
+    assert_eq!(sent.transport, TransportKind::Udp);
+    let answer = next_received(&mut client_rx).await;
+    assert_eq!(answer.transport, TransportKind::Udp);
+    assert_eq!(parsed(&answer).body(), body.as_bytes());
+}
