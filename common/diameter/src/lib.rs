@@ -39,6 +39,7 @@ pub mod dict;
 pub mod enums;
 mod error;
 pub mod framer;
+pub mod fuzzing;
 pub mod header;
 pub mod message;
 pub mod peer;
