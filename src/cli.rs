@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use imslab_config::{Config, LogFormat};
 
-use crate::{lab, logging};
+use crate::{lab, logging, subscriber};
 
 /// imslab: an IMS core network emulator. HSS, I-CSCF, S-CSCF, P-CSCF and a P-GW PCO stub for
 /// private VoLTE labs and IMS regression tests.
@@ -170,6 +170,22 @@ struct ReplayArgs {
     pcap: Option<PathBuf>,
 }
 
+impl From<&SubscriberFields> for subscriber::Fields {
+    fn from(f: &SubscriberFields) -> Self {
+        Self {
+            imsi: f.imsi.clone(),
+            msisdn: f.msisdn.clone(),
+            k: f.k.clone(),
+            opc: f.opc.clone(),
+            op: f.op.clone(),
+            amf: f.amf.clone(),
+            sqn: f.sqn,
+            password: f.password.clone(),
+            impus: f.impus.clone(),
+        }
+    }
+}
+
 /// Loads the configuration named on the command line, or the defaults, then applies the
 /// environment overrides (IMSLAB_DATA_DIR, IMSLAB_LOG) and `--log-format`.
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -219,7 +235,28 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logging::init(&cfg.log)?;
             lab::run(cfg, lab::Selection::Web)
         }
-        Command::Subscriber(_) => not_available("subscriber provisioning"),
+        Command::Subscriber(cmd) => {
+            let cfg = load_config(&cli)?;
+            logging::init(&cfg.log)?;
+            let action = match cmd {
+                SubscriberCommand::Add(f) => subscriber::Action::Add(f.into()),
+                SubscriberCommand::Update(f) => subscriber::Action::Update(f.into()),
+                SubscriberCommand::List => subscriber::Action::List,
+                SubscriberCommand::Show { imsi } => subscriber::Action::Show(imsi.clone()),
+                SubscriberCommand::Delete { imsi } => subscriber::Action::Delete(imsi.clone()),
+                SubscriberCommand::Import { file } => subscriber::Action::Import(file.clone()),
+                SubscriberCommand::Export { with_keys } => subscriber::Action::Export {
+                    with_keys: *with_keys,
+                },
+                SubscriberCommand::Deregister { .. } => {
+                    return not_available("network-initiated deregistration (RTR)");
+                }
+                SubscriberCommand::PushProfile { .. } => {
+                    return not_available("profile push (PPR)");
+                }
+            };
+            subscriber::run(&cfg, action)
+        }
         Command::Replay(_) => not_available("scenario replay"),
     }
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod lab;
 mod logging;
+mod subscriber;
 
 use std::process::ExitCode;
 

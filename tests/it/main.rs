@@ -2,4 +2,5 @@
 //! each module covers one area.
 
 mod cli;
+mod subscriber;
 mod support;
