@@ -1,0 +1,420 @@
+//! The HSS server: the Cx handlers on a [`DiameterNode`], over the store.
+//!
+//! For each request: decode ([`CxRequest`]), load the identities from the store ([`Lookup`]),
+//! decide ([`crate::cx`]), apply the state changes in one transaction, emit the per-UE events,
+//! answer. A store failure is answered with DIAMETER_UNABLE_TO_COMPLY and logged.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use imslab_config::HssConfig;
+use imslab_diameter::answer::{error_answer, result_answer};
+use imslab_diameter::base::{Capabilities, VendorSpecificApplicationId};
+use imslab_diameter::cx::{CxRequest, Lir, Mar, Ppa, Rta, Sar, Uar};
+use imslab_diameter::enums::ReasonCode;
+use imslab_diameter::{Message, ResultCode, VendorId};
+use imslab_diameter_io::{DiameterNode, NodeOptions, PeerInfo};
+use imslab_store::{Store, SubscriberKey, Subscription};
+use imslab_types::{Impi, Impu, Realm, UeEvent, UeEventSink};
+use tokio::net::TcpListener;
+
+use crate::cx::mar::MarStep;
+use crate::cx::ppr::PprContent;
+use crate::cx::rtr::RtrScope;
+use crate::cx::{Lookup, lir, mar, ppr, rtr, sar, uar};
+use crate::{CxSettings, Error};
+
+struct Inner {
+    store: Store,
+    settings: CxSettings,
+    events: Arc<dyn UeEventSink>,
+    request_timeout: Duration,
+    sessions: AtomicU64,
+    boot: u64,
+}
+
+/// A running HSS. Cheap to clone.
+#[derive(Clone)]
+pub struct Hss {
+    node: DiameterNode,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hss")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a lookup needs the service profiles (SAR, LIR) or only the subscriber (UAR, MAR).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    Subscriber,
+    WithProfiles,
+}
+
+async fn load(
+    store: &Store,
+    impi: Option<&Impi>,
+    impus: &[Impu],
+    depth: Depth,
+) -> Result<Lookup, imslab_store::Error> {
+    let key = match (impi, impus.first()) {
+        (Some(i), _) => SubscriberKey::Impi(i.clone()),
+        (None, Some(u)) => SubscriberKey::Impu(u.clone()),
+        (None, None) => return Ok(Lookup::default()),
+    };
+    let subscription = match depth {
+        Depth::WithProfiles => store.subscribers().subscription(&key).await?,
+        Depth::Subscriber => store
+            .subscribers()
+            .get(&key)
+            .await?
+            .map(|subscriber| Subscription {
+                subscriber,
+                profiles: Vec::new(),
+            }),
+    };
+    let mut foreign = Vec::new();
+    for impu in impus {
+        let owned = subscription
+            .as_ref()
+            .is_some_and(|s| s.subscriber.public_identity(impu).is_some());
+        if !owned {
+            foreign.push((impu.clone(), store.subscribers().owner_of(impu).await?));
+        }
+    }
+    Ok(Lookup {
+        subscription,
+        foreign,
+    })
+}
+
+impl Inner {
+    fn emit(&self, events: Vec<UeEvent>) {
+        for e in events {
+            self.events.emit(e);
+        }
+    }
+
+    async fn apply(
+        &self,
+        id: Option<i64>,
+        changes: &[imslab_store::HssChange],
+    ) -> Result<(), Error> {
+        if let Some(id) = id
+            && !changes.is_empty()
+        {
+            self.store
+                .hss_state()
+                .apply(id, changes, SystemTime::now())
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn session_id(&self) -> String {
+        let n = self.sessions.fetch_add(1, Ordering::Relaxed);
+        format!("{};{};{}", self.settings.origin.host, self.boot, n)
+    }
+
+    async fn dispatch(&self, msg: Message) -> Message {
+        let req = match CxRequest::decode(&msg) {
+            Ok(r) => r,
+            Err(e) => return error_answer(&msg.header, &msg.avps, &e, &self.settings.origin),
+        };
+        let result = match &req {
+            CxRequest::Uar(r) => self.uar(r).await,
+            CxRequest::Mar(r) => self.mar(r).await,
+            CxRequest::Sar(r) => self.sar(r).await,
+            CxRequest::Lir(r) => self.lir(r).await,
+            CxRequest::Rtr(_) | CxRequest::Ppr(_) => {
+                let e = imslab_diameter::Error::UnsupportedCommand {
+                    code: msg.header.code,
+                    app: msg.header.application_id,
+                };
+                return error_answer(&msg.header, &msg.avps, &e, &self.settings.origin);
+            }
+        };
+        match result {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(error = %e, command = %msg.header.code, "Cx request failed in the HSS");
+                let sid: Vec<_> = msg
+                    .find(&imslab_diameter::dict::SESSION_ID)
+                    .cloned()
+                    .into_iter()
+                    .collect();
+                result_answer(
+                    &msg.header,
+                    &sid,
+                    ResultCode::DIAMETER_UNABLE_TO_COMPLY,
+                    Some(&e.to_string()),
+                    None,
+                    &self.settings.origin,
+                )
+            }
+        }
+    }
+
+    async fn uar(&self, r: &Uar) -> Result<Message, Error> {
+        let lookup = load(
+            &self.store,
+            Some(&r.user_name),
+            std::slice::from_ref(&r.public_identity),
+            Depth::Subscriber,
+        )
+        .await?;
+        let out = uar::handle(r, &lookup, &self.settings, SystemTime::now());
+        self.apply(out.subscriber_id, &out.changes).await?;
+        self.emit(out.events);
+        Ok(out.answer.to_message())
+    }
+
+    async fn mar(&self, r: &Mar) -> Result<Message, Error> {
+        let lookup = load(
+            &self.store,
+            Some(&r.user_name),
+            std::slice::from_ref(&r.public_identity),
+            Depth::Subscriber,
+        )
+        .await?;
+        let out = match mar::check(r, &lookup, &self.settings, SystemTime::now()) {
+            MarStep::Done(out) => *out,
+            MarStep::NeedVectors(plan) => {
+                let Some(sub) = lookup.subscription.as_ref() else {
+                    return Err(Error::Store(imslab_store::Error::NotFound {
+                        what: "subscriber",
+                        key: r.user_name.to_string(),
+                    }));
+                };
+                let subs = self.store.subscribers();
+                if let Some(sqn) = plan.reset_sqn {
+                    subs.set_sqn(&sub.subscriber.impi, sqn).await?;
+                }
+                let sqns = subs
+                    .next_sqns(
+                        &sub.subscriber.impi,
+                        plan.count,
+                        self.settings.sqn.ind_bits(),
+                    )
+                    .await?;
+                let mut rng = rand::rng();
+                let mut rand_source = || rand::Rng::random::<[u8; 16]>(&mut rng);
+                mar::vectors(
+                    r,
+                    sub,
+                    plan,
+                    &sqns,
+                    &mut rand_source,
+                    &self.settings,
+                    SystemTime::now(),
+                )
+            }
+        };
+        self.apply(out.subscriber_id, &out.changes).await?;
+        self.emit(out.events);
+        Ok(out.answer.to_message())
+    }
+
+    async fn sar(&self, r: &Sar) -> Result<Message, Error> {
+        let lookup = load(
+            &self.store,
+            r.user_name.as_ref(),
+            &r.public_identities,
+            Depth::WithProfiles,
+        )
+        .await?;
+        let out = sar::handle(r, &lookup, &self.settings, SystemTime::now());
+        self.apply(out.subscriber_id, &out.changes).await?;
+        self.emit(out.events);
+        Ok(out.answer.to_message())
+    }
+
+    async fn lir(&self, r: &Lir) -> Result<Message, Error> {
+        let lookup = load(
+            &self.store,
+            None,
+            std::slice::from_ref(&r.public_identity),
+            Depth::WithProfiles,
+        )
+        .await?;
+        let out = lir::handle(r, &lookup, &self.settings, SystemTime::now());
+        self.apply(out.subscriber_id, &out.changes).await?;
+        self.emit(out.events);
+        Ok(out.answer.to_message())
+    }
+}
+
+/// The capabilities the HSS announces in CER/CEA: Cx (TS 29.229 §5.1).
+fn capabilities(settings: &CxSettings, boot: u64) -> Capabilities {
+    Capabilities {
+        origin_host: settings.origin.host.clone(),
+        origin_realm: settings.origin.realm.clone(),
+        host_ip_addresses: Vec::new(),
+        vendor_id: VendorId::TGPP,
+        product_name: "imslab-hss".into(),
+        origin_state_id: Some(u32::try_from(boot & 0xffff_ffff).unwrap_or(0)),
+        supported_vendor_ids: vec![VendorId::TGPP],
+        auth_application_ids: Vec::new(),
+        inband_security_ids: Vec::new(),
+        acct_application_ids: Vec::new(),
+        vendor_specific_application_ids: vec![VendorSpecificApplicationId::CX],
+        firmware_revision: None,
+    }
+}
+
+impl Hss {
+    /// Starts the HSS on `listener` with the `hss:` configuration, the home domain (Diameter
+    /// realm) and the store. Every S-CSCF/I-CSCF may connect (unknown peers are accepted).
+    /// Per-UE events go to `events`.
+    pub fn start(
+        cfg: &HssConfig,
+        realm: &Realm,
+        store: Store,
+        listener: TcpListener,
+        events: Arc<dyn UeEventSink>,
+    ) -> Result<Self, Error> {
+        let settings = CxSettings::from_config(cfg, realm)?;
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut opts = NodeOptions::new(capabilities(&settings, boot));
+        opts.accept_unknown_peers = true;
+        opts.request_timeout = Duration::from_millis(cfg.request_timeout_ms.max(1));
+        let inner = Arc::new(Inner {
+            store,
+            settings,
+            events,
+            request_timeout: opts.request_timeout,
+            sessions: AtomicU64::new(1),
+            boot,
+        });
+        let handler_inner = inner.clone();
+        let node = DiameterNode::start(
+            opts,
+            move |msg: Message, _peer: PeerInfo| {
+                let inner = handler_inner.clone();
+                async move { inner.dispatch(msg).await }
+            },
+            Some(listener),
+        )
+        .map_err(|e| Error::Io {
+            what: "starting the Diameter node".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(Self { node, inner })
+    }
+
+    /// The address the HSS listens on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.node.local_addr()
+    }
+
+    /// The Diameter node (peer status, for the UI).
+    pub fn node(&self) -> &DiameterNode {
+        &self.node
+    }
+
+    async fn subscription(&self, key: &SubscriberKey) -> Result<Subscription, Error> {
+        self.inner
+            .store
+            .subscribers()
+            .subscription(key)
+            .await?
+            .ok_or_else(|| {
+                Error::Store(imslab_store::Error::NotFound {
+                    what: "subscriber",
+                    key: format!("{key:?}"),
+                })
+            })
+    }
+
+    /// Network-initiated de-registration (TS 29.228 §6.1.3): sends an RTR to the serving
+    /// S-CSCF and, once it confirms, marks the identities not registered. Returns the identities
+    /// de-registered; a refusal, a timeout or an unreachable S-CSCF is an error and changes
+    /// nothing.
+    pub async fn deregister(
+        &self,
+        key: &SubscriberKey,
+        scope: RtrScope,
+        reason: ReasonCode,
+        reason_info: Option<String>,
+    ) -> Result<Vec<Impu>, Error> {
+        let sub = self.subscription(key).await?;
+        let plan = rtr::request(
+            &sub,
+            &scope,
+            reason,
+            reason_info,
+            &self.inner.settings,
+            self.inner.session_id(),
+        )?;
+        let answer = self
+            .node
+            .request_with_timeout(plan.request.to_message(), self.inner.request_timeout)
+            .await;
+        let rta = answer.as_ref().ok().and_then(|m| Rta::decode(m).ok());
+        let done = rtr::on_answer(&plan, &sub, rta.as_ref(), SystemTime::now());
+        self.inner
+            .apply(Some(plan.subscriber_id), &done.changes)
+            .await?;
+        self.inner.emit(done.events);
+        match (done.failure, answer) {
+            (None, _) => Ok(plan.impus),
+            (Some(why), Err(e)) => Err(Error::Initiate {
+                command: "RTR",
+                subscriber: plan.imsi,
+                reason: format!("{why}: {e}"),
+            }),
+            (Some(why), Ok(_)) => Err(Error::Refused {
+                command: "RTA",
+                subscriber: plan.imsi,
+                peer: plan.request.destination_host.to_string(),
+                result: why,
+            }),
+        }
+    }
+
+    /// Pushes the current profile and/or SIP Digest data to the serving S-CSCF (TS 29.228
+    /// §6.2.2). A refusal, a timeout or an unreachable S-CSCF is an error.
+    pub async fn push_profile(
+        &self,
+        key: &SubscriberKey,
+        content: PprContent,
+    ) -> Result<(), Error> {
+        let sub = self.subscription(key).await?;
+        let plan = ppr::request(&sub, content, &self.inner.settings, self.inner.session_id())?;
+        let peer = plan.request.destination_host.to_string();
+        let answer = self
+            .node
+            .request_with_timeout(plan.request.to_message(), self.inner.request_timeout)
+            .await;
+        let ppa = answer.as_ref().ok().and_then(|m| Ppa::decode(m).ok());
+        let done = ppr::on_answer(&sub, ppa.as_ref(), SystemTime::now());
+        self.inner.emit(done.events);
+        match (done.failure, answer) {
+            (None, _) => Ok(()),
+            (Some(why), Err(e)) => Err(Error::Initiate {
+                command: "PPR",
+                subscriber: sub.subscriber.imsi.to_string(),
+                reason: format!("{why}: {e}"),
+            }),
+            (Some(why), Ok(_)) => Err(Error::Refused {
+                command: "PPA",
+                subscriber: sub.subscriber.imsi.to_string(),
+                peer,
+                result: why,
+            }),
+        }
+    }
+
+    /// Disconnects every peer (DPR) and stops.
+    pub async fn shutdown(&self) {
+        self.node.shutdown().await;
+    }
+}

@@ -1,0 +1,123 @@
+//! MARs through the server: vectors a card accepts in order, never a repeated SQN under
+//! concurrency, and resynchronisation.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use imslab_aka::{AmfPolicy, Autn, Milenage, SqnConfig, Usim, generate_auts, resync_authorization};
+use imslab_diameter::cx::Maa;
+use imslab_types::{K as Key, Opc, Rand, Sqn};
+
+use crate::support::*;
+
+fn card() -> Usim {
+    let m = Milenage::new(&Key::from_hex(K).unwrap(), &Opc::from_hex(OPC).unwrap());
+    Usim::with_config(m, SqnConfig::default(), AmfPolicy::Any)
+}
+
+fn sqn_of(maa: &Maa, i: usize) -> (Rand, Autn, Sqn) {
+    let a = maa.sip_auth_data_items[i].authenticate.as_ref().unwrap();
+    let rand = Rand(a[..16].try_into().unwrap());
+    let autn = Autn(a[16..].try_into().unwrap());
+    let m = Milenage::new(&Key::from_hex(K).unwrap(), &Opc::from_hex(OPC).unwrap());
+    let sqn = m.f2345(&rand).ak.reveal(autn.sqn_xor_ak());
+    (rand, autn, sqn)
+}
+
+async fn concurrent(backend: &str) {
+    let (store, _db) = store(backend, "concurrent_mar").await;
+    provision(&store, 4).await;
+    let (hss, addr, _) = start_hss(store.clone()).await;
+    let node = scscf(
+        addr,
+        imslab_diameter_io::RefuseRequests(imslab_diameter::Origin {
+            host: imslab_types::DiameterIdentity::new(SCSCF_HOST).unwrap(),
+            realm: realm(),
+        }),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for t in 0..64u64 {
+        let node = node.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..10u64 {
+                let n = (t % 4) as u32 + 1;
+                let maa =
+                    Maa::decode(&ask(&node, mar(n, t * 100 + i, 2).to_message()).await).unwrap();
+                assert!(maa.result.is_success(), "{:?}", maa.result);
+                for j in 0..maa.sip_auth_data_items.len() {
+                    got.push((n, sqn_of(&maa, j).2.value()));
+                }
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert_eq!(all.len(), 64 * 10 * 2);
+    let unique: HashSet<(u32, u64)> = all.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        all.len(),
+        "an SQN was handed out twice to concurrent MARs"
+    );
+    node.shutdown().await;
+    hss.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mars_never_get_the_same_sqn_on_sqlite() {
+    concurrent("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mars_never_get_the_same_sqn_on_postgres() {
+    concurrent("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successive_vectors_are_accepted_by_the_card_and_resync_recovers() {
+    let (store, _db) = store("sqlite", "resync").await;
+    provision(&store, 1).await;
+    let (hss, addr, events) = start_hss(store.clone()).await;
+    let node = scscf(
+        addr,
+        imslab_diameter_io::RefuseRequests(imslab_diameter::Origin {
+            host: imslab_types::DiameterIdentity::new(SCSCF_HOST).unwrap(),
+            realm: realm(),
+        }),
+    )
+    .await;
+    let mut usim = card();
+    for i in 0..3 {
+        let maa = Maa::decode(&ask(&node, mar(1, i, 1).to_message()).await).unwrap();
+        let (rand, autn, _) = sqn_of(&maa, 0);
+        usim.authenticate(&rand, &autn)
+            .expect("each new vector is fresh for the card");
+    }
+    // The card is far ahead (another HSS used it): it refuses, the S-CSCF resyncs.
+    let sqn_ms = Sqn::new(100_000 << 5).unwrap();
+    let m = Milenage::new(&Key::from_hex(K).unwrap(), &Opc::from_hex(OPC).unwrap());
+    let rand = Rand([7; 16]);
+    let auts = generate_auts(&m, &rand, sqn_ms);
+    let mut req = mar(1, 10, 1);
+    req.sip_auth_data_item.authorization =
+        Some(Bytes::copy_from_slice(&resync_authorization(&rand, &auts)));
+    let maa = Maa::decode(&ask(&node, req.to_message()).await).unwrap();
+    assert!(maa.result.is_success(), "{:?}", maa.result);
+    let (_, _, sqn) = sqn_of(&maa, 0);
+    assert_eq!(sqn.value() >> 5, 100_001, "the next SQN follows SQN_MS");
+    assert!(
+        events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.step == "aka-resync")
+    );
+    node.shutdown().await;
+    hss.shutdown().await;
+}
