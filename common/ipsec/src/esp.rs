@@ -253,6 +253,12 @@ impl OutboundSa {
         self.crypto.suite
     }
 
+    /// Makes the next packet use sequence number `seq` (fuzzing and tests re-encode received
+    /// packets with their original number). Never used on a live SA.
+    pub fn set_next_seq_for_tests(&mut self, seq: u32) {
+        self.seq = seq.saturating_sub(1);
+    }
+
     /// The sequence number of the last packet protected (0 before the first).
     pub fn last_seq(&self) -> u32 {
         self.seq

@@ -7,6 +7,7 @@ pub mod alg;
 pub mod diag;
 mod error;
 pub mod esp;
+pub mod fuzzing;
 pub mod header;
 pub mod inner;
 pub mod keys;
