@@ -205,9 +205,20 @@ pub enum Error {
         /// Destination.
         dst: std::net::SocketAddr,
     },
-    /// Address families differ (IPv4 SA, IPv6 socket...).
+    /// Address families differ (an IPv6 destination on an IPv4 socket...).
     #[error("address family mismatch: {0} on this socket")]
     AddressFamily(IpAddr),
+    /// A bundle for another local address was given to an [`crate::socket::EspSocket`].
+    #[error("SA bundle for local address {bundle} given to the ESP socket bound to {socket}")]
+    WrongLocalAddress {
+        /// The bundle's local address.
+        bundle: IpAddr,
+        /// The socket's address.
+        socket: IpAddr,
+    },
+    /// An inner UDP/TCP packet could not be built.
+    #[error("inner packet: {0}")]
+    InnerPacket(#[from] crate::inner::PacketError),
     /// The kernel has no ESP: SAs cannot be installed (XFRM returned EPROTONOSUPPORT).
     #[error("kernel has no ESP (EPROTONOSUPPORT): XFRM SAs are unavailable on this host")]
     KernelEspUnavailable,

@@ -222,7 +222,10 @@ impl EspSocket {
     /// socket's address). A newer bundle for the same outbound ports replaces the older one.
     pub fn install(&self, bundle: &SaBundle) -> Result<(), Error> {
         if bundle.local.ip != self.local {
-            return Err(Error::AddressFamily(bundle.local.ip));
+            return Err(Error::WrongLocalAddress {
+                bundle: bundle.local.ip,
+                socket: self.local,
+            });
         }
         let mut entries = Vec::with_capacity(4);
         for sa in bundle.sas() {
@@ -337,11 +340,7 @@ impl EspSocket {
     pub async fn send_tcp(&self, dst_ip: IpAddr, seg: &TcpSegment<'_>) -> Result<(), Error> {
         let dst = SocketAddr::new(dst_ip, seg.dst_port);
         let mut tcp = Vec::with_capacity(seg.payload.len() + 60);
-        inner::build_tcp(self.local, dst_ip, seg, &mut tcp).map_err(|_| {
-            Error::PayloadTooLarge {
-                len: seg.options.len(),
-            }
-        })?;
+        inner::build_tcp(self.local, dst_ip, seg, &mut tcp)?;
         let packet = self.protect(seg.src_port, dst, next_header::TCP, &tcp)?;
         self.send_raw(&packet, dst_ip).await
     }

@@ -3,6 +3,7 @@
 //! tshark decrypting our ESP.
 
 mod esp_socket;
+mod flow;
 mod support;
 mod wireshark;
 mod xfrm;
