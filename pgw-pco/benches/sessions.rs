@@ -156,6 +156,37 @@ fn udp(c: &mut Criterion) {
             })
         })
     });
+    // 64 pairs in flight: 64 Create Session Requests, their answers, then 64 Delete Session
+    // Requests and their answers. Reported per pair.
+    const WINDOW: u32 = 64;
+    g.throughput(Throughput::Elements(u64::from(WINDOW)));
+    g.bench_function("udp_loopback_driver_64_in_flight", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let base = i;
+                i = i.wrapping_add(WINDOW);
+                for k in 0..WINDOW {
+                    let seq = ((base + k) * 2) & 0x00ff_ffff;
+                    sock.send_to(&csr(base + k).to_message(seq).to_bytes().unwrap(), to)
+                        .await
+                        .unwrap();
+                }
+                let mut teids = Vec::with_capacity(WINDOW as usize);
+                for _ in 0..WINDOW {
+                    let (n, _) = sock.recv_from(&mut buf).await.unwrap();
+                    let (m, _) = Message::decode(&buf[..n]).unwrap();
+                    teids.push((m.header.sequence, pgw_teid(&buf[..n])));
+                }
+                for (seq, teid) in teids {
+                    sock.send_to(&dsr(teid, seq + 1), to).await.unwrap();
+                }
+                for _ in 0..WINDOW {
+                    let (n, _) = sock.recv_from(&mut buf).await.unwrap();
+                    black_box(n);
+                }
+            })
+        })
+    });
     g.finish();
     assert!(pgw.sessions().is_empty());
     rt.block_on(pgw.shutdown()).unwrap();
