@@ -30,7 +30,8 @@ fn seed_corpus_replays_without_failure() {
 #[test]
 fn seed_corpus_holds_the_pco_json_examples() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/gtpv2_message");
-    let v: serde_json::Value = serde_json::from_str(include_str!("../testdata/pco.json")).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(include_str!("../../testdata/pco.json")).unwrap();
     for ex in v["examples"].as_array().unwrap() {
         for key in [
             "gtpv2_create_session_request_minimal_hex",

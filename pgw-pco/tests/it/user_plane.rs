@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 
 const CHILD_ENV: &str = "IMSLAB_PGW_NETNS_CHILD";
 const TEST_NAME: &str =
-    "gtpu_packet_from_the_sgw_comes_out_of_tun_and_the_reply_goes_back_encapsulated";
+    "user_plane::gtpu_packet_from_the_sgw_comes_out_of_tun_and_the_reply_goes_back_encapsulated";
 
 struct Netns(String);
 
