@@ -19,6 +19,11 @@ pub(crate) async fn open(
     transport: TransportKind,
     remote: SocketAddr,
 ) -> Result<ConnHandle, Error> {
+    // UDP has no connections: a caller asking for one wants TCP (RFC 3261 §18.1.1).
+    let transport = match transport {
+        TransportKind::Udp => TransportKind::Tcp,
+        t => t,
+    };
     let slot = shared.try_slot().ok_or(Error::TooManyConnections {
         limit: shared.config.max_connections,
     })?;

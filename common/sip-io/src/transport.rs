@@ -416,14 +416,23 @@ impl SipTransport {
         &self,
         local: Option<SocketAddr>,
         remote: SocketAddr,
-        mut message: Message,
+        message: Message,
     ) -> Result<Sent, Error> {
         if message.is_request() && message.encoded_len() > self.shared.config.udp_request_limit {
-            via_to_tcp(&mut message)?;
-            tracing::debug!(%remote, len = message.encoded_len(),
+            let mut over_tcp = message.clone();
+            via_to_tcp(&mut over_tcp)?;
+            tracing::debug!(%remote, len = over_tcp.encoded_len(),
                 "request too large for UDP, sending over TCP (RFC 3261 §18.1.1)");
-            let handle = self.connection(TransportKind::Tcp, remote).await?;
-            return self.send_on(&handle, message);
+            match self.connection(TransportKind::Tcp, remote).await {
+                Ok(handle) => return self.send_on(&handle, over_tcp),
+                // §18.1.1: a TCP reset (connection refused) means retry over UDP.
+                Err(Error::Connect { source, .. })
+                    if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+                {
+                    tracing::debug!(%remote, "TCP refused, sending the large request over UDP");
+                }
+                Err(e) => return Err(e),
+            }
         }
         let (local, socket) = self.shared.udp_socket(local, remote)?;
         let bytes = message.to_bytes();

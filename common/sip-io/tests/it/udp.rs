@@ -126,3 +126,26 @@ async fn large_udp_request_goes_over_tcp_with_the_via_rewritten() {
     assert_eq!(answer.transport, TransportKind::Udp);
     assert_eq!(parsed(&answer).body(), body.as_bytes());
 }
+
+#[tokio::test]
+async fn large_request_falls_back_to_udp_when_tcp_is_refused() {
+    // A UDP-only peer: the TCP port of the same number is closed (RFC 3261 §18.1.1 retry).
+    let (udp, tcp) = udp_and_tcp().await;
+    drop(tcp);
+    let (server, mut server_rx) = imslab_sip_io::SipTransport::new(Config::default());
+    let server_addr = server.add_udp(udp).unwrap();
+    let (client, _client_rx, client_addr) = udp_transport(Config::default()).await;
+    let body = "y".repeat(1400);
+    let sent = client
+        .send(
+            &Target::address(TransportKind::Udp, server_addr),
+            request("MESSAGE", "UDP", client_addr, &body),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.transport, TransportKind::Udp);
+    let got = next_received(&mut server_rx).await;
+    assert_eq!(got.transport, TransportKind::Udp);
+    assert_eq!(parsed(&got).top_via().unwrap().transport, Transport::Udp);
+    assert_eq!(parsed(&got).body(), body.as_bytes());
+}
