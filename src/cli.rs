@@ -229,7 +229,11 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Icscf => not_available("the I-CSCF"),
         Command::Scscf => not_available("the S-CSCF"),
         Command::Pcscf => not_available("the P-CSCF"),
-        Command::Pgw => not_available("the P-GW"),
+        Command::Pgw => {
+            let cfg = load_config(&cli)?;
+            logging::init(&cfg.log)?;
+            lab::run(cfg, lab::Selection::Pgw)
+        }
         Command::Web => {
             let cfg = load_config(&cli)?;
             logging::init(&cfg.log)?;

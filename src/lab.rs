@@ -7,8 +7,12 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use imslab_config::Config;
+use imslab_store::{EventRecorder, RecorderOptions, Retention};
+use imslab_types::UeEventSink;
 use tokio_util::sync::CancellationToken;
 
 /// How long the functions get to stop after a signal.
@@ -21,6 +25,13 @@ pub(crate) enum Selection {
     All,
     /// The web UI and REST API only.
     Web,
+    /// The P-GW PCO stub only.
+    Pgw,
+}
+
+/// Services every function shares: the per-UE event timeline (kept in the store).
+pub(crate) struct Shared {
+    pub(crate) events: Arc<dyn UeEventSink>,
 }
 
 /// An address a function listens on, for the banner.
@@ -64,11 +75,29 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
             cfg.data_dir.display()
         )
     })?;
+    let store = crate::subscriber::open_store(&cfg).await?;
+    let (recorder, recorder_task) = EventRecorder::spawn(
+        store.clone(),
+        RecorderOptions {
+            retention: Retention {
+                max_rows: cfg.store.ue_events_max_rows,
+                max_age: Duration::from_secs(cfg.store.ue_events_max_age_hours * 3600),
+            },
+            ..RecorderOptions::default()
+        },
+    );
+    let shared = Shared {
+        events: Arc::new(recorder),
+    };
     let shutdown = CancellationToken::new();
     let mut started = Vec::new();
+    if matches!(selection, Selection::All | Selection::Pgw) {
+        started.push(pgw(&cfg, &shared, shutdown.clone()).await?);
+    }
     if matches!(selection, Selection::All | Selection::Web) {
         started.push(web(&cfg, shutdown.clone()).await?);
     }
+    drop(shared);
     banner(&cfg, &started);
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -105,6 +134,15 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
         tracing::warn!("some functions did not stop within {SHUTDOWN_GRACE:?}; aborting them");
         tasks.abort_all();
     }
+    drop(tasks);
+    // Every recorder clone is gone with the functions: the writer flushes the last events.
+    if tokio::time::timeout(Duration::from_millis(150), recorder_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the event timeline did not flush in time");
+    }
+    store.close().await;
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -140,6 +178,37 @@ fn banner(cfg: &Config, started: &[Started]) {
         cfg.web.listen
     ));
     eprint!("{out}");
+}
+
+async fn pgw(
+    cfg: &Config,
+    shared: &Shared,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
+    let mut opts = imslab_pgw::PgwOptions::new(&cfg.data_dir);
+    opts.events = Some(shared.events.clone());
+    let handle = imslab_pgw::start(&cfg.pgw, opts)
+        .await
+        .with_context(|| format!("cannot start the P-GW on {}", cfg.pgw.gtpc_listen))?;
+    let mut endpoints = vec![Endpoint {
+        what: "GTPv2-C S5/S8 (UDP)",
+        addr: handle.local_addr(),
+    }];
+    if let Some(addr) = handle.gtpu_addr() {
+        endpoints.push(Endpoint {
+            what: "GTP-U S5/S8 (UDP)",
+            addr,
+        });
+    }
+    let serve = async move {
+        shutdown.cancelled().await;
+        handle.shutdown().await.context("P-GW shutdown")
+    };
+    Ok(Started {
+        name: "pgw",
+        endpoints,
+        serve: Box::pin(serve),
+    })
 }
 
 async fn web(cfg: &Config, shutdown: CancellationToken) -> anyhow::Result<Started> {

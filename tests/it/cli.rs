@@ -4,7 +4,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::{Lab, free_port, terminate, wait_exit, wait_listening};
+use crate::support::{Lab, Ports, terminate, wait_exit, wait_listening};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -69,12 +69,13 @@ fn every_subcommand_has_help() {
     }
 }
 
+/// The acceptance case: `imslab up` with no configuration in an empty directory serves on the
+/// default ports. The only test that uses them.
 #[test]
-fn up_serves_until_sigterm_then_exits_zero() {
+fn up_in_an_empty_directory_serves_defaults_until_sigterm_then_exits_zero() {
     let lab = Lab::new();
-    let web = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    lab.write("lab.yaml", &format!("web:\n  listen: {web}\n"));
-    let mut child = lab.spawn(&["--config", "lab.yaml", "up"]);
+    let web = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let mut child = lab.spawn(&["up"]);
     let ready = wait_listening(web, Duration::from_secs(10));
     assert!(ready.is_some(), "imslab up did not listen on {web}");
     assert!(
@@ -102,7 +103,11 @@ fn second_up_fails_fast_naming_the_port_in_use() {
     let lab = Lab::new();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    lab.write("lab.yaml", &format!("web:\n  listen: {addr}\n"));
+    let ports = Ports {
+        web: addr,
+        ..Ports::new()
+    };
+    lab.write("lab.yaml", &ports.yaml());
     let mut child = lab.spawn(&["--config", "lab.yaml", "up"]);
     let status = wait_exit(&mut child, Duration::from_secs(5)).expect("fails fast");
     assert!(!status.success());
@@ -122,8 +127,9 @@ fn second_up_fails_fast_naming_the_port_in_use() {
 #[test]
 fn data_dir_and_log_filter_come_from_the_environment() {
     let lab = Lab::new();
-    let web = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    lab.write("lab.yaml", &format!("web:\n  listen: {web}\n"));
+    let ports = Ports::new();
+    let web = ports.web;
+    lab.write("lab.yaml", &ports.yaml());
     let mut child = lab
         .command(&["--config", "lab.yaml", "up"])
         .env("IMSLAB_DATA_DIR", lab.path().join("elsewhere"))

@@ -2,5 +2,6 @@
 //! each module covers one area.
 
 mod cli;
+mod pgw;
 mod subscriber;
 mod support;

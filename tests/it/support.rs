@@ -52,6 +52,41 @@ impl Lab {
     }
 }
 
+/// Addresses of a lab whose every port was free a moment ago.
+pub(crate) struct Ports {
+    pub(crate) web: SocketAddr,
+    pub(crate) gtpc: SocketAddr,
+}
+
+impl Ports {
+    pub(crate) fn new() -> Self {
+        let at = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        Self {
+            web: at(free_port()),
+            gtpc: at(free_udp_port()),
+        }
+    }
+
+    /// A configuration putting every function on these ports.
+    pub(crate) fn yaml(&self) -> String {
+        format!(
+            "web:\n  listen: {}\npgw:\n  gtpc_listen: {}\n  gtpu_listen: 127.0.0.1:{}\n",
+            self.web,
+            self.gtpc,
+            free_udp_port()
+        )
+    }
+}
+
+/// A loopback UDP port that was free a moment ago.
+pub(crate) fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A loopback port that was free a moment ago.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

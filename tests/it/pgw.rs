@@ -1,0 +1,49 @@
+//! The P-GW PCO stub inside `imslab up`, from outside the process.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use crate::support::{Lab, Ports, terminate, wait_exit, wait_listening};
+
+/// GTPv2-C Echo Request (TS 29.274 §7.1.1) with sequence number 1 and a Recovery IE.
+const ECHO_REQUEST: [u8; 13] = [
+    0x40, 0x01, 0x00, 0x09, 0x00, 0x00, 0x01, 0x00, 0x03, 0x00, 0x01, 0x00, 0x05,
+];
+
+/// Sends an Echo Request and returns the Recovery restart counter of the Echo Response.
+fn echo(sock: &UdpSocket, to: std::net::SocketAddr) -> u8 {
+    sock.send_to(&ECHO_REQUEST, to).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = sock.recv_from(&mut buf).expect("an Echo Response");
+    let resp = &buf[..n];
+    assert_eq!(resp[1], 0x02, "message type Echo Response: {resp:02x?}");
+    assert_eq!(&resp[4..7], &[0, 0, 1], "same sequence number");
+    // The first IE is Recovery (type 3, length 1).
+    assert_eq!(&resp[8..11], &[0x03, 0x00, 0x01], "{resp:02x?}");
+    resp[12]
+}
+
+#[test]
+fn pgw_answers_echo_and_its_restart_counter_survives_restarts() {
+    let lab = Lab::new();
+    let ports = Ports::new();
+    lab.write("lab.yaml", &ports.yaml());
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut counters = Vec::new();
+    for _ in 0..2 {
+        let mut child = lab.spawn(&["--config", "lab.yaml", "up"]);
+        assert!(
+            wait_listening(ports.web, Duration::from_secs(10)).is_some(),
+            "lab started"
+        );
+        counters.push(echo(&sock, ports.gtpc));
+        terminate(&child);
+        assert!(wait_exit(&mut child, Duration::from_secs(5)).is_some_and(|s| s.success()));
+    }
+    assert_eq!(
+        counters[1],
+        counters[0].wrapping_add(1),
+        "Recovery is bumped at each start"
+    );
+}
