@@ -28,10 +28,16 @@ pub enum Error {
         /// The destination.
         remote: SocketAddr,
     },
-    /// A datagram flow names a local address where no UDP socket is bound.
+    /// The transport named is not one this crate runs (SCTP, or an unknown token).
+    #[error("unsupported transport {transport}")]
+    UnsupportedTransport {
+        /// The transport.
+        transport: imslab_sip::header::Transport,
+    },
+    /// No UDP socket is bound at this local address.
     #[error("no UDP socket bound at {local}")]
     UnknownUdpSocket {
-        /// The local address in the flow.
+        /// The local address.
         local: SocketAddr,
     },
     /// Sending a datagram failed.

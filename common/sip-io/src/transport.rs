@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use imslab_sip::header::Transport;
+use imslab_sip::transaction::Peer;
 use imslab_sip::{HeaderName, Message};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, UdpSocket};
@@ -60,6 +61,7 @@ pub(crate) struct Shared {
 type Gate = Arc<tokio::sync::Mutex<()>>;
 
 struct UdpEndpoint {
+    id: u64,
     local: SocketAddr,
     socket: Arc<UdpSocket>,
 }
@@ -196,24 +198,51 @@ impl Shared {
         }
     }
 
-    pub(crate) fn udp_socket(
-        &self,
-        local: Option<SocketAddr>,
-        remote: SocketAddr,
-    ) -> Result<(SocketAddr, Arc<UdpSocket>), Error> {
+    /// The UDP socket to send from: the one numbered `id`, or the first of the remote's
+    /// address family.
+    fn udp_socket(&self, id: Option<u64>, remote: SocketAddr) -> Result<UdpOut, Error> {
         let sockets = self.udp.read().unwrap_or_else(PoisonError::into_inner);
-        let found = match local {
-            Some(local) => sockets
+        let found = match id {
+            Some(id) => sockets
                 .iter()
-                .find(|e| e.local == local)
-                .ok_or(Error::UnknownUdpSocket { local })?,
+                .find(|e| e.id == id)
+                .ok_or(Error::FlowClosed(FlowId::datagram(id, remote)))?,
             None => sockets
                 .iter()
                 .find(|e| e.local.is_ipv4() == remote.is_ipv4())
                 .ok_or(Error::NoUdpSocket { remote })?,
         };
-        Ok((found.local, Arc::clone(&found.socket)))
+        Ok(UdpOut {
+            id: found.id,
+            local: found.local,
+            socket: Arc::clone(&found.socket),
+        })
     }
+
+    fn is_udp_socket(&self, id: u64) -> bool {
+        let sockets = self.udp.read().unwrap_or_else(PoisonError::into_inner);
+        sockets.iter().any(|e| e.id == id)
+    }
+}
+
+/// A UDP socket chosen for sending.
+struct UdpOut {
+    id: u64,
+    local: SocketAddr,
+    socket: Arc<UdpSocket>,
+}
+
+/// How a target is reached.
+enum Route {
+    /// From a UDP socket (a flow's, or the default one).
+    Udp {
+        socket: Option<u64>,
+        remote: SocketAddr,
+    },
+    /// Over an open connection.
+    Conn(ConnHandle),
+    /// Over a connection to be found or opened.
+    Connect(TransportKind, SocketAddr),
 }
 
 impl Conn {
@@ -290,16 +319,18 @@ impl SipTransport {
             tracing::warn!(%local, error = %e, "cannot enlarge the UDP send buffer");
         }
         let socket = Arc::new(socket);
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         self.shared
             .udp
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .push(UdpEndpoint {
+                id,
                 local,
                 socket: Arc::clone(&socket),
             });
         self.bind(TransportKind::Udp, local);
-        tokio::spawn(udp::run(Arc::clone(&self.shared), socket, local));
+        tokio::spawn(udp::run(Arc::clone(&self.shared), socket, id, local));
         Ok(local)
     }
 
@@ -372,49 +403,129 @@ impl SipTransport {
         lock(&self.shared.flows).conns.get(&id).map(|h| h.info)
     }
 
+    /// The flow between the UDP socket bound at `local` and `remote`, to send from that socket
+    /// (for example a P-CSCF's protected port).
+    pub fn udp_flow(&self, local: SocketAddr, remote: SocketAddr) -> Result<FlowId, Error> {
+        let sockets = self
+            .shared
+            .udp
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        sockets
+            .iter()
+            .find(|e| e.local == local)
+            .map(|e| FlowId::datagram(e.id, remote))
+            .ok_or(Error::UnknownUdpSocket { local })
+    }
+
+    /// The target for a transaction-layer destination: its flow when it has one (a connection
+    /// or a UDP socket of this transport), its transport and address otherwise.
+    pub fn target_for(&self, peer: &Peer) -> Result<Target, Error> {
+        let transport = TransportKind::from_sip(&peer.transport).ok_or_else(|| {
+            Error::UnsupportedTransport {
+                transport: peer.transport.clone(),
+            }
+        })?;
+        let Some(flow) = peer.flow else {
+            return Ok(Target::address(transport, peer.addr));
+        };
+        if self.shared.is_udp_socket(flow.0) {
+            return Ok(Target::Flow(FlowId::datagram(flow.0, peer.addr)));
+        }
+        Ok(Target::Flow(FlowId::connection(flow.0)))
+    }
+
+    fn route(&self, target: &Target) -> Result<Route, Error> {
+        if self.shared.token.is_cancelled() {
+            return Err(Error::Shutdown);
+        }
+        Ok(match *target {
+            Target::Flow(flow) => match flow.0 {
+                FlowRepr::Datagram { socket, remote } => Route::Udp {
+                    socket: Some(socket),
+                    remote,
+                },
+                FlowRepr::Connection(id) => Route::Conn(
+                    lock(&self.shared.flows)
+                        .conns
+                        .get(&id)
+                        .cloned()
+                        .ok_or(Error::FlowClosed(flow))?,
+                ),
+            },
+            Target::Address {
+                transport: TransportKind::Udp,
+                remote,
+            } => Route::Udp {
+                socket: None,
+                remote,
+            },
+            Target::Address { transport, remote } => Route::Connect(transport, remote),
+        })
+    }
+
     /// Sends a message.
     ///
     /// - UDP: a request larger than [`Config::udp_request_limit`] goes over TCP to the same
-    ///   address instead, with the top Via transport changed to TCP (RFC 3261 §18.1.1). The
-    ///   returned [`Sent`] says which transport was used.
+    ///   address instead, with the top Via transport changed to TCP (RFC 3261 §18.1.1); when
+    ///   TCP is refused it goes over UDP after all. The returned [`Sent`] says which transport
+    ///   was used.
     /// - Connections: Content-Length is added when missing (RFC 3261 §18.3); WebSocket
     ///   messages go out as one WebSocket message each, text unless the peer last sent binary
     ///   or the message is not UTF-8 (RFC 7118 §4.2).
     ///
     /// The message is queued on the connection; a write that later fails closes it
     /// ([`Event::FlowClosed`]).
-    pub async fn send(&self, target: &Target, message: Message) -> Result<Sent, Error> {
-        if self.shared.token.is_cancelled() {
-            return Err(Error::Shutdown);
-        }
-        match *target {
-            Target::Flow(flow) => match flow.0 {
-                FlowRepr::Datagram { local, remote } => {
-                    self.send_udp(Some(local), remote, message).await
-                }
-                FlowRepr::Connection(id) => {
-                    let handle = lock(&self.shared.flows)
-                        .conns
-                        .get(&id)
-                        .cloned()
-                        .ok_or(Error::FlowClosed(flow))?;
-                    self.send_on(&handle, message)
-                }
-            },
-            Target::Address {
-                transport: TransportKind::Udp,
-                remote,
-            } => self.send_udp(None, remote, message).await,
-            Target::Address { transport, remote } => {
+    pub async fn send(&self, target: &Target, mut message: Message) -> Result<Sent, Error> {
+        match self.route(target)? {
+            Route::Udp { socket, remote } => self.send_udp(socket, remote, message).await,
+            Route::Conn(handle) => {
+                message.ensure_content_length()?;
+                self.enqueue(&handle, message.to_bytes())
+            }
+            Route::Connect(transport, remote) => {
                 let handle = self.connection(transport, remote).await?;
-                self.send_on(&handle, message)
+                message.ensure_content_length()?;
+                self.enqueue(&handle, message.to_bytes())
             }
         }
     }
 
+    /// Sends an encoded message, as the transaction layer produces them (retransmissions
+    /// included). Stream transports need it to carry Content-Length. A UDP request above
+    /// [`Config::udp_request_limit`] is parsed and handled as in [`SipTransport::send`].
+    pub async fn send_bytes(&self, target: &Target, bytes: Bytes) -> Result<Sent, Error> {
+        match self.route(target)? {
+            Route::Udp { socket, remote } => {
+                let is_request = !bytes.starts_with(b"SIP/");
+                if is_request && bytes.len() > self.shared.config.udp_request_limit {
+                    let message = Message::parse_with(bytes, &self.shared.config.limits)?;
+                    return self.send_udp(socket, remote, message).await;
+                }
+                self.send_datagram(socket, remote, &bytes).await
+            }
+            Route::Conn(handle) => self.enqueue(&handle, bytes),
+            Route::Connect(transport, remote) => {
+                let handle = self.connection(transport, remote).await?;
+                self.enqueue(&handle, bytes)
+            }
+        }
+    }
+
+    /// Carries out the transaction layer's `Output::Transmit { to, bytes, .. }`: [`send_bytes`]
+    /// to [`target_for`]`(to)`. A failure should go back to the layer as a transport error
+    /// (RFC 3261 §17.1.4, §18.4).
+    ///
+    /// [`send_bytes`]: SipTransport::send_bytes
+    /// [`target_for`]: SipTransport::target_for
+    pub async fn send_to_peer(&self, to: &Peer, bytes: Bytes) -> Result<Sent, Error> {
+        let target = self.target_for(to)?;
+        self.send_bytes(&target, bytes).await
+    }
+
     async fn send_udp(
         &self,
-        local: Option<SocketAddr>,
+        socket: Option<u64>,
         remote: SocketAddr,
         message: Message,
     ) -> Result<Sent, Error> {
@@ -424,7 +535,10 @@ impl SipTransport {
             tracing::debug!(%remote, len = over_tcp.encoded_len(),
                 "request too large for UDP, sending over TCP (RFC 3261 §18.1.1)");
             match self.connection(TransportKind::Tcp, remote).await {
-                Ok(handle) => return self.send_on(&handle, over_tcp),
+                Ok(handle) => {
+                    over_tcp.ensure_content_length()?;
+                    return self.enqueue(&handle, over_tcp.to_bytes());
+                }
                 // §18.1.1: a TCP reset (connection refused) means retry over UDP.
                 Err(Error::Connect { source, .. })
                     if source.kind() == std::io::ErrorKind::ConnectionRefused =>
@@ -434,21 +548,28 @@ impl SipTransport {
                 Err(e) => return Err(e),
             }
         }
-        let (local, socket) = self.shared.udp_socket(local, remote)?;
-        let bytes = message.to_bytes();
-        udp::send(&self.shared, &socket, local, remote, &bytes).await?;
+        self.send_datagram(socket, remote, &message.to_bytes())
+            .await
+    }
+
+    async fn send_datagram(
+        &self,
+        socket: Option<u64>,
+        remote: SocketAddr,
+        bytes: &Bytes,
+    ) -> Result<Sent, Error> {
+        let out = self.shared.udp_socket(socket, remote)?;
+        udp::send(&self.shared, &out.socket, out.local, remote, bytes).await?;
         Ok(Sent {
-            flow: FlowId::datagram(local, remote),
+            flow: FlowId::datagram(out.id, remote),
             transport: TransportKind::Udp,
-            local,
+            local: out.local,
             remote,
         })
     }
 
-    fn send_on(&self, handle: &ConnHandle, mut message: Message) -> Result<Sent, Error> {
+    fn enqueue(&self, handle: &ConnHandle, bytes: Bytes) -> Result<Sent, Error> {
         let flow = FlowId::connection(handle.id);
-        message.ensure_content_length()?;
-        let bytes = message.to_bytes();
         let limit = self.shared.config.limits.max_message;
         if bytes.len() > limit {
             return Err(Error::TooLarge {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use imslab_sip::Message;
 use imslab_sip::header::Transport;
+use imslab_sip::transaction::Peer;
 
 /// The transports this crate runs (RFC 3261 §18, RFC 7118).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,25 +86,21 @@ impl fmt::Display for TransportKind {
 ///
 /// Every received message carries the flow it arrived on. Sending to it reuses the connection
 /// (RFC 3261 §18.2.2 for responses, RFC 5923-style reuse for requests back to the peer) or, for
-/// UDP, sends from the same local socket. Connection flow ids are never reused while the
-/// transport lives.
+/// UDP, sends from the same local socket. Connections and UDP sockets are numbered from one
+/// counter that never repeats while the transport lives; that number is the transaction
+/// layer's [`imslab_sip::transaction::FlowId`] ([`FlowId::transaction_flow`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowId(pub(crate) FlowRepr);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum FlowRepr {
-    Datagram {
-        local: SocketAddr,
-        remote: SocketAddr,
-    },
+    Datagram { socket: u64, remote: SocketAddr },
     Connection(u64),
 }
 
 impl FlowId {
-    /// The UDP flow between the socket bound at `local` and `remote`: sending to it sends from
-    /// that socket.
-    pub fn datagram(local: SocketAddr, remote: SocketAddr) -> Self {
-        Self(FlowRepr::Datagram { local, remote })
+    pub(crate) fn datagram(socket: u64, remote: SocketAddr) -> Self {
+        Self(FlowRepr::Datagram { socket, remote })
     }
 
     pub(crate) fn connection(id: u64) -> Self {
@@ -114,12 +111,21 @@ impl FlowId {
     pub fn is_connection(&self) -> bool {
         matches!(self.0, FlowRepr::Connection(_))
     }
+
+    /// The number the transaction layer knows the connection or UDP socket by (the remote
+    /// address of a UDP flow travels separately, in [`Peer::addr`]).
+    pub fn transaction_flow(&self) -> imslab_sip::transaction::FlowId {
+        match self.0 {
+            FlowRepr::Datagram { socket, .. } => imslab_sip::transaction::FlowId(socket),
+            FlowRepr::Connection(id) => imslab_sip::transaction::FlowId(id),
+        }
+    }
 }
 
 impl fmt::Display for FlowId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            FlowRepr::Datagram { local, remote } => write!(f, "udp:{local}<>{remote}"),
+            FlowRepr::Datagram { socket, remote } => write!(f, "udp#{socket}<>{remote}"),
             FlowRepr::Connection(id) => write!(f, "conn#{id}"),
         }
     }
@@ -171,6 +177,18 @@ pub struct Sent {
     pub remote: SocketAddr,
 }
 
+impl Sent {
+    /// The destination as the transaction layer names it (for `TransactionLayer::send_request`
+    /// and friends).
+    pub fn peer(&self) -> Peer {
+        Peer {
+            transport: self.transport.to_sip(),
+            addr: self.remote,
+            flow: Some(self.flow.transaction_flow()),
+        }
+    }
+}
+
 /// A message (or an undecodable one) received from the network.
 #[derive(Clone, Debug)]
 pub struct Received {
@@ -192,6 +210,19 @@ impl Received {
     /// is what RFC 3581 `rport` asks for).
     pub fn reply_target(&self) -> Target {
         Target::Flow(self.flow)
+    }
+
+    /// The source as the transaction layer and proxy core name it
+    /// (`TransactionLayer::handle_message`, `Proxy::handle_message`); hand the transaction
+    /// layer's `Output::Transmit` back with [`SipTransport::send_to_peer`].
+    ///
+    /// [`SipTransport::send_to_peer`]: crate::SipTransport::send_to_peer
+    pub fn peer(&self) -> Peer {
+        Peer {
+            transport: self.transport.to_sip(),
+            addr: self.source,
+            flow: Some(self.flow.transaction_flow()),
+        }
     }
 }
 

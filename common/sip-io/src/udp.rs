@@ -22,7 +22,7 @@ pub(crate) fn is_keepalive(data: &[u8]) -> bool {
 }
 
 /// Receives datagrams until shutdown.
-pub(crate) async fn run(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
+pub(crate) async fn run(shared: Arc<Shared>, socket: Arc<UdpSocket>, id: u64, local: SocketAddr) {
     let mut buf = vec![0u8; 65_536];
     let limits = shared.config.limits;
     loop {
@@ -62,7 +62,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: Sock
             source,
             local,
             transport: TransportKind::Udp,
-            flow: FlowId::datagram(local, source),
+            flow: FlowId::datagram(id, source),
         }));
         if !shared.emit(event).await {
             return;

@@ -4,5 +4,6 @@ mod sipp;
 mod support;
 mod tcp;
 mod tls;
+mod transaction;
 mod udp;
 mod ws;

@@ -2,7 +2,7 @@
 
 use imslab_sip::header::Transport;
 use imslab_sip::{Method, StatusCode};
-use imslab_sip_io::{Config, FlowId, Payload, Target, TransportKind};
+use imslab_sip_io::{Config, Payload, Target, TransportKind};
 use imslab_test_support::tshark_check;
 use tokio::net::UdpSocket;
 
@@ -29,13 +29,16 @@ async fn udp_request_and_response_round_trip_on_the_same_sockets() {
         .await
         .unwrap();
     assert_eq!(sent.transport, TransportKind::Udp);
-    assert_eq!(sent.flow, FlowId::datagram(client_addr, server_addr));
+    assert_eq!(
+        sent.flow,
+        client.udp_flow(client_addr, server_addr).unwrap()
+    );
 
     let got = next_received(&mut server_rx).await;
     assert_eq!(got.transport, TransportKind::Udp);
     assert_eq!(got.source, client_addr);
     assert_eq!(got.local, server_addr);
-    assert_eq!(got.flow, FlowId::datagram(server_addr, client_addr));
+    assert_eq!(got.flow, server.udp_flow(server_addr, client_addr).unwrap());
     assert_eq!(parsed(&got).to_bytes(), req.to_bytes());
 
     let ok = parsed(&got).response(StatusCode::OK, Some("s1")).unwrap();
