@@ -47,6 +47,10 @@
 //! - **Connection reuse**: every connection is reachable by its [`FlowId`] and by its peer
 //!   address; [`SipTransport::alias`] adds addresses (RFC 5923 style), so requests back to a
 //!   registered UE go over the UE's own connection. Outgoing connections are opened on demand.
+//! - **Transaction layer**: [`Received::peer`] gives the `imslab_sip::transaction::Peer` to feed
+//!   `TransactionLayer::handle_message` / `Proxy::handle_message`; each `Output::Transmit { to,
+//!   bytes, .. }` goes out with [`SipTransport::send_to_peer`]; a send error is the layer's
+//!   transport error. [`FlowId::transaction_flow`] is the number both sides share.
 //! - **Capture**: [`Config::pcap`] records every message sent and received (see [`PcapTap`]
 //!   for what is and is not reproduced).
 //!

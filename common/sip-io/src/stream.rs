@@ -16,6 +16,8 @@ use crate::{CloseReason, Event, Payload, Received};
 const READ_CHUNK: usize = 16 * 1024;
 /// How long a closing connection may take to say goodbye (TLS close_notify, FIN).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Queued messages written together, up to about this many bytes.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Runs a connection until it closes.
 pub(crate) async fn run<S>(conn: Conn, mut io: S, mut rx: mpsc::UnboundedReceiver<Outbound>)
@@ -46,24 +48,46 @@ where
                 }
             }
             out = rx.recv() => {
-                let Some(out) = out else { break CloseReason::Local };
-                let result = match out {
-                    Outbound::Close => break CloseReason::Local,
-                    Outbound::Ping => {
-                        framer.ping_sent();
-                        write(&conn, &mut io, b"\r\n\r\n").await
-                    }
-                    Outbound::Message(bytes) => {
-                        let r = write(&conn, &mut io, &bytes).await;
-                        conn.queued.fetch_sub(bytes.len(), std::sync::atomic::Ordering::AcqRel);
-                        if r.is_none() {
-                            record_out(&conn, &bytes);
+                let Some(first) = out else { break CloseReason::Local };
+                // Whatever is already queued goes out in the same write.
+                let mut chunks: Vec<Bytes> = Vec::new();
+                let mut size = 0;
+                let mut close = false;
+                let mut next = Some(first);
+                while let Some(item) = next.take() {
+                    match item {
+                        Outbound::Message(b) => {
+                            size += b.len();
+                            chunks.push(b);
                         }
-                        r
+                        Outbound::Ping => {
+                            framer.ping_sent();
+                            chunks.push(Bytes::from_static(b"\r\n\r\n"));
+                        }
+                        Outbound::Close => {
+                            close = true;
+                            break;
+                        }
                     }
+                    if size >= WRITE_BATCH {
+                        break;
+                    }
+                    next = rx.try_recv().ok();
+                }
+                let result = match chunks.as_slice() {
+                    [] => None,
+                    [one] => write(&conn, &mut io, one).await,
+                    many => write(&conn, &mut io, &many.concat()).await,
                 };
+                conn.queued.fetch_sub(size, std::sync::atomic::Ordering::AcqRel);
                 if let Some(reason) = result {
                     break reason;
+                }
+                for chunk in chunks.iter().filter(|c| c.as_ref() != b"\r\n\r\n") {
+                    record_out(&conn, chunk);
+                }
+                if close {
+                    break CloseReason::Local;
                 }
                 idle.as_mut().reset(Instant::now() + cfg.idle_timeout);
             }

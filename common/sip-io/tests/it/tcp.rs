@@ -324,3 +324,22 @@ async fn outgoing_connection_failure_is_an_error_not_a_hang() {
     assert!(matches!(err, imslab_sip_io::Error::Connect { .. }), "{err}");
     assert_eq!(client.connection_count(), 0);
 }
+
+#[tokio::test]
+async fn messages_queued_back_to_back_arrive_complete_and_in_order() {
+    let (_server, mut server_rx, server_addr) = tcp_transport(Config::default()).await;
+    let (client, _client_rx, client_addr) = tcp_transport(Config::default()).await;
+    let target = Target::address(TransportKind::Tcp, server_addr);
+    let mut call_ids = Vec::new();
+    for i in 0..200 {
+        let m = request("MESSAGE", "TCP", client_addr, &format!("body {i}"));
+        call_ids.push(m.call_id().unwrap().as_str().to_owned());
+        client.send(&target, m).await.unwrap();
+    }
+    for (i, call_id) in call_ids.iter().enumerate() {
+        let got = next_received(&mut server_rx).await;
+        assert_eq!(parsed(&got).call_id().unwrap().as_str(), call_id);
+        assert_eq!(parsed(&got).body(), format!("body {i}").as_bytes());
+    }
+    assert_eq!(client.connection_count(), 1);
+}
