@@ -1,0 +1,90 @@
+//! The seam between the driver and a CSCF: [`Handler`] and what it receives.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use imslab_sip::proxy::{ContextId, Decision, Interface, InterfaceId};
+use imslab_sip::transaction::{FlowId, Peer};
+use imslab_sip::{Error as SipError, Message, StatusCode};
+use imslab_sip_io::{CloseReason, TransportKind};
+
+use crate::NodeHandle;
+
+/// A new request for the element's logic (RFC 3261 §16.3/§16.4 done).
+#[derive(Debug)]
+pub struct Incoming {
+    /// The proxy context; the returned [`Decision`] applies to it.
+    pub ctx: ContextId,
+    /// The request, with `received`/`rport` set on its top Via and Route values naming this
+    /// element removed.
+    pub request: Message,
+    /// Where it came from. `from.flow` names the connection (or UDP socket) it arrived on:
+    /// a [`imslab_sip::proxy::Target`] whose destination is this peer goes back over that flow.
+    pub from: Peer,
+    /// The interface it arrived on.
+    pub iface: InterfaceId,
+    /// That interface's transport and address.
+    pub interface: Interface,
+    /// An ACK for a 2xx, forwarded without a transaction: only [`Decision::Forward`] has an
+    /// effect, a response is dropped.
+    pub stateless: bool,
+}
+
+/// A response the proxy core selected for forwarding upstream (§16.7), this element's Via
+/// already removed.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The proxy context of the request it answers.
+    pub ctx: ContextId,
+    /// The response.
+    pub response: Message,
+}
+
+/// A connection closed (RFC 5626 §5.5 flow failure for a registrar or P-CSCF).
+#[derive(Debug, Clone)]
+pub struct FlowClosed {
+    /// The flow id as it appears in [`Peer::flow`].
+    pub flow: FlowId,
+    /// Its transport.
+    pub transport: TransportKind,
+    /// The peer.
+    pub remote: SocketAddr,
+    /// Why it closed.
+    pub reason: CloseReason,
+}
+
+/// The logic of one SIP element. The node calls it from spawned tasks, so a slow decision
+/// (a Diameter round trip, a database write) never holds up other messages.
+///
+/// Responses of one context are handed to [`Handler::on_response`] one at a time and in
+/// arrival order; requests are independent of each other.
+pub trait Handler: Send + Sync + 'static {
+    /// Decides what to do with a new request: forward it (edited as needed) to targets, or
+    /// answer it. Called exactly once per context.
+    fn on_request(
+        &self,
+        incoming: Incoming,
+        node: NodeHandle,
+    ) -> impl Future<Output = Decision> + Send;
+
+    /// Edits a response before it is forwarded upstream (the P-CSCF removes `ck`/`ik` from a
+    /// 401). The default forwards it unchanged.
+    fn on_response(&self, outgoing: Outgoing) -> impl Future<Output = Message> + Send {
+        std::future::ready(outgoing.response)
+    }
+
+    /// Whether [`Handler::on_response`] must see responses. When false (the default is true),
+    /// responses are forwarded at once without a task per response.
+    fn wants_responses(&self) -> bool {
+        true
+    }
+
+    /// The proxy core refused a request itself (400, 420, 482, 483...), for per-UE diagnosis.
+    fn on_rejected(&self, _status: StatusCode, _error: &SipError) {}
+
+    /// A CANCEL arrived for a context (§16.10); its pending branches are being cancelled.
+    fn on_cancelled(&self, _ctx: ContextId) {}
+
+    /// A connection closed.
+    fn on_flow_closed(&self, _closed: FlowClosed) {}
+}

@@ -1,0 +1,77 @@
+//! The tokio driver that runs one SIP element (a P-, I- or S-CSCF): it binds the element's
+//! sockets with `imslab-sip-io`, owns the RFC 3261 §16 [`Proxy`](imslab_sip::proxy::Proxy) core
+//! of `imslab-sip`, fires its timers, sends what it transmits, and hands each new request and
+//! each response to forward to the element's [`Handler`].
+//!
+//! It has no CSCF logic: routing, registration and authentication live in the handler.
+//!
+//! # Use
+//!
+//! ```no_run
+//! use imslab_sip::StatusCode;
+//! use imslab_sip_node::{Decision, Handler, Incoming, Listen, NodeConfig, NodeHandle, SipNode};
+//!
+//! struct Registrar;
+//!
+//! impl Handler for Registrar {
+//!     async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+//!         // A real registrar checks credentials and stores bindings here.
+//!         match incoming.request.response(StatusCode::OK, Some("reg1")) {
+//!             Ok(ok) => Decision::Respond(ok),
+//!             Err(_) => Decision::Respond(imslab_sip::Message::new_response(
+//!                 StatusCode::SERVER_INTERNAL_ERROR, None)),
+//!         }
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<(), imslab_sip_node::Error> {
+//! let cfg = NodeConfig::new(Listen::udp_tcp("127.0.0.1:5060".parse().unwrap()));
+//! let node = SipNode::bind(cfg).await?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! node.run(Registrar, shutdown).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # The contract
+//!
+//! - [`SipNode::bind`] binds every [`Listen`] entry (an error names the address) and builds the
+//!   proxy core with one interface per socket. [`SipNode::run`] then loops until its
+//!   cancellation token fires, and returns at once after closing the sockets.
+//! - Each new request that passes the core's checks (§16.3, §16.4) goes to
+//!   [`Handler::on_request`] in its own task, as an [`Incoming`] with its source [`Peer`]
+//!   (whose `flow` names the connection or UDP socket it came on). The handler returns a
+//!   [`Decision`]: [`Decision::Respond`] with a response built by
+//!   [`Message::response`](imslab_sip::Message::response), or [`Decision::Forward`] to
+//!   [`Target`]s (a destination `Peer` with a `flow` goes back over that flow: how a P-CSCF
+//!   reaches a phone behind NAT). Requests that the core refuses itself (400, 482, 483...)
+//!   are reported to [`Handler::on_rejected`].
+//! - Each response the core selects for forwarding goes to [`Handler::on_response`] (one at a
+//!   time per context, in order) and is forwarded as returned. Handlers that never edit
+//!   responses return false from [`Handler::wants_responses`].
+//! - [`NodeHandle::request`] originates a request (NOTIFY, third-party REGISTER, network-
+//!   initiated NOTIFY/BYE...): the node adds its Via and a client transaction, and the call
+//!   returns the final response, or [`Error::NoResponse`] with 408/503 on Timer F or a
+//!   transport failure.
+//! - Connection closures are reported to [`Handler::on_flow_closed`].
+//! - Names are not resolved by DNS: next hops are IP literals or entries of
+//!   [`NodeConfig::hosts`] ([`resolve_uri`]).
+//!
+//! # Not here
+//!
+//! Name resolution (RFC 3263), dialogs, and anything a CSCF decides.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod handler;
+mod node;
+
+pub use config::{Listen, NodeConfig, resolve_uri};
+pub use error::Error;
+pub use handler::{FlowClosed, Handler, Incoming, Outgoing};
+pub use imslab_sip::proxy::{
+    ContextId, Decision, ForkMode, Interface, InterfaceId, RecordRoute, Target,
+};
+pub use imslab_sip::transaction::{FlowId, Peer};
+pub use node::{NodeHandle, SipNode};

@@ -1,0 +1,583 @@
+//! [`SipNode`]: the task that owns the proxy core, and [`NodeHandle`] to talk to it.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use imslab_sip::proxy::{
+    ContextId, Decision, Interface, InterfaceId, Proxy, ProxyConfig, ProxyEvent,
+};
+use imslab_sip::transaction::{ClientId, Peer, TxRef};
+use imslab_sip::{HeaderName, Message};
+use imslab_sip_io::{Event, Payload, SipTransport, Target, TransportKind};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::config::{Listen, NodeConfig, resolve_uri};
+use crate::handler::{FlowClosed, Handler, Incoming, Outgoing};
+
+/// Transport events handled per wake-up before timers and commands get a turn.
+const EVENT_BATCH: usize = 64;
+
+enum Cmd {
+    Decide {
+        ctx: ContextId,
+        decision: Decision,
+    },
+    ForwardResponse {
+        ctx: ContextId,
+        response: Message,
+    },
+    Originate {
+        request: Message,
+        to: Peer,
+        reply: oneshot::Sender<Result<Message, Error>>,
+    },
+    SendFailed {
+        tx: TxRef,
+    },
+}
+
+struct Shared {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    transport: SipTransport,
+    interfaces: Vec<Interface>,
+    hosts: HashMap<String, Peer>,
+    udp_request_limit: usize,
+}
+
+/// A cheap, cloneable handle to a running (or about to run) [`SipNode`]: originate requests,
+/// resolve next hops, reach the transports.
+#[derive(Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("interfaces", &self.shared.interfaces)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    /// Sends a request this element originates (a NOTIFY, a third-party REGISTER, a
+    /// network-initiated de-registration) to `to` through a client transaction, and waits for
+    /// its final response. The node adds the element's Via with a fresh branch; the caller
+    /// builds everything else (Request-URI, Route, From with tag, To, Call-ID, CSeq,
+    /// Max-Forwards, Contact, body). A timeout or transport failure is
+    /// [`Error::NoResponse`] with 408 or 503.
+    pub async fn request(&self, request: Message, to: Peer) -> Result<Message, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .cmds
+            .send(Cmd::Originate { request, to, reply })
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Like [`NodeHandle::request`], resolving the destination from `next_hop` (the first
+    /// Route URI, or the Request-URI) with [`NodeHandle::resolve`].
+    pub async fn request_to_uri(&self, request: Message, next_hop: &str) -> Result<Message, Error> {
+        let to = self.resolve(next_hop).ok_or_else(|| Error::Unresolvable {
+            uri: next_hop.to_owned(),
+        })?;
+        self.request(request, to).await
+    }
+
+    /// The destination for a next-hop URI: an IP literal, or a name in
+    /// [`NodeConfig::hosts`] (see [`crate::resolve_uri`]).
+    pub fn resolve(&self, uri: &str) -> Option<Peer> {
+        resolve_uri(uri, &self.shared.hosts)
+    }
+
+    /// The interfaces, in [`NodeConfig::listen`] order, with their bound addresses.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.shared.interfaces
+    }
+
+    /// The bound address of the first interface of a transport.
+    pub fn local_addr(&self, transport: TransportKind) -> Option<SocketAddr> {
+        self.shared
+            .interfaces
+            .iter()
+            .find(|i| i.transport == transport.to_sip())
+            .map(|i| i.addr)
+    }
+
+    /// A SIP URI for this element (`sip:host:port`, with `;transport=tcp` and so on for
+    /// transports other than UDP): the advertised name or the bound address of the first
+    /// interface of `transport`.
+    pub fn uri(&self, transport: TransportKind) -> Option<String> {
+        let i = self
+            .shared
+            .interfaces
+            .iter()
+            .find(|i| i.transport == transport.to_sip())?;
+        let host = match &i.advertise {
+            Some(h) => h.clone(),
+            None if i.addr.is_ipv6() => format!("[{}]", i.addr.ip()),
+            None => i.addr.ip().to_string(),
+        };
+        let param = match transport {
+            TransportKind::Udp => String::new(),
+            t => format!(";transport={}", t.via_token().to_ascii_lowercase()),
+        };
+        Some(format!("sip:{host}:{}{param}", i.addr.port()))
+    }
+
+    /// The transports, for connection aliases, keep-alive pings and closing flows.
+    pub fn transport(&self) -> &SipTransport {
+        &self.shared.transport
+    }
+}
+
+/// One SIP element: its sockets, its RFC 3261 §16 proxy core and timers, driven by one task
+/// that hands requests and responses to a [`Handler`].
+pub struct SipNode {
+    handle: NodeHandle,
+    events: mpsc::Receiver<Event>,
+    cmds: mpsc::UnboundedReceiver<Cmd>,
+    proxy: Proxy,
+    iface_by_local: HashMap<(TransportKind, SocketAddr), InterfaceId>,
+}
+
+impl std::fmt::Debug for SipNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipNode")
+            .field("interfaces", &self.handle.shared.interfaces)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, Error> {
+    UdpSocket::bind(addr).await.map_err(|source| Error::Bind {
+        transport: TransportKind::Udp,
+        addr,
+        source,
+    })
+}
+
+async fn bind_tcp(
+    transport: TransportKind,
+    addr: SocketAddr,
+    prefer_port: Option<u16>,
+) -> Result<TcpListener, Error> {
+    if let Some(port) = prefer_port.filter(|_| addr.port() == 0)
+        && let Ok(l) = TcpListener::bind(SocketAddr::new(addr.ip(), port)).await
+    {
+        return Ok(l);
+    }
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        transport,
+        addr,
+        source,
+    })
+}
+
+impl SipNode {
+    /// Binds every socket of `cfg.listen` (errors name the address) and prepares the proxy
+    /// core. Nothing is processed until [`SipNode::run`]; requests sent through
+    /// [`SipNode::handle`] before that wait in a queue.
+    pub async fn bind(cfg: NodeConfig) -> Result<Self, Error> {
+        if cfg.listen.is_empty() {
+            return Err(Error::NoListener);
+        }
+        let (transport, events) = SipTransport::new(cfg.transport.clone());
+        let mut interfaces = Vec::new();
+        let mut udp_ports: HashMap<std::net::IpAddr, u16> = HashMap::new();
+        for l in &cfg.listen {
+            let kind = l.transport();
+            let addr = l.addr();
+            let prefer = udp_ports.get(&addr.ip()).copied();
+            let local = match l {
+                Listen::Udp(a) => {
+                    let local = transport.add_udp(bind_udp(*a).await?)?;
+                    udp_ports.entry(local.ip()).or_insert_with(|| local.port());
+                    local
+                }
+                Listen::Tcp(a) => transport.add_tcp(bind_tcp(kind, *a, prefer).await?)?,
+                Listen::Tls(a, tls) => {
+                    transport.add_tls(bind_tcp(kind, *a, prefer).await?, Arc::clone(tls))?
+                }
+                Listen::Ws(a) => transport.add_ws(bind_tcp(kind, *a, prefer).await?)?,
+                Listen::Wss(a, tls) => {
+                    transport.add_wss(bind_tcp(kind, *a, prefer).await?, Arc::clone(tls))?
+                }
+            };
+            interfaces.push(Interface {
+                transport: kind.to_sip(),
+                addr: local,
+                advertise: cfg.advertise.clone(),
+            });
+        }
+        let iface_by_local = interfaces
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                TransportKind::from_sip(&f.transport).map(|k| ((k, f.addr), InterfaceId(i)))
+            })
+            .collect();
+        let mut pc = ProxyConfig::new(interfaces[0].clone());
+        pc.interfaces.clone_from(&interfaces);
+        pc.aliases.clone_from(&cfg.aliases);
+        pc.supported.clone_from(&cfg.supported);
+        pc.hosts.clone_from(&cfg.hosts);
+        pc.timer_c = cfg.timer_c;
+        pc.loop_detection = cfg.loop_detection;
+        let proxy = Proxy::new(pc, cfg.timers, cfg.seed);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            cmds: cmd_tx,
+            transport,
+            interfaces,
+            hosts: cfg.hosts,
+            udp_request_limit: cfg.transport.udp_request_limit,
+        });
+        Ok(Self {
+            handle: NodeHandle { shared },
+            events,
+            cmds: cmd_rx,
+            proxy,
+            iface_by_local,
+        })
+    }
+
+    /// A handle for originating requests and reading addresses.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Every bound socket, in [`NodeConfig::listen`] order.
+    pub fn local_addrs(&self) -> Vec<(TransportKind, SocketAddr)> {
+        self.handle.shared.transport.local_addrs()
+    }
+
+    /// Runs the element until `shutdown` is cancelled, then closes every socket and returns at
+    /// once. Requests still waiting for a response fail with [`Error::Stopped`].
+    pub async fn run<H: Handler>(
+        self,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error> {
+        let mut lp = Loop {
+            handle: self.handle,
+            proxy: self.proxy,
+            handler: Arc::new(handler),
+            iface_by_local: self.iface_by_local,
+            uac: HashMap::new(),
+            responses: HashMap::new(),
+            work: VecDeque::new(),
+        };
+        let mut events = self.events;
+        let mut cmds = self.cmds;
+        loop {
+            let deadline = lp.proxy.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                ev = events.recv() => {
+                    let Some(ev) = ev else { break };
+                    lp.on_transport(ev).await;
+                    for _ in 0..EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(ev) => lp.on_transport(ev).await,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                cmd = cmds.recv() => {
+                    // The loop holds a sender through its handle: never `None` here.
+                    if let Some(cmd) = cmd {
+                        lp.on_cmd(cmd).await;
+                    }
+                }
+                () = sleep_until(deadline) => {
+                    let ev = lp.proxy.handle_timeout(Instant::now());
+                    lp.process(ev).await;
+                }
+            }
+        }
+        lp.handle.shared.transport.shutdown();
+        Ok(())
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Loop<H> {
+    handle: NodeHandle,
+    proxy: Proxy,
+    handler: Arc<H>,
+    iface_by_local: HashMap<(TransportKind, SocketAddr), InterfaceId>,
+    uac: HashMap<ClientId, oneshot::Sender<Result<Message, Error>>>,
+    /// Responses waiting for [`Handler::on_response`], per context; the flag says one is being
+    /// handled.
+    responses: HashMap<ContextId, (bool, VecDeque<Message>)>,
+    work: VecDeque<ProxyEvent>,
+}
+
+impl<H: Handler> Loop<H> {
+    fn iface_for(&self, transport: TransportKind, local: SocketAddr) -> InterfaceId {
+        if let Some(i) = self.iface_by_local.get(&(transport, local)) {
+            return *i;
+        }
+        self.handle
+            .shared
+            .interfaces
+            .iter()
+            .position(|i| i.transport == transport.to_sip() && i.addr.ip() == local.ip())
+            .or_else(|| {
+                self.handle
+                    .shared
+                    .interfaces
+                    .iter()
+                    .position(|i| i.transport == transport.to_sip())
+            })
+            .map_or(InterfaceId(0), InterfaceId)
+    }
+
+    async fn on_transport(&mut self, ev: Event) {
+        match ev {
+            Event::Received(rx) => {
+                let iface = self.iface_for(rx.transport, rx.local);
+                let peer = rx.peer();
+                match rx.payload {
+                    Payload::Message(msg) => {
+                        let ev = self.proxy.handle_message(Instant::now(), msg, peer, iface);
+                        self.process(ev).await;
+                    }
+                    Payload::Invalid {
+                        parsed: Some(req),
+                        error,
+                        ..
+                    } if req.is_request() => {
+                        // Parsed but unusable (a stream message without Content-Length): 400.
+                        if let Ok(resp) = req.response(error.status_code(), None) {
+                            let target = Target::Flow(rx.flow);
+                            if let Err(e) = self.handle.shared.transport.send(&target, resp).await {
+                                tracing::debug!(error = %e, "cannot answer an invalid request");
+                            }
+                        }
+                    }
+                    Payload::Invalid { error, .. } => {
+                        tracing::debug!(source = %rx.source, error = %error, "dropped an undecodable message");
+                    }
+                }
+            }
+            Event::FlowClosed {
+                flow,
+                transport,
+                remote,
+                reason,
+            } => {
+                self.handler.on_flow_closed(FlowClosed {
+                    flow: flow.transaction_flow(),
+                    transport,
+                    remote,
+                    reason,
+                });
+            }
+            Event::Pong { .. } => {}
+        }
+    }
+
+    async fn on_cmd(&mut self, cmd: Cmd) {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Decide { ctx, decision } => match self.proxy.decide(now, ctx, decision) {
+                Ok(ev) => self.process(ev).await,
+                Err(e) => tracing::debug!(?ctx, error = %e, "decision for a finished context"),
+            },
+            Cmd::ForwardResponse { ctx, response } => {
+                match self.proxy.forward_response(now, ctx, response) {
+                    Ok(ev) => self.process(ev).await,
+                    Err(e) => tracing::debug!(?ctx, error = %e, "response for a finished context"),
+                }
+                self.next_response(ctx);
+            }
+            Cmd::Originate {
+                mut request,
+                to,
+                reply,
+            } => {
+                let via = self.proxy.via_for(&to);
+                if let Err(e) = request.prepend_typed(HeaderName::VIA, &via) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                if let Err(e) = request.ensure_content_length() {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                match self.proxy.send_request(now, request, to) {
+                    Ok((id, ev)) => {
+                        self.uac.insert(id, reply);
+                        self.process(ev).await;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Cmd::SendFailed { tx } => {
+                let ev = self.proxy.handle_transport_error(now, tx);
+                self.process(ev).await;
+            }
+        }
+    }
+
+    /// Acts on proxy events until none are left (acting may produce more).
+    async fn process(&mut self, events: Vec<ProxyEvent>) {
+        self.work.extend(events);
+        while let Some(ev) = self.work.pop_front() {
+            match ev {
+                ProxyEvent::Transmit { to, bytes, tx } => self.transmit(to, bytes, tx).await,
+                ProxyEvent::Request {
+                    ctx,
+                    request,
+                    from,
+                    iface,
+                    stateless,
+                } => {
+                    let interface = self
+                        .handle
+                        .shared
+                        .interfaces
+                        .get(iface.0)
+                        .or_else(|| self.handle.shared.interfaces.first())
+                        .cloned();
+                    let Some(interface) = interface else { continue };
+                    let incoming = Incoming {
+                        ctx,
+                        request,
+                        from,
+                        iface,
+                        interface,
+                        stateless,
+                    };
+                    let handler = Arc::clone(&self.handler);
+                    let node = self.handle.clone();
+                    tokio::spawn(async move {
+                        let decision = handler.on_request(incoming, node.clone()).await;
+                        let _ = node.shared.cmds.send(Cmd::Decide { ctx, decision });
+                    });
+                }
+                ProxyEvent::Response { ctx, response } => {
+                    if self.handler.wants_responses() {
+                        let entry = self.responses.entry(ctx).or_default();
+                        entry.1.push_back(response);
+                        if !entry.0 {
+                            self.next_response_start(ctx);
+                        }
+                    } else {
+                        match self.proxy.forward_response(Instant::now(), ctx, response) {
+                            Ok(ev) => self.work.extend(ev),
+                            Err(e) => tracing::debug!(?ctx, error = %e, "cannot forward response"),
+                        }
+                    }
+                }
+                ProxyEvent::Cancelled { ctx } => self.handler.on_cancelled(ctx),
+                ProxyEvent::Rejected { status, error } => {
+                    tracing::debug!(%status, error = %error, "request refused by the proxy core");
+                    self.handler.on_rejected(status, &error);
+                }
+                ProxyEvent::UacResponse { id, response } => {
+                    if response.status().is_some_and(|s| s.is_final())
+                        && let Some(reply) = self.uac.remove(&id)
+                    {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+                ProxyEvent::UacFailed { id, status } => {
+                    if let Some(reply) = self.uac.remove(&id) {
+                        let _ = reply.send(Err(Error::NoResponse { status }));
+                    }
+                }
+                ProxyEvent::Finished { ctx } => {
+                    if self.responses.get(&ctx).is_some_and(|(busy, _)| !busy) {
+                        self.responses.remove(&ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the handler on the next queued response of `ctx`.
+    fn next_response_start(&mut self, ctx: ContextId) {
+        let Some(entry) = self.responses.get_mut(&ctx) else {
+            return;
+        };
+        let Some(response) = entry.1.pop_front() else {
+            self.responses.remove(&ctx);
+            return;
+        };
+        entry.0 = true;
+        let handler = Arc::clone(&self.handler);
+        let cmds = self.handle.shared.cmds.clone();
+        tokio::spawn(async move {
+            let response = handler.on_response(Outgoing { ctx, response }).await;
+            let _ = cmds.send(Cmd::ForwardResponse { ctx, response });
+        });
+    }
+
+    /// The handler finished a response of `ctx`: start the next one, if any.
+    fn next_response(&mut self, ctx: ContextId) {
+        if let Some(entry) = self.responses.get_mut(&ctx) {
+            entry.0 = false;
+        }
+        self.next_response_start(ctx);
+    }
+
+    async fn transmit(&mut self, to: Peer, bytes: Bytes, tx: Option<TxRef>) {
+        let transport = self.handle.shared.transport.clone();
+        let target = match transport.target_for(&to) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(to = %to.addr, error = %e, "cannot send");
+                if let Some(tx) = tx {
+                    let ev = self.proxy.handle_transport_error(Instant::now(), tx);
+                    self.work.extend(ev);
+                }
+                return;
+            }
+        };
+        // Sending over a flow or a small UDP datagram never waits for long; opening a
+        // connection (also for a UDP request too large for UDP, RFC 3261 §18.1.1) may.
+        let datagram_ok =
+            bytes.len() <= self.handle.shared.udp_request_limit || bytes.starts_with(b"SIP/");
+        let inline = match target {
+            Target::Flow(f) => f.is_connection() || datagram_ok,
+            Target::Address { transport: t, .. } => t == TransportKind::Udp && datagram_ok,
+        };
+        if inline {
+            if let Err(e) = transport.send_bytes(&target, bytes).await {
+                tracing::debug!(to = %to.addr, error = %e, "send failed");
+                if let Some(tx) = tx {
+                    let ev = self.proxy.handle_transport_error(Instant::now(), tx);
+                    self.work.extend(ev);
+                }
+            }
+            return;
+        }
+        let cmds = self.handle.shared.cmds.clone();
+        tokio::spawn(async move {
+            if let Err(e) = transport.send_bytes(&target, bytes).await {
+                tracing::debug!(to = %to.addr, error = %e, "send failed");
+                if let Some(tx) = tx {
+                    let _ = cmds.send(Cmd::SendFailed { tx });
+                }
+            }
+        });
+    }
+}

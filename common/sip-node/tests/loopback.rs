@@ -1,0 +1,304 @@
+//! The node on loopback with trivial handlers: answering, forwarding, editing responses,
+//! originating requests, TCP flows and shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use imslab_sip::transaction::TimerConfig;
+use imslab_sip::{HeaderName, Message, Method, StatusCode};
+use imslab_sip_io::TransportKind;
+use imslab_sip_node::{
+    Decision, Error, Handler, Incoming, Listen, NodeConfig, NodeHandle, Outgoing, Peer, SipNode,
+    Target,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn fast_timers() -> TimerConfig {
+    TimerConfig {
+        t1: Duration::from_millis(10),
+        t2: Duration::from_millis(40),
+        t4: Duration::from_millis(50),
+        timer_d: Duration::from_millis(100),
+    }
+}
+
+/// Answers every request with 200 and a `X-Answered-By` header.
+struct Answer(&'static str);
+
+impl Handler for Answer {
+    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        let mut ok = incoming
+            .request
+            .response(StatusCode::OK, Some("uas"))
+            .expect("response");
+        ok.push_header(
+            HeaderName::new("X-Answered-By").expect("header name"),
+            self.0,
+        )
+        .expect("header");
+        Decision::Respond(ok)
+    }
+}
+
+/// Forwards every request to `next` and marks forwarded responses.
+struct Forward {
+    next: SocketAddr,
+}
+
+impl Handler for Forward {
+    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        Decision::forward(
+            incoming.request,
+            Target::next_hop().via(Peer::new(TransportKind::Udp.to_sip(), self.next)),
+        )
+    }
+
+    async fn on_response(&self, outgoing: Outgoing) -> Message {
+        let mut r = outgoing.response;
+        r.push_header(
+            HeaderName::new("X-Seen-By-Proxy").expect("header name"),
+            "yes",
+        )
+        .expect("header");
+        r
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    handle: NodeHandle,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+async fn start<H: Handler>(handler: H) -> Running {
+    let mut cfg = NodeConfig::new(Listen::udp_tcp(loopback()));
+    cfg.timers = fast_timers();
+    let node = SipNode::bind(cfg).await.expect("bind");
+    let addr = node.local_addrs()[0].1;
+    let handle = node.handle();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(node.run(handler, stop.clone()));
+    Running {
+        addr,
+        handle,
+        stop,
+        task,
+    }
+}
+
+fn options(to: SocketAddr, branch: &str) -> String {
+    format!(
+        "OPTIONS sip:{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@ims.example>;tag=a1\r\n\
+         To: <sip:{to}>\r\n\
+         Call-ID: {branch}@test\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+async fn udp_exchange(to: SocketAddr, text: &str) -> Message {
+    let sock = UdpSocket::bind(loopback()).await.expect("bind client");
+    sock.send_to(text.as_bytes(), to).await.expect("send");
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("a response within 5 s")
+            .expect("recv");
+        let msg = Message::parse(buf[..n].to_vec()).expect("parses");
+        if msg.status() != Some(StatusCode::TRYING) {
+            return msg;
+        }
+    }
+}
+
+fn header(m: &Message, name: &'static str) -> Option<String> {
+    m.header(&HeaderName::new(name).expect("header name"))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+#[tokio::test]
+async fn handler_answer_reaches_the_udp_client_through_the_transaction() {
+    let uas = start(Answer("uas")).await;
+    let resp = udp_exchange(uas.addr, &options(uas.addr, "1")).await;
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(header(&resp, "X-Answered-By").as_deref(), Some("uas"));
+    assert_eq!(resp.to_header().expect("To").tag(), Some("uas"));
+    uas.stop.cancel();
+}
+
+#[tokio::test]
+async fn forwarded_request_comes_back_as_an_edited_response_without_the_proxy_via() {
+    let uas = start(Answer("uas")).await;
+    let proxy = start(Forward { next: uas.addr }).await;
+    let resp = udp_exchange(proxy.addr, &options(uas.addr, "2")).await;
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(header(&resp, "X-Answered-By").as_deref(), Some("uas"));
+    assert_eq!(header(&resp, "X-Seen-By-Proxy").as_deref(), Some("yes"));
+    let vias: Vec<_> = resp.vias().collect();
+    assert_eq!(vias.len(), 1, "only the client's Via is left");
+    uas.stop.cancel();
+    proxy.stop.cancel();
+}
+
+fn originated(to: SocketAddr) -> Message {
+    let mut m = Message::new_request(Method::Notify, format!("sip:ue@{to}"));
+    for (n, v) in [
+        (HeaderName::MAX_FORWARDS, "70".to_owned()),
+        (
+            HeaderName::FROM,
+            "<sip:scscf@ims.example>;tag=n1".to_owned(),
+        ),
+        (HeaderName::TO, "<sip:ue@ims.example>;tag=u1".to_owned()),
+        (HeaderName::CALL_ID, "notify-1@test".to_owned()),
+        (HeaderName::CSEQ, "1 NOTIFY".to_owned()),
+        (HeaderName::EVENT, "reg".to_owned()),
+    ] {
+        m.push_header(n, v).expect("header");
+    }
+    m
+}
+
+#[tokio::test]
+async fn originated_request_returns_the_final_response() {
+    let uas = start(Answer("uas")).await;
+    let origin = start(Answer("origin")).await;
+    let resp = origin
+        .handle
+        .request(
+            originated(uas.addr),
+            Peer::new(TransportKind::Udp.to_sip(), uas.addr),
+        )
+        .await
+        .expect("a response");
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(header(&resp, "X-Answered-By").as_deref(), Some("uas"));
+    uas.stop.cancel();
+    origin.stop.cancel();
+}
+
+#[tokio::test]
+async fn originated_request_to_a_silent_peer_fails_with_408() {
+    let silent = UdpSocket::bind(loopback()).await.expect("bind");
+    let to = silent.local_addr().expect("addr");
+    let origin = start(Answer("origin")).await;
+    let err = origin
+        .handle
+        .request(originated(to), Peer::new(TransportKind::Udp.to_sip(), to))
+        .await
+        .expect_err("no response");
+    assert!(
+        matches!(err, Error::NoResponse { status } if status == StatusCode::REQUEST_TIMEOUT),
+        "{err}"
+    );
+    origin.stop.cancel();
+}
+
+#[tokio::test]
+async fn request_over_tcp_is_answered_on_the_same_connection() {
+    let uas = start(Answer("uas")).await;
+    let tcp_addr = uas
+        .handle
+        .local_addr(TransportKind::Tcp)
+        .expect("a TCP listener");
+    assert_eq!(
+        tcp_addr.port(),
+        uas.addr.port(),
+        "UDP and TCP share the port"
+    );
+    let mut conn = TcpStream::connect(tcp_addr).await.expect("connect");
+    let req = options(tcp_addr, "3").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    conn.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    let resp = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("data within 5 s")
+            .expect("read");
+        assert!(n > 0, "connection closed before a response");
+        got.extend_from_slice(&buf[..n]);
+        if let Ok(m) = Message::parse(got.clone())
+            && m.status().is_some_and(|s| s.is_final())
+        {
+            break m;
+        }
+    };
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    uas.stop.cancel();
+}
+
+#[tokio::test]
+async fn uri_and_resolve_name_this_element() {
+    let mut cfg = NodeConfig::new(Listen::udp_tcp(loopback())).host(
+        "pcscf.ims.example",
+        TransportKind::Tcp,
+        "127.0.0.1:5060".parse().expect("addr"),
+    );
+    cfg.advertise = None;
+    let node = SipNode::bind(cfg).await.expect("bind");
+    let h = node.handle();
+    let port = node.local_addrs()[0].1.port();
+    assert_eq!(
+        h.uri(TransportKind::Udp),
+        Some(format!("sip:127.0.0.1:{port}"))
+    );
+    assert_eq!(
+        h.uri(TransportKind::Tcp),
+        Some(format!("sip:127.0.0.1:{port};transport=tcp"))
+    );
+    let p = h
+        .resolve("<sip:term@pcscf.ims.example:5070;lr>")
+        .expect("resolves");
+    assert_eq!(
+        p.addr,
+        "127.0.0.1:5070".parse::<SocketAddr>().expect("addr")
+    );
+    assert_eq!(p.transport, TransportKind::Tcp.to_sip());
+    let p = h
+        .resolve("sip:10.0.0.1;transport=tcp;lr")
+        .expect("IP literal");
+    assert_eq!(p.addr, "10.0.0.1:5060".parse::<SocketAddr>().expect("addr"));
+    assert!(h.resolve("sip:unknown.example").is_none());
+}
+
+#[tokio::test]
+async fn bind_error_names_the_address() {
+    let taken = UdpSocket::bind(loopback()).await.expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let err = SipNode::bind(NodeConfig::new([Listen::Udp(addr)]))
+        .await
+        .expect_err("port in use");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn run_returns_promptly_after_cancellation() {
+    let node = start(Answer("uas")).await;
+    node.stop.cancel();
+    let done = tokio::time::timeout(Duration::from_millis(1500), node.task)
+        .await
+        .expect("returns within 1.5 s")
+        .expect("task");
+    assert!(done.is_ok());
+    let err = node
+        .handle
+        .request(
+            originated(node.addr),
+            Peer::new(TransportKind::Udp.to_sip(), node.addr),
+        )
+        .await
+        .expect_err("stopped");
+    assert!(matches!(err, Error::Stopped), "{err}");
+}
