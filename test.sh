@@ -11,8 +11,9 @@ cd "$(dirname "$0")"
 # Debian packages of the real peers and tools the tests drive.
 APT_PACKAGES=(sip-tester tshark freediameter freediameter-extensions postgresql libxml2-utils
               iproute2 strace)
-# PyPI packages used by independent test clients (GTPv2-C via pycrate, Milenage via cryptography).
-PIP_PACKAGES=(pycrate cryptography)
+# PyPI packages used by independent test clients, as package:module (GTPv2-C via pycrate,
+# Milenage via cryptography).
+PIP_PACKAGES=(pycrate:pycrate_core cryptography:cryptography)
 # Programs that must be on PATH (or in sbin) after installation.
 REQUIRED=(sipp tshark freeDiameterd xmllint ip strace python3 initdb)
 
@@ -34,7 +35,8 @@ if [ ${#missing_apt[@]} -gt 0 ]; then
   fi
 fi
 for p in "${PIP_PACKAGES[@]}"; do
-  python3 -c "import ${p}" 2>/dev/null || python3 -m pip install -q "$p" || true
+  python3 -c "import ${p#*:}" 2>/dev/null ||
+    python3 -m pip install -q --root-user-action=ignore "${p%%:*}" || true
 done
 # PostgreSQL binaries are not on PATH in Debian.
 for d in /usr/lib/postgresql/*/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
@@ -42,7 +44,9 @@ export PATH
 
 absent=()
 for t in "${REQUIRED[@]}"; do have "$t" || absent+=("$t"); done
-for p in "${PIP_PACKAGES[@]}"; do python3 -c "import ${p}" 2>/dev/null || absent+=("python:$p"); done
+for p in "${PIP_PACKAGES[@]}"; do
+  python3 -c "import ${p#*:}" 2>/dev/null || absent+=("python:${p%%:*}")
+done
 if [ ${#absent[@]} -gt 0 ]; then
   echo "test.sh: required tools are missing: ${absent[*]}" >&2
   if [ "${CI:-}" = true ]; then exit 1; fi
