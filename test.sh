@@ -54,15 +54,15 @@ if [ ${#absent[@]} -gt 0 ]; then
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
-  cargo install --locked cargo-nextest
+  cargo install cargo-nextest
 fi
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== fuzz targets build"
 cargo check --manifest-path fuzz/Cargo.toml --quiet
 echo "== tests"
-cargo nextest run --workspace --locked --no-fail-fast "$@"
-cargo test --workspace --doc --locked --quiet
+cargo nextest run --workspace --no-fail-fast "$@"
+cargo test --workspace --doc --quiet
