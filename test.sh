@@ -54,7 +54,7 @@ if [ ${#absent[@]} -gt 0 ]; then
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
-  cargo install cargo-nextest
+  cargo install --locked cargo-nextest
 fi
 
 echo "== cargo fmt"
