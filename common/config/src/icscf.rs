@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 pub struct ScscfEntry {
     /// The S-CSCF's SIP URI, as the HSS stores it in Server-Name.
     pub uri: String,
+    /// Where to send its requests when the URI's host is a name (no DNS in the lab); null
+    /// means the URI's host is an IP address.
+    #[serde(default)]
+    pub address: Option<SocketAddr>,
     /// Capabilities it offers (matched against Mandatory/Optional-Capability).
     #[serde(default)]
     pub capabilities: Vec<u32>,
@@ -19,6 +23,9 @@ pub struct ScscfEntry {
 pub struct IcscfConfig {
     /// SIP listen address (UDP and TCP).
     pub listen: SocketAddr,
+    /// The I-CSCF's Diameter identity (Origin-Host toward the HSS); its realm is
+    /// `network.domain`.
+    pub origin_host: String,
     /// The HSS's Diameter address.
     pub hss: SocketAddr,
     /// S-CSCFs to choose from when the HSS answers with Server-Capabilities.
@@ -29,9 +36,11 @@ impl Default for IcscfConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4060)),
+            origin_host: "icscf.ims.mnc001.mcc001.3gppnetwork.org".into(),
             hss: SocketAddr::from(([127, 0, 0, 1], 3868)),
             scscfs: vec![ScscfEntry {
                 uri: "sip:scscf.ims.mnc001.mcc001.3gppnetwork.org:6060".into(),
+                address: Some(SocketAddr::from(([127, 0, 0, 1], 6060))),
                 capabilities: vec![],
             }],
         }
@@ -43,11 +52,15 @@ pub(crate) const YAML: &str = r#"
 icscf:
   # SIP listen address, UDP and TCP.
   listen: 127.0.0.1:4060
+  # Its Diameter identity (Origin-Host) toward the HSS; the realm is network.domain.
+  origin_host: icscf.ims.mnc001.mcc001.3gppnetwork.org
   # The HSS's Diameter address.
   hss: 127.0.0.1:3868
   # S-CSCFs to choose from when the HSS returns Server-Capabilities (TS 29.228 §6.7).
   scscfs:
     - uri: sip:scscf.ims.mnc001.mcc001.3gppnetwork.org:6060
+      # Where to send to it when the URI host is a name (null: the host is an IP address).
+      address: 127.0.0.1:6060
       # Capability numbers this S-CSCF offers.
       capabilities: []
 "#;

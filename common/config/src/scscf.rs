@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
@@ -10,16 +11,29 @@ pub struct ScscfConfig {
     pub listen: SocketAddr,
     /// The S-CSCF's own SIP URI (Server-Name in SAR, Service-Route).
     pub uri: String,
+    /// The S-CSCF's Diameter identity (Origin-Host toward the HSS); its realm is
+    /// `network.domain`.
+    pub origin_host: String,
     /// The HSS's Diameter address.
     pub hss: SocketAddr,
     /// Shortest registration the registrar accepts, seconds (423 below it, RFC 3261 §10.3).
     pub reg_expires_min: u32,
     /// Longest registration granted, seconds.
     pub reg_expires_max: u32,
+    /// Registration time granted when a REGISTER names none, seconds (RFC 3261 §10.2.1.1).
+    pub reg_expires_default: u32,
     /// Authentication vectors asked per MAR.
     pub auth_vectors: u32,
     /// Failed authentication attempts before 403.
     pub max_auth_failures: u32,
+    /// The scheme asked for in MAR when the REGISTER names no algorithm and the HSS refuses
+    /// `Unknown` (TS 29.229 §6.3.2 names: Digest-AKAv1-MD5, Digest-AKAv2-MD5, SIP Digest).
+    pub default_auth_scheme: String,
+    /// Longest reg-event subscription granted, seconds (TS 24.229 §5.4.2.1.1).
+    pub reg_event_expires_max: u32,
+    /// Static SIP name resolution: host names in Path, Route or AS URIs that are not IP
+    /// literals, mapped to their address (UDP; URIs with `transport=tcp` use TCP).
+    pub hosts: BTreeMap<String, SocketAddr>,
 }
 
 impl Default for ScscfConfig {
@@ -27,11 +41,16 @@ impl Default for ScscfConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 6060)),
             uri: "sip:scscf.ims.mnc001.mcc001.3gppnetwork.org:6060".into(),
+            origin_host: "scscf.ims.mnc001.mcc001.3gppnetwork.org".into(),
             hss: SocketAddr::from(([127, 0, 0, 1], 3868)),
             reg_expires_min: 60,
             reg_expires_max: 600_000,
+            reg_expires_default: 3600,
             auth_vectors: 1,
             max_auth_failures: 3,
+            default_auth_scheme: "Digest-AKAv1-MD5".into(),
+            reg_event_expires_max: 600_000,
+            hosts: BTreeMap::new(),
         }
     }
 }
@@ -43,14 +62,26 @@ scscf:
   listen: 127.0.0.1:6060
   # Its own SIP URI: Server-Name toward the HSS and the Service-Route it returns.
   uri: sip:scscf.ims.mnc001.mcc001.3gppnetwork.org:6060
+  # Its Diameter identity (Origin-Host) toward the HSS; the realm is network.domain.
+  origin_host: scscf.ims.mnc001.mcc001.3gppnetwork.org
   # The HSS's Diameter address.
   hss: 127.0.0.1:3868
   # Shortest registration accepted, seconds (423 Interval Too Brief below it).
   reg_expires_min: 60
   # Longest registration granted, seconds.
   reg_expires_max: 600000
+  # Registration time granted when the REGISTER names none, seconds.
+  reg_expires_default: 3600
   # Authentication vectors requested per MAR (SIP-Number-Auth-Items).
   auth_vectors: 1
   # Failed authentication responses before the registration is refused with 403.
   max_auth_failures: 3
+  # MAR scheme when the REGISTER names no algorithm and the HSS refuses "Unknown":
+  # Digest-AKAv1-MD5, Digest-AKAv2-MD5 or "SIP Digest".
+  default_auth_scheme: Digest-AKAv1-MD5
+  # Longest reg-event subscription granted, seconds.
+  reg_event_expires_max: 600000
+  # Static SIP name resolution for Path, Route and AS URIs that are not IP literals,
+  # for example {pcscf.ims.mnc001.mcc001.3gppnetwork.org: 127.0.0.1:5060}.
+  hosts: {}
 "#;
