@@ -33,6 +33,56 @@
 //!   receives each new request as a [`proxy::ProxyEvent`] and answers with a
 //!   [`proxy::Decision`].
 //!
+//! # Example
+//!
+//! ```
+//! use imslab_sip::header::{Auth, SecurityMechanism};
+//! use imslab_sip::{HeaderName, Message, StatusCode};
+//!
+//! let raw = b"REGISTER sip:ims.example SIP/2.0\r\n\
+//!     v: SIP/2.0/UDP 10.45.0.2:5060;branch=z9hG4bK1;rport\r\n\
+//!     f: <sip:alice@ims.example>;tag=1\r\nt: <sip:alice@ims.example>\r\n\
+//!     i: c1\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n\
+//!     Authorization: Digest username=\"alice@ims.example\", realm=\"ims.example\", \
+//!     nonce=\"\", uri=\"sip:ims.example\", response=\"\", algorithm=AKAv1-MD5\r\n\
+//!     Security-Client: ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1;spi-s=2;port-c=5062;port-s=5064\r\n\
+//!     l: 0\r\n\r\n";
+//! let msg = Message::parse(&raw[..])?;
+//! assert_eq!(msg.top_via()?.branch(), Some("z9hG4bK1"));
+//! let auth: Auth<'_> = msg.required(&HeaderName::AUTHORIZATION)?;
+//! assert_eq!(auth.response(), Some(""));
+//! let sec: SecurityMechanism<'_> = msg.required(&HeaderName::SECURITY_CLIENT)?;
+//! assert_eq!(sec.port_s(), Some(5064));
+//!
+//! // A proxy adds its Via; the other lines are written back exactly as received.
+//! let mut fwd = msg.clone();
+//! fwd.prepend_header(HeaderName::VIA, "SIP/2.0/UDP 10.45.0.9:5060;branch=z9hG4bK2")?;
+//! assert!(fwd.to_bytes().ends_with(b"\r\nl: 0\r\n\r\n"));
+//!
+//! // A registrar answers (RFC 3261 §8.2.6: Via, From, To + tag, Call-ID, CSeq copied).
+//! let challenge = msg.response(StatusCode::UNAUTHORIZED, Some("srv1"))?;
+//! assert_eq!(challenge.to_header()?.tag(), Some("srv1"));
+//! # Ok::<(), imslab_sip::Error>(())
+//! ```
+//!
+//! # For the transport driver
+//!
+//! One task per endpoint owns a [`proxy::Proxy`] (or a bare [`transaction::TransactionLayer`]
+//! for a UA) and loops:
+//!
+//! 1. a datagram or WebSocket frame arrives: [`Message::parse`]; on a stream, feed the read
+//!    buffer to [`StreamFramer::decode`] until `Ok(None)`, answering [`Frame::Ping`] with
+//!    `"\r\n"`. Drop what does not parse (there is nothing to answer it with); close a stream
+//!    whose framer returned an error;
+//! 2. pass the message with its [`transaction::Peer`] (set `flow` for connections, so
+//!    responses and requests back to that UE reuse them, RFC 3261 §18.2.2) to `handle_message`;
+//! 3. act on the returned events: send `Transmit` bytes (report failures with
+//!    `handle_transport_error`), hand requests and responses to the CSCF logic;
+//! 4. sleep until `poll_timeout()`, then call `handle_timeout(now)`.
+//!
+//! The proxy core already moves requests over 1300 bytes from UDP to TCP (§18.1.1) when a TCP
+//! interface is configured; the driver must open or reuse the TCP connection the `Peer` names.
+//!
 //! # What this crate is not
 //!
 //! It does not resolve names (RFC 3263), open sockets, or decide routing policy. It has no

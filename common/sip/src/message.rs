@@ -8,7 +8,7 @@
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use memchr::{memchr, memmem};
+use memchr::memchr;
 
 use crate::name::Std;
 use crate::scan::{self, ListIter};
@@ -37,7 +37,8 @@ impl Default for Limits {
 #[derive(Clone, Debug)]
 pub(crate) enum Text {
     Span(u32, u32),
-    Owned(Bytes),
+    /// Boxed so a field stays small: owned values only come from edits.
+    Owned(Box<Bytes>),
 }
 
 impl Text {
@@ -48,6 +49,10 @@ impl Text {
         }
     }
 
+    pub(crate) fn owned(b: Bytes) -> Self {
+        Self::Owned(Box::new(b))
+    }
+
     /// The bytes as a `Bytes` sharing the parse buffer.
     fn to_bytes(&self, buf: &Bytes) -> Bytes {
         match self {
@@ -55,7 +60,7 @@ impl Text {
                 buf.slice(*s as usize..*e as usize)
             }
             Self::Span(..) => Bytes::new(),
-            Self::Owned(b) => b.clone(),
+            Self::Owned(b) => Bytes::clone(b),
         }
     }
 }
@@ -68,7 +73,7 @@ pub(crate) struct Field {
     pub(crate) value: Text,
     /// The whole original line without its final CRLF; `None` once edited, so the field is
     /// regenerated as `name: value`.
-    pub(crate) line: Option<Text>,
+    pub(crate) line: Option<(u32, u32)>,
 }
 
 #[derive(Clone, Debug)]
@@ -178,11 +183,8 @@ impl Message {
         }
         let bytes: &[u8] = &buf;
         let begin = skip_leading_crlf(bytes);
-        let head_end = memmem::find(bytes.get(begin..).unwrap_or_default(), b"\r\n\r\n")
-            .map(|i| i + begin)
-            .ok_or(Error::UnterminatedHead)?;
-        let head = Head::parse(bytes, begin, head_end + 2, limits)?;
-        let body_start = head_end + 4;
+        let head = Head::parse(bytes, begin, limits)?;
+        let body_start = head.body_start;
         let available = bytes.len().saturating_sub(body_start);
         let body_len = match head.content_length {
             Some(declared) if declared > available => {
@@ -209,7 +211,7 @@ impl Message {
     pub fn new_request(method: Method, uri: impl Into<Bytes>) -> Self {
         Self::from_start(Start::Request {
             method,
-            uri: Text::Owned(uri.into()),
+            uri: Text::owned(uri.into()),
             line: None,
         })
     }
@@ -220,7 +222,7 @@ impl Message {
             Bytes::copy_from_slice(reason.unwrap_or_else(|| code.reason_phrase()).as_bytes());
         Self::from_start(Start::Response {
             code,
-            reason: Text::Owned(reason),
+            reason: Text::owned(reason),
             line: None,
         })
     }
@@ -230,7 +232,7 @@ impl Message {
             buf: Bytes::new(),
             start,
             fields: Vec::new(),
-            body: Text::Owned(Bytes::new()),
+            body: Text::owned(Bytes::new()),
             span: (0, 0),
             edited: true,
         }
@@ -327,7 +329,14 @@ impl Message {
         name: &HeaderName,
     ) -> impl Iterator<Item = HeaderField<'a>> + use<'a> {
         let name = name.clone();
-        self.fields().filter(move |f| f.is(&name))
+        let std = name.std();
+        self.fields
+            .iter()
+            .filter(move |f| match std {
+                Some(s) => f.std == Some(s),
+                None => f.std.is_none() && name.matches(f.name.get(&self.buf), None),
+            })
+            .map(|f| self.view(f))
     }
 
     /// Every value of the header: for list headers (Via, Route, Contact, Supported...) each
@@ -465,7 +474,7 @@ impl Message {
                     .map_or(0, |t| t.iter().take_while(|&&b| scan::is_lws(b)).count());
                 let new_value = match &field.value {
                     Text::Span(s, e) => Text::Span(pos32(*s as usize + r + lead), *e),
-                    Text::Owned(b) => Text::Owned(b.slice((r + lead).min(b.len())..)),
+                    Text::Owned(b) => Text::owned(b.slice((r + lead).min(b.len())..)),
                 };
                 if let Some(f) = self.fields.get_mut(idx) {
                     f.value = new_value;
@@ -509,7 +518,7 @@ impl Message {
             Some(c) => {
                 let new_value = match &field.value {
                     Text::Span(s, _) => Text::Span(*s, pos32(*s as usize + c)),
-                    Text::Owned(b) => Text::Owned(b.slice(..c.min(b.len()))),
+                    Text::Owned(b) => Text::owned(b.slice(..c.min(b.len()))),
                 };
                 if let Some(f) = self.fields.get_mut(idx) {
                     f.value = new_value;
@@ -530,7 +539,7 @@ impl Message {
         }
         match &mut self.start {
             Start::Request { uri: u, line, .. } => {
-                *u = Text::Owned(uri);
+                *u = Text::owned(uri);
                 *line = None;
                 self.edited = true;
                 Ok(())
@@ -555,7 +564,7 @@ impl Message {
             )?;
         }
         self.set_header(HeaderName::CONTENT_LENGTH, body.len().to_string())?;
-        self.body = Text::Owned(body);
+        self.body = Text::owned(body);
         self.edited = true;
         Ok(())
     }
@@ -605,8 +614,8 @@ impl Message {
                             v.put_slice(tag.as_bytes());
                             resp.fields.push(Field {
                                 std: f.std,
-                                name: Text::Owned(f.name.to_bytes(&self.buf)),
-                                value: Text::Owned(v.freeze()),
+                                name: Text::owned(f.name.to_bytes(&self.buf)),
+                                value: Text::owned(v.freeze()),
                                 line: None,
                             });
                             false
@@ -619,9 +628,9 @@ impl Message {
             if copy {
                 resp.fields.push(Field {
                     std: f.std,
-                    name: Text::Owned(f.name.to_bytes(&self.buf)),
-                    value: Text::Owned(f.value.to_bytes(&self.buf)),
-                    line: f.line.as_ref().map(|l| Text::Owned(l.to_bytes(&self.buf))),
+                    name: Text::owned(f.name.to_bytes(&self.buf)),
+                    value: Text::owned(f.value.to_bytes(&self.buf)),
+                    line: None,
                 });
             }
         }
@@ -672,8 +681,8 @@ impl Message {
         let fields: usize = self
             .fields
             .iter()
-            .map(|f| match &f.line {
-                Some(l) => l.get(&self.buf).len() + 2,
+            .map(|f| match f.line {
+                Some((s, e)) => (e - s) as usize + 2,
                 None => f.name.get(&self.buf).len() + f.value.get(&self.buf).len() + 4,
             })
             .sum();
@@ -710,8 +719,8 @@ impl Message {
         }
         out.put_slice(b"\r\n");
         for f in &self.fields {
-            match &f.line {
-                Some(l) => out.put_slice(l.get(buf)),
+            match f.line {
+                Some((s, e)) => out.put_slice(buf.get(s as usize..e as usize).unwrap_or_default()),
                 None => {
                     out.put_slice(f.name.get(buf));
                     out.put_slice(b": ");
@@ -760,8 +769,8 @@ fn new_field(name: &HeaderName, value: Bytes) -> Result<Field, Error> {
     };
     Ok(Field {
         std: name.std(),
-        name: Text::Owned(name_bytes),
-        value: Text::Owned(scan_trimmed(value)),
+        name: Text::owned(name_bytes),
+        value: Text::owned(scan_trimmed(value)),
         line: None,
     })
 }
@@ -842,92 +851,90 @@ struct Head {
     start: Start,
     fields: Vec<Field>,
     content_length: Option<usize>,
+    body_start: usize,
 }
 
 impl Head {
-    /// Parses `bytes[begin..end]`, which ends with the CRLF of the last header line.
-    fn parse(bytes: &[u8], begin: usize, end: usize, limits: &Limits) -> Result<Self, Error> {
-        let mut pos = begin;
-        let (ls, le) = next_line(bytes, pos, end).ok_or(Error::StartLine)?;
+    /// Parses the head starting at `begin`, up to and including the empty line.
+    ///
+    /// One pass per line: `memchr2` finds the CR (or stray LF) that ends it, the name is
+    /// scanned with the token table up to the colon.
+    fn parse(bytes: &[u8], begin: usize, limits: &Limits) -> Result<Self, Error> {
+        let (ls, le) = line_at(bytes, begin)?;
         let start = parse_start_line(bytes.get(ls..le).unwrap_or_default(), ls, le)?;
-        pos = le + 2;
-        let mut fields: Vec<Field> = Vec::with_capacity(16);
+        let mut pos = le + 2;
+        let mut fields: Vec<Field> = Vec::with_capacity(32);
         let mut content_length: Option<usize> = None;
-        while pos < end {
-            let (ls, le) = next_line(bytes, pos, end).ok_or(Error::HeaderLine { at: pos })?;
+        let body_start = loop {
+            if bytes.get(pos..pos + 2) == Some(b"\r\n") {
+                break pos + 2;
+            }
+            let (ls, le) = line_at(bytes, pos)?;
             let line = bytes.get(ls..le).unwrap_or_default();
             pos = le + 2;
-            match line.first() {
-                Some(b' ' | b'\t') => {
-                    // Continuation of the previous field (line folding, §7.3.1).
-                    let f = fields.last_mut().ok_or(Error::HeaderLine { at: ls })?;
-                    let trimmed_end = le
+            if matches!(line.first(), Some(b' ' | b'\t')) {
+                // Continuation of the previous field (line folding, §7.3.1).
+                let f = fields.last_mut().ok_or(Error::HeaderLine { at: ls })?;
+                let content = trim_sp(line);
+                if !content.is_empty()
+                    && let Text::Span(vs, ve) = &mut f.value
+                {
+                    let lead = line.len()
                         - line
                             .iter()
-                            .rev()
-                            .take_while(|&&b| b == b' ' || b == b'\t')
+                            .skip_while(|&&b| b == b' ' || b == b'\t')
                             .count();
-                    if let Text::Span(vs, ve) = &mut f.value
-                        && trimmed_end > ls
-                        && line.iter().any(|&b| b != b' ' && b != b'\t')
-                    {
-                        if *vs == *ve {
-                            // Value started on this continuation line.
-                            let lead = line
-                                .iter()
-                                .take_while(|&&b| b == b' ' || b == b'\t')
-                                .count();
-                            *vs = pos32(ls + lead);
-                        }
-                        *ve = pos32(trimmed_end);
+                    if *vs == *ve {
+                        // The value starts on this continuation line.
+                        *vs = pos32(ls + lead);
                     }
-                    if let Some(Text::Span(_, line_end)) = &mut f.line {
-                        *line_end = pos32(le);
-                    }
+                    *ve = pos32(ls + lead + content.len());
                 }
-                _ => {
-                    if fields.len() >= limits.max_headers {
-                        return Err(Error::TooManyHeaders {
-                            limit: limits.max_headers,
-                        });
-                    }
-                    let colon = memchr(b':', line).ok_or(Error::HeaderLine { at: ls })?;
-                    let name = line.get(..colon).unwrap_or_default();
-                    let name_len = name.len()
-                        - name
-                            .iter()
-                            .rev()
-                            .take_while(|&&b| b == b' ' || b == b'\t')
-                            .count();
-                    let name = name.get(..name_len).unwrap_or_default();
-                    if name.is_empty() || !name.iter().all(|&b| scan::is_token(b)) {
-                        return Err(Error::HeaderLine { at: ls });
-                    }
-                    let rest = line.get(colon + 1..).unwrap_or_default();
-                    let lead = rest
-                        .iter()
-                        .take_while(|&&b| b == b' ' || b == b'\t')
-                        .count();
-                    let trail = rest.get(lead..).map_or(0, |r| {
-                        r.iter()
-                            .rev()
-                            .take_while(|&&b| b == b' ' || b == b'\t')
-                            .count()
-                    });
-                    let vs = ls + colon + 1 + lead;
-                    let ve = le - trail;
-                    let std = Std::lookup(name);
-                    fields.push(Field {
-                        std,
-                        name: Text::Span(pos32(ls), pos32(ls + name_len)),
-                        value: Text::Span(pos32(vs), pos32(ve.max(vs))),
-                        line: Some(Text::Span(pos32(ls), pos32(le))),
-                    });
+                if let Some((_, line_end)) = &mut f.line {
+                    *line_end = pos32(le);
                 }
+                continue;
             }
-        }
-        for f in &fields {
-            if f.std == Some(Std::ContentLength) {
+            if fields.len() >= limits.max_headers {
+                return Err(Error::TooManyHeaders {
+                    limit: limits.max_headers,
+                });
+            }
+            let name_len = line
+                .iter()
+                .position(|&b| !scan::is_token(b))
+                .unwrap_or(line.len());
+            let mut i = name_len;
+            while matches!(line.get(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            if name_len == 0 || line.get(i) != Some(&b':') {
+                return Err(Error::HeaderLine { at: ls });
+            }
+            let value = trim_sp(line.get(i + 1..).unwrap_or_default());
+            let vs = value.as_ptr() as usize - bytes.as_ptr() as usize;
+            let name = line.get(..name_len).unwrap_or_default();
+            let std = Std::lookup(name);
+            if std == Some(Std::ContentLength) {
+                let n = scan::parse_u64(value)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or(Error::ContentLength)?;
+                if content_length.is_some_and(|c| c != n) {
+                    return Err(Error::ContentLength);
+                }
+                content_length = Some(n);
+            }
+            fields.push(Field {
+                std,
+                name: Text::Span(pos32(ls), pos32(ls + name_len)),
+                value: Text::Span(pos32(vs), pos32(vs + value.len())),
+                line: Some((pos32(ls), pos32(le))),
+            });
+        };
+        // Content-Length folded over several lines is rare; re-check it from the final span.
+        if content_length.is_some() {
+            content_length = None;
+            for f in fields.iter().filter(|f| f.std == Some(Std::ContentLength)) {
                 let v = scan::trim(f.value.get(bytes));
                 let n = scan::parse_u64(v)
                     .and_then(|n| usize::try_from(n).ok())
@@ -942,22 +949,34 @@ impl Head {
             start,
             fields,
             content_length,
+            body_start,
         })
     }
 }
 
-/// The line starting at `pos`, as `(start, end)` without its CRLF. A bare CR or LF is an error.
-fn next_line(bytes: &[u8], pos: usize, end: usize) -> Option<(usize, usize)> {
-    let window = bytes.get(pos..end)?;
-    let nl = memchr(b'\n', window)?;
-    if nl == 0 || window.get(nl - 1) != Some(&b'\r') {
-        return None;
+/// Trims spaces and tabs at both ends of a line's content.
+fn trim_sp(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
+    s.get(start..end).unwrap_or_default()
+}
+
+/// The line starting at `pos` as `(start, end)` without its CRLF. A CR not followed by LF, or an
+/// LF not preceded by CR, is an error; no line end at all means the head never ends.
+fn line_at(bytes: &[u8], pos: usize) -> Result<(usize, usize), Error> {
+    let rest = bytes.get(pos..).unwrap_or_default();
+    let end = memchr::memchr2(b'\r', b'\n', rest).ok_or(Error::UnterminatedHead)?;
+    match (rest.get(end), rest.get(end + 1)) {
+        (Some(b'\r'), Some(b'\n')) => Ok((pos, pos + end)),
+        (Some(b'\r'), None) => Err(Error::UnterminatedHead),
+        _ => Err(Error::HeaderLine { at: pos + end }),
     }
-    let le = pos + nl - 1;
-    if memchr(b'\r', window.get(..nl - 1)?).is_some() {
-        return None;
-    }
-    Some((pos, le))
 }
 
 fn parse_start_line(line: &[u8], ls: usize, le: usize) -> Result<Start, Error> {

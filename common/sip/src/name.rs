@@ -25,17 +25,8 @@ macro_rules! std_headers {
                 match self { $(Self::$variant => $list,)* }
             }
 
-            fn from_lower(name: &[u8]) -> Option<Self> {
-                match name {
-                    $($lower => Some(Self::$variant),)*
-                    _ => None,
-                }
-            }
-
-            fn from_compact(c: u8) -> Option<Self> {
-                $(if std_headers!(@compact $compact) == Some(c) { return Some(Self::$variant); })*
-                None
-            }
+            /// Every known header with its lower-case long name.
+            const ALL: &'static [(Self, &'static [u8])] = &[$((Self::$variant, $lower),)*];
         }
 
         impl HeaderName {
@@ -128,22 +119,76 @@ std_headers! {
     WWW_AUTHENTICATE WwwAuthenticate "WWW-Authenticate" b"www-authenticate" - false;
 }
 
+/// Lookup tables: known headers bucketed by name length, and compact forms by letter.
+struct Tables {
+    by_len: Vec<Vec<(Std, &'static [u8])>>,
+    compact: [Option<Std>; 26],
+}
+
+fn tables() -> &'static Tables {
+    static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let max = Std::ALL.iter().map(|(_, n)| n.len()).max().unwrap_or(0);
+        let mut by_len = vec![Vec::new(); max + 1];
+        let mut compact = [None; 26];
+        for &(std, name) in Std::ALL {
+            if let Some(bucket) = by_len.get_mut(name.len()) {
+                bucket.push((std, name));
+            }
+            if let Some(c) = std.compact()
+                && let Some(slot) = compact.get_mut(usize::from(c.wrapping_sub(b'a')))
+            {
+                *slot = Some(std);
+            }
+        }
+        Tables { by_len, compact }
+    })
+}
+
 impl Std {
     /// Recognises a header name as it appears on the wire: any case, long or compact form.
     pub(crate) fn lookup(name: &[u8]) -> Option<Self> {
-        match name {
-            [c] => Self::from_compact(c.to_ascii_lowercase()),
-            _ if name.len() <= 32 => {
-                let mut buf = [0u8; 32];
-                let lower = buf.get_mut(..name.len())?;
-                for (d, s) in lower.iter_mut().zip(name) {
-                    *d = s.to_ascii_lowercase();
-                }
-                Self::from_lower(lower)
-            }
-            _ => None,
+        let t = tables();
+        if let [c] = name {
+            return t
+                .compact
+                .get(usize::from(c.to_ascii_lowercase().wrapping_sub(b'a')))
+                .copied()
+                .flatten();
+        }
+        let first = name.first()? | 0x20;
+        t.by_len
+            .get(name.len())?
+            .iter()
+            .find(|(_, n)| n.first() == Some(&first) && eq_folded(name, n))
+            .map(|(s, _)| *s)
+    }
+}
+
+/// Compares a wire name with a lower-case known name of the same length, eight bytes at a time.
+///
+/// Setting bit 5 lower-cases ASCII letters and leaves digits and `-` alone; the only other
+/// bytes it could turn into a letter, digit or `-` are upper-case letters, control characters
+/// 0x10-0x19 (no known name has digits) and CR (which never occurs inside a line). So equality
+/// here means the names are equal ignoring ASCII case.
+fn eq_folded(name: &[u8], lower: &[u8]) -> bool {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    if name.len() != lower.len() {
+        return false;
+    }
+    let mut a = name.chunks_exact(8);
+    let mut b = lower.chunks_exact(8);
+    for (x, y) in a.by_ref().zip(b.by_ref()) {
+        let x = x.try_into().map_or(0, u64::from_le_bytes);
+        let y = y.try_into().map_or(1, u64::from_le_bytes);
+        if x | FOLD != y {
+            return false;
         }
     }
+    a.remainder()
+        .iter()
+        .zip(b.remainder())
+        .all(|(x, y)| x | 0x20 == *y)
 }
 
 /// A header field name. Known headers compare by identity, so `Via`, `v` and `VIA` are the same

@@ -87,35 +87,12 @@ pub(crate) enum ValueChars {
 }
 
 impl ValueChars {
-    fn accepts(self, b: u8) -> bool {
+    fn mask(self) -> u8 {
         match self {
-            Self::Header => scan::is_token(b) || matches!(b, b':' | b'[' | b']'),
-            Self::Uri => is_uri_param_char(b),
+            Self::Header => scan::HVALUE,
+            Self::Uri => scan::UPARAM,
         }
     }
-}
-
-pub(crate) fn is_uri_param_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_'
-                | b'.'
-                | b'!'
-                | b'~'
-                | b'*'
-                | b'\''
-                | b'('
-                | b')'
-                | b'%'
-                | b'['
-                | b']'
-                | b'/'
-                | b':'
-                | b'&'
-                | b'+'
-                | b'$'
-        )
 }
 
 impl<'a> Params<'a> {
@@ -204,7 +181,9 @@ impl<'a> Params<'a> {
             header,
             at: c.pos(),
         };
-        let mut items = Vec::new();
+        // One allocation of the right size: every parameter starts with a `;`.
+        let mut items =
+            Vec::with_capacity(memchr::memchr_iter(b';', cur.rest().as_bytes()).count());
         loop {
             let semi = if lws {
                 cur.eat(b';')
@@ -218,8 +197,8 @@ impl<'a> Params<'a> {
                 cur.skip_ws();
             }
             let name = match chars {
-                ValueChars::Header => cur.take_while(scan::is_token),
-                ValueChars::Uri => cur.take_while(is_uri_param_char),
+                ValueChars::Header => cur.take_class(scan::TOKEN),
+                ValueChars::Uri => cur.take_class(scan::UPARAM),
             };
             if name.is_empty() {
                 return Err(err(cur));
@@ -236,7 +215,7 @@ impl<'a> Params<'a> {
                 if lws && cur.peek() == Some(b'"') {
                     (Some(cur.quoted().ok_or_else(|| err(cur))?), true)
                 } else {
-                    let v = cur.take_while(|b| chars.accepts(b));
+                    let v = cur.take_class(chars.mask());
                     if v.is_empty() {
                         return Err(err(cur));
                     }

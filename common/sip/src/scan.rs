@@ -1,19 +1,93 @@
 //! Grammar helpers shared by the parsers (RFC 3261 §25.1): character classes, a bounds-checked
 //! cursor over header values, and comma-list splitting that respects quotes and angle brackets.
 
-/// `token` characters: alphanumerics and `-.!%*_+`'~`.
-pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
+/// Character classes as bit flags in one table, so every predicate is a single lookup.
+pub(crate) const TOKEN: u8 = 1;
+/// Linear white space inside a header value. CR and LF only occur there as line folding, which
+/// the message parser has already validated.
+pub(crate) const LWS: u8 = 2;
+/// Unquoted header parameter values: `token / host` (token plus `:[]`).
+pub(crate) const HVALUE: u8 = 4;
+/// URI parameter characters: `paramchar` (unreserved, escaped, `[]/:&+$`).
+pub(crate) const UPARAM: u8 = 8;
+/// URI user characters: unreserved, escaped, `&=+$,;?/`.
+pub(crate) const USER: u8 = 16;
+/// URI password characters: unreserved, escaped, `&=+$,`.
+pub(crate) const PASSWORD: u8 = 32;
+/// Host name characters (alphanumerics, `-`, `.`, `_`).
+pub(crate) const HOST: u8 = 64;
+/// URI header characters: `paramchar` plus `?` and `=`.
+pub(crate) const UHEADER: u8 = 128;
+
+const fn class_of(b: u8) -> u8 {
+    let alnum = b.is_ascii_alphanumeric();
+    let unreserved = alnum
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        );
+    let token = alnum
         || matches!(
             b,
             b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+        );
+    let uparam = unreserved || matches!(b, b'%' | b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$');
+    let mut c = 0;
+    if token {
+        c |= TOKEN | HVALUE;
+    }
+    if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+        c |= LWS;
+    }
+    if matches!(b, b':' | b'[' | b']') {
+        c |= HVALUE;
+    }
+    if uparam {
+        c |= UPARAM | UHEADER;
+    }
+    if matches!(b, b'?' | b'=') {
+        c |= UHEADER;
+    }
+    if unreserved || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',') {
+        c |= PASSWORD | USER;
+    }
+    if matches!(b, b';' | b'?' | b'/') {
+        c |= USER;
+    }
+    if alnum || matches!(b, b'-' | b'.' | b'_') {
+        c |= HOST;
+    }
+    c
 }
 
-/// Linear white space inside a header value. CR and LF only occur there as line folding, which
-/// the message parser has already validated.
+// A constant index below the array length; `get_mut` is not usable in a const block.
+#[allow(clippy::indexing_slicing)]
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = class_of(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// Whether `b` is in any of the classes in `mask`.
+#[inline]
+pub(crate) fn is(b: u8, mask: u8) -> bool {
+    CLASSES.get(usize::from(b)).is_some_and(|c| c & mask != 0)
+}
+
+/// `token` characters: alphanumerics and `-.!%*_+`'~`.
+#[inline]
+pub(crate) fn is_token(b: u8) -> bool {
+    is(b, TOKEN)
+}
+
+/// Linear white space (see [`LWS`]).
+#[inline]
 pub(crate) fn is_lws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+    is(b, LWS)
 }
 
 /// Trims LWS at both ends.
@@ -56,10 +130,10 @@ impl<'a> Cursor<'a> {
         self.s.get(self.pos..).unwrap_or_default()
     }
 
+    #[inline]
     pub(crate) fn skip_ws(&mut self) {
-        while self.peek().is_some_and(is_lws) {
-            self.pos += 1;
-        }
+        let rest = self.s.as_bytes().get(self.pos..).unwrap_or_default();
+        self.pos += rest.iter().position(|&b| !is_lws(b)).unwrap_or(rest.len());
     }
 
     /// Consumes `b` (after optional LWS) if it is next.
@@ -86,20 +160,27 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes the longest run of bytes matching `pred` (possibly empty).
+    #[inline]
     pub(crate) fn take_while(&mut self, pred: impl Fn(u8) -> bool) -> &'a str {
+        let rest = self.s.as_bytes().get(self.pos..).unwrap_or_default();
+        let n = rest.iter().position(|&b| !pred(b)).unwrap_or(rest.len());
         let start = self.pos;
-        while self.peek().is_some_and(&pred) {
-            self.pos += 1;
-        }
+        self.pos += n;
         // The predicates used only accept ASCII, so both ends are char boundaries; `get`
         // still guards against a non-ASCII predicate.
         self.s.get(start..self.pos).unwrap_or_default()
     }
 
+    /// Takes the longest run of bytes in the classes of `mask`.
+    #[inline]
+    pub(crate) fn take_class(&mut self, mask: u8) -> &'a str {
+        self.take_while(|b| is(b, mask))
+    }
+
     /// Takes a non-empty token after optional LWS.
     pub(crate) fn token(&mut self) -> Option<&'a str> {
         self.skip_ws();
-        let t = self.take_while(is_token);
+        let t = self.take_class(TOKEN);
         (!t.is_empty()).then_some(t)
     }
 
@@ -114,10 +195,10 @@ impl<'a> Cursor<'a> {
         let start = self.pos + 1;
         let mut i = start;
         loop {
+            i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
             match bytes.get(i)? {
                 b'"' => break,
-                b'\\' => i += 2,
-                _ => i += 1,
+                _ => i += 2,
             }
         }
         let inner = self.s.get(start..i)?;
@@ -151,29 +232,48 @@ impl<'a> Iterator for ListIter<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let mut s = self.rest?;
-        let mut in_quote = false;
-        let mut in_angle = false;
         let mut i = 0;
-        while let Some(&b) = s.get(i) {
-            match b {
-                b'\\' if in_quote => i += 1,
-                b'"' => in_quote = !in_quote,
-                b'<' if !in_quote => in_angle = true,
-                b'>' if !in_quote => in_angle = false,
-                b',' if !in_quote && !in_angle => {
+        while let Some(hit) = s
+            .get(i..)
+            .and_then(|r| memchr::memchr3(b',', b'"', b'<', r))
+        {
+            i += hit;
+            match s.get(i) {
+                Some(b'"') => {
+                    // Skip the quoted string; an unterminated one runs to the end.
+                    i += 1;
+                    loop {
+                        match s.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) {
+                            Some(q) if s.get(i + q) == Some(&b'\\') => i += q + 2,
+                            Some(q) => {
+                                i += q + 1;
+                                break;
+                            }
+                            None => {
+                                i = s.len();
+                                break;
+                            }
+                        }
+                    }
+                }
+                Some(b'<') => {
+                    // Skip to the closing bracket (quotes cannot occur in a URI).
+                    i += s
+                        .get(i..)
+                        .and_then(|r| memchr::memchr(b'>', r))
+                        .map_or(s.len() - i, |g| g + 1);
+                }
+                _ => {
                     let item = trim(s.get(..i).unwrap_or_default());
                     s = s.get(i + 1..).unwrap_or_default();
+                    i = 0;
                     if item.is_empty() {
-                        in_angle = false;
-                        i = 0;
                         continue;
                     }
                     self.rest = Some(s);
                     return Some(item);
                 }
-                _ => {}
             }
-            i += 1;
         }
         self.rest = None;
         let item = trim(s);

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use memchr::memchr;
 
-use crate::params::{ValueChars, is_uri_param_char};
+use crate::params::ValueChars;
 use crate::scan::{self, Cursor};
 use crate::{Error, Params};
 
@@ -135,27 +135,15 @@ impl<'a> Uri<'a> {
 }
 
 fn is_user_char(b: u8) -> bool {
-    // unreserved / escaped / user-unreserved
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'%'
-        )
-        || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+    scan::is(b, scan::USER)
 }
 
 fn is_password_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'%'
-        )
-        || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
+    scan::is(b, scan::PASSWORD)
 }
 
 fn is_header_char(b: u8) -> bool {
-    // hname/hvalue characters plus the separators "=" and "&"
-    is_uri_param_char(b) || matches!(b, b'?' | b'=')
+    scan::is(b, scan::UHEADER)
 }
 
 impl<'a> SipUri<'a> {
@@ -299,7 +287,7 @@ pub(crate) fn parse_host<'a>(cur: &mut Cursor<'a>) -> Option<Host<'a>> {
             .ok()
             .map(|a| Host::Ip(IpAddr::V6(a)));
     }
-    let name = cur.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let name = cur.take_class(scan::HOST);
     if name.is_empty() {
         return None;
     }

@@ -295,7 +295,8 @@ impl<'a> TypedHeader<'a> for Auth<'a> {
             at: c.pos(),
         };
         let scheme = cur.token().ok_or_else(|| err(&cur))?;
-        let mut params = Vec::new();
+        let mut params =
+            Vec::with_capacity(memchr::memchr_iter(b',', cur.rest().as_bytes()).count() + 1);
         cur.skip_ws();
         while !cur.is_empty() {
             if !params.is_empty() && !cur.eat(b',') {
