@@ -294,7 +294,7 @@ mod tests {
             AvpCode(9999),
             Some(VendorId(4242)),
             AvpFlags::M,
-            AvpData::Octets(Bytes::from_static(b"x")),
+            AvpData::Octets(b"x".into()),
         );
         req.push(odd.clone());
         let err = validate_request(&req).expect_err("M-bit unknown AVP");
@@ -310,7 +310,7 @@ mod tests {
             AvpCode(9999),
             None,
             AvpFlags::NONE,
-            AvpData::Octets(Bytes::new()),
+            AvpData::Octets(b"".into()),
         ));
         assert_eq!(validate_request(&req), Ok(()));
     }

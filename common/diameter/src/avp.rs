@@ -9,6 +9,136 @@ use crate::dict::{self, AvpCode, AvpDef, AvpType};
 use crate::error::Error;
 use crate::types::{Address, AddressError, DiameterUri, Time};
 
+/// Payloads up to this size are stored inline, without a heap buffer or reference count.
+const INLINE: usize = 30;
+
+/// AVP payload bytes. Short payloads (most Unsigned32, Enumerated, keys, short strings) are held
+/// inline; longer ones share the received buffer without copying. Dereferences to `[u8]`.
+#[derive(Clone)]
+pub struct Octets(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Shared(Bytes),
+}
+
+impl Octets {
+    /// Copies `b` (inline when short).
+    pub fn copy_from_slice(b: &[u8]) -> Self {
+        if b.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            Self(Repr::Inline {
+                len: b.len() as u8,
+                buf,
+            })
+        } else {
+            Self(Repr::Shared(Bytes::copy_from_slice(b)))
+        }
+    }
+
+    /// A part of a shared buffer (copied inline when short).
+    fn from_shared(data: &Bytes, range: std::ops::Range<usize>) -> Self {
+        let len = range.len();
+        if len > INLINE {
+            return Self(Repr::Shared(data.slice(range)));
+        }
+        // Copy a whole fixed-size window when the buffer has one: a constant-size copy lets the
+        // CPU forward the stores when the AVP is moved (a variable-length copy stalls it). The
+        // bytes past `len` are never exposed.
+        let mut buf = [0u8; INLINE];
+        match data.get(range.start..range.start + INLINE) {
+            Some(window) => buf.copy_from_slice(window),
+            None => {
+                let b = data.get(range).unwrap_or_default();
+                buf[..b.len()].copy_from_slice(b);
+            }
+        }
+        Self(Repr::Inline {
+            len: len as u8,
+            buf,
+        })
+    }
+
+    /// The bytes as a `Bytes` (shared when long, copied when inline).
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.0 {
+            Repr::Inline { .. } => Bytes::copy_from_slice(self),
+            Repr::Shared(b) => b.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for Octets {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            Repr::Shared(b) => b,
+        }
+    }
+}
+
+impl PartialEq for Octets {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Octets {}
+
+impl std::hash::Hash for Octets {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl fmt::Debug for Octets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", Hex(self))
+    }
+}
+
+impl From<Bytes> for Octets {
+    fn from(b: Bytes) -> Self {
+        if b.len() <= INLINE {
+            Self::copy_from_slice(&b)
+        } else {
+            Self(Repr::Shared(b))
+        }
+    }
+}
+
+impl From<Vec<u8>> for Octets {
+    fn from(v: Vec<u8>) -> Self {
+        if v.len() <= INLINE {
+            Self::copy_from_slice(&v)
+        } else {
+            Self(Repr::Shared(Bytes::from(v)))
+        }
+    }
+}
+
+impl From<&[u8]> for Octets {
+    fn from(b: &[u8]) -> Self {
+        Self::copy_from_slice(b)
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Octets {
+    fn from(b: &[u8; N]) -> Self {
+        Self::copy_from_slice(b)
+    }
+}
+
+impl From<String> for Octets {
+    fn from(s: String) -> Self {
+        Self::from(s.into_bytes())
+    }
+}
+
 /// AVP header flags (RFC 6733 §4.1). The V bit is not stored here: it follows from whether the
 /// AVP has a vendor id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -59,7 +189,7 @@ impl fmt::Debug for AvpFlags {
 #[derive(Clone, PartialEq, Eq)]
 pub enum AvpData {
     /// The payload bytes.
-    Octets(Bytes),
+    Octets(Octets),
     /// The AVPs inside a Grouped AVP (RFC 6733 §4.4).
     Grouped(Vec<Avp>),
 }
@@ -111,43 +241,43 @@ impl Avp {
     }
 
     /// An OctetString (or any opaque) AVP.
-    pub fn octets(def: &AvpDef, v: impl Into<Bytes>) -> Self {
+    pub fn octets(def: &AvpDef, v: impl Into<Octets>) -> Self {
         Self::with_def(def, AvpData::Octets(v.into()))
     }
 
     /// A UTF8String, DiameterIdentity or text AVP.
     pub fn utf8(def: &AvpDef, v: &str) -> Self {
-        Self::octets(def, Bytes::copy_from_slice(v.as_bytes()))
+        Self::octets(def, Octets::copy_from_slice(v.as_bytes()))
     }
 
     /// An Unsigned32 AVP.
     pub fn u32(def: &AvpDef, v: u32) -> Self {
-        Self::octets(def, Bytes::copy_from_slice(&v.to_be_bytes()))
+        Self::octets(def, &v.to_be_bytes())
     }
 
     /// An Unsigned64 AVP.
     pub fn u64(def: &AvpDef, v: u64) -> Self {
-        Self::octets(def, Bytes::copy_from_slice(&v.to_be_bytes()))
+        Self::octets(def, &v.to_be_bytes())
     }
 
     /// An Integer32 or Enumerated AVP.
     pub fn i32(def: &AvpDef, v: i32) -> Self {
-        Self::octets(def, Bytes::copy_from_slice(&v.to_be_bytes()))
+        Self::octets(def, &v.to_be_bytes())
     }
 
     /// An Integer64 AVP.
     pub fn i64(def: &AvpDef, v: i64) -> Self {
-        Self::octets(def, Bytes::copy_from_slice(&v.to_be_bytes()))
+        Self::octets(def, &v.to_be_bytes())
     }
 
     /// A Float32 AVP.
     pub fn f32(def: &AvpDef, v: f32) -> Self {
-        Self::octets(def, Bytes::copy_from_slice(&v.to_be_bytes()))
+        Self::octets(def, &v.to_be_bytes())
     }
 
     /// A Float64 AVP.
     pub fn f64(def: &AvpDef, v: f64) -> Self {
-        Self::octets(def, Bytes::copy_from_slice(&v.to_be_bytes()))
+        Self::octets(def, &v.to_be_bytes())
     }
 
     /// An Address AVP.
@@ -162,7 +292,7 @@ impl Avp {
 
     /// A DiameterURI AVP.
     pub fn uri(def: &AvpDef, v: &DiameterUri) -> Self {
-        Self::octets(def, Bytes::from(v.to_string()))
+        Self::octets(def, v.to_string())
     }
 
     /// A Grouped AVP.
@@ -247,7 +377,7 @@ impl Avp {
     }
 
     /// The payload bytes; an error for a decoded Grouped AVP.
-    pub fn as_octets(&self) -> Result<&Bytes, Error> {
+    pub fn as_octets(&self) -> Result<&Octets, Error> {
         match &self.data {
             AvpData::Octets(b) => Ok(b),
             AvpData::Grouped(_) => {
@@ -408,36 +538,47 @@ impl Default for Limits {
     }
 }
 
-/// Decodes a sequence of padded AVPs filling `data` exactly.
+/// Decodes the padded AVPs filling `data[range]` exactly.
 pub(crate) fn decode_avps(
     data: &Bytes,
+    range: std::ops::Range<usize>,
     depth: usize,
     limits: &Limits,
     count: &mut usize,
 ) -> Result<Vec<Avp>, Error> {
-    let mut avps = Vec::with_capacity(estimate_avps(data.len()));
-    let mut off = 0;
-    while off < data.len() {
-        let (avp, next) = decode_one(data, off, depth, limits, count)?;
-        avps.push(avp);
-        off = next;
+    let mut avps = Vec::with_capacity(count_avps(data, &range));
+    let mut off = range.start;
+    while off < range.end {
+        off = decode_one(data, off, range.end, depth, limits, count, &mut avps)?;
     }
     Ok(avps)
 }
 
-fn estimate_avps(len: usize) -> usize {
-    // A typical Cx AVP with its padding is around 24 bytes.
-    (len / 24).clamp(1, 32)
+/// How many AVPs `data[range]` holds, judging by their length fields alone (exact for valid
+/// input; a bound on allocation otherwise, since each AVP takes at least 8 bytes).
+fn count_avps(data: &Bytes, range: &std::ops::Range<usize>) -> usize {
+    let (mut off, mut n) = (range.start, 0);
+    while let Some(l) = data.get(off + 5..off + 8).filter(|_| off < range.end) {
+        let len = u32::from_be_bytes([0, l[0], l[1], l[2]]) as usize;
+        off += pad4(len.max(AVP_HEADER));
+        n += 1;
+    }
+    n.min(range.len() / AVP_HEADER + 1)
 }
 
+/// Decodes the AVP at `off`, which must end (padding included) by `end`, appends it to `out`
+/// (built in place: returning it by value costs more than the parsing) and returns the offset
+/// after it.
 pub(crate) fn decode_one(
     data: &Bytes,
     off: usize,
+    end: usize,
     depth: usize,
     limits: &Limits,
     count: &mut usize,
-) -> Result<(Avp, usize), Error> {
-    let rest = data.get(off..).unwrap_or_default();
+    out: &mut Vec<Avp>,
+) -> Result<usize, Error> {
+    let rest = data.get(off..end).unwrap_or_default();
     let Some(head) = rest.first_chunk::<8>() else {
         // Not even a full AVP header: report it zero-padded (RFC 6733 §7.5).
         let mut h = [0u8; 8];
@@ -482,27 +623,34 @@ pub(crate) fn decode_one(
             reason,
         });
     }
-    let payload = data.slice(off + hdr..off + len);
-    let is_grouped = dict::lookup(code, vendor.unwrap_or(VendorId::IETF))
-        .is_some_and(|d| d.ty == AvpType::Grouped);
-    let avp_data = if is_grouped {
+    let payload = off + hdr..off + len;
+    let avp_data = if is_grouped(code, vendor) {
         if depth >= limits.max_depth {
             return Err(Error::NestingTooDeep {
                 failed: Box::new(example(code, vendor, flags)),
                 max: limits.max_depth,
             });
         }
-        AvpData::Grouped(decode_avps(&payload, depth + 1, limits, count)?)
+        AvpData::Grouped(decode_avps(data, payload, depth + 1, limits, count)?)
     } else {
-        AvpData::Octets(payload)
+        AvpData::Octets(Octets::from_shared(data, payload))
     };
-    let avp = Avp {
+    out.push(Avp {
         code,
         flags: AvpFlags(flags & !AvpFlags::VENDOR),
         vendor,
         data: avp_data,
-    };
-    Ok((avp, off + padded))
+    });
+    Ok(off + padded)
+}
+
+/// Whether the dictionary knows `(vendor, code)` as Grouped (a short match on the hot path).
+fn is_grouped(code: AvpCode, vendor: Option<VendorId>) -> bool {
+    match vendor.map_or(0, |v| v.0) {
+        0 => matches!(code.0, 260 | 279 | 284 | 297),
+        10_415 => dict::lookup(code, VendorId::TGPP).is_some_and(|d| d.ty == AvpType::Grouped),
+        _ => false,
+    }
 }
 
 fn truncated_header_error(h: &[u8; 8]) -> Error {
@@ -519,8 +667,8 @@ pub(crate) fn example(code: AvpCode, vendor: Option<VendorId>, flags: u8) -> Avp
     let def = dict::lookup(code, vendor.unwrap_or(VendorId::IETF));
     let data = match def.map(|d| d.ty) {
         Some(AvpType::Grouped) => AvpData::Grouped(Vec::new()),
-        Some(t) => AvpData::Octets(Bytes::from(vec![0u8; t.min_len()])),
-        None => AvpData::Octets(Bytes::new()),
+        Some(t) => AvpData::Octets(Octets::from(vec![0u8; t.min_len()])),
+        None => AvpData::Octets(Octets::from(Vec::new())),
     };
     Avp {
         code,
@@ -534,7 +682,7 @@ pub(crate) fn example(code: AvpCode, vendor: Option<VendorId>, flags: u8) -> Avp
 pub(crate) fn missing_example(def: &AvpDef) -> Avp {
     let data = match def.ty {
         AvpType::Grouped => AvpData::Grouped(Vec::new()),
-        t => AvpData::Octets(Bytes::from(vec![0u8; t.min_len()])),
+        t => AvpData::Octets(Octets::from(vec![0u8; t.min_len()])),
     };
     Avp::with_def(def, data)
 }
@@ -620,6 +768,7 @@ mod tests {
     fn decode_all(bytes: &[u8]) -> Result<Vec<Avp>, Error> {
         decode_avps(
             &Bytes::copy_from_slice(bytes),
+            0..bytes.len(),
             1,
             &Limits::default(),
             &mut 0,
@@ -758,7 +907,8 @@ mod tests {
         }
         let wire = encode(&a);
         let limits = Limits::default();
-        let r = decode_avps(&Bytes::from(wire), 1, &limits, &mut 0);
+        let n = wire.len();
+        let r = decode_avps(&Bytes::from(wire), 0..n, 1, &limits, &mut 0);
         assert!(matches!(r, Err(Error::NestingTooDeep { max: 16, .. })));
     }
 
@@ -774,8 +924,33 @@ mod tests {
             max_avps: 5,
             ..Limits::default()
         };
-        let r = decode_avps(&Bytes::from(wire), 1, &limits, &mut 0);
+        let n = wire.len();
+        let r = decode_avps(&Bytes::from(wire), 0..n, 1, &limits, &mut 0);
         assert_eq!(r, Err(Error::TooManyAvps { max: 5 }));
+    }
+
+    #[test]
+    fn is_grouped_agrees_with_the_dictionary() {
+        for def in dict::ALL {
+            assert_eq!(
+                is_grouped(def.code, def.vendor_id()),
+                def.ty == AvpType::Grouped,
+                "{}",
+                def.name
+            );
+        }
+        assert!(!is_grouped(AvpCode(260), Some(VendorId(99))));
+    }
+
+    #[test]
+    fn short_payloads_are_inline_and_long_ones_shared() {
+        let short = Octets::copy_from_slice(&[1; 30]);
+        let long = Octets::copy_from_slice(&[2; 31]);
+        assert!(matches!(short.0, Repr::Inline { len: 30, .. }));
+        assert!(matches!(long.0, Repr::Shared(_)));
+        assert_eq!(&short[..], &[1; 30]);
+        assert_eq!(long.to_bytes(), Bytes::from(vec![2; 31]));
+        assert_eq!(Octets::from(vec![3; 5]), Octets::copy_from_slice(&[3; 5]));
     }
 
     #[test]

@@ -217,12 +217,7 @@ mod tests {
         let known =
             (0..leaf_defs().len(), arb_flags(), vec(any::<u8>(), 0..24)).prop_map(|(i, f, d)| {
                 let def = leaf_defs()[i];
-                Avp::new(
-                    def.code,
-                    def.vendor_id(),
-                    f,
-                    AvpData::Octets(Bytes::from(d)),
-                )
+                Avp::new(def.code, def.vendor_id(), f, AvpData::Octets(d.into()))
             });
         // Codes 5000..6000 are not in the dictionary, with or without a vendor.
         let unknown = (
@@ -232,12 +227,7 @@ mod tests {
             vec(any::<u8>(), 0..24),
         )
             .prop_map(|(c, v, f, d)| {
-                Avp::new(
-                    AvpCode(c),
-                    v.map(VendorId),
-                    f,
-                    AvpData::Octets(Bytes::from(d)),
-                )
+                Avp::new(AvpCode(c), v.map(VendorId), f, AvpData::Octets(d.into()))
             });
         prop_oneof![known, unknown]
     }

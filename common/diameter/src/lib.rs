@@ -47,7 +47,7 @@ mod typed;
 pub mod types;
 
 pub use answer::Origin;
-pub use avp::{Avp, AvpData, AvpFlags, Limits};
+pub use avp::{Avp, AvpData, AvpFlags, Limits, Octets};
 pub use codes::{ApplicationId, CommandCode, ExperimentalResultCode, ResultCode, VendorId};
 pub use dict::{AvpCode, AvpDef, AvpType};
 pub use error::Error;

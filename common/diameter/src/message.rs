@@ -74,8 +74,7 @@ impl Message {
                 reason: "not a multiple of 4",
             });
         }
-        let body = buf.slice(HEADER_LEN..);
-        let avps = avp::decode_avps(&body, 1, limits, &mut 0)?;
+        let avps = avp::decode_avps(&buf, HEADER_LEN..len, 1, limits, &mut 0)?;
         Ok(Self { header, avps })
     }
 
@@ -144,11 +143,8 @@ impl Message {
         let limits = Limits::default();
         let (mut off, mut count, mut avps) = (0, 0, Vec::new());
         while off < body.len() {
-            match avp::decode_one(&body, off, 1, &limits, &mut count) {
-                Ok((a, next)) => {
-                    avps.push(a);
-                    off = next;
-                }
+            match avp::decode_one(&body, off, body.len(), 1, &limits, &mut count, &mut avps) {
+                Ok(next) => off = next,
                 Err(_) => break,
             }
         }

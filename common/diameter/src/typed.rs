@@ -13,15 +13,43 @@ use crate::message::Message;
 /// the rest can be kept as `*[ AVP ]`.
 pub(crate) struct Reader<'a> {
     avps: &'a [Avp],
-    used: Vec<bool>,
+    used: Used,
+}
+
+/// Which AVPs were consumed: a bit mask for the usual case, a vector beyond 128 AVPs.
+enum Used {
+    Bits(u128),
+    Many(Vec<bool>),
+}
+
+impl Used {
+    fn set(&mut self, i: usize) {
+        match self {
+            Self::Bits(b) => *b |= 1 << i,
+            Self::Many(v) => {
+                if let Some(x) = v.get_mut(i) {
+                    *x = true;
+                }
+            }
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        match self {
+            Self::Bits(b) => *b & (1 << i) != 0,
+            Self::Many(v) => v.get(i).copied().unwrap_or(false),
+        }
+    }
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(avps: &'a [Avp]) -> Self {
-        Self {
-            avps,
-            used: vec![false; avps.len()],
-        }
+        let used = if avps.len() <= 128 {
+            Used::Bits(0)
+        } else {
+            Used::Many(vec![false; avps.len()])
+        };
+        Self { avps, used }
     }
 
     /// `{ X }`: exactly one (RFC 6733 §3.2).
@@ -39,7 +67,7 @@ impl<'a> Reader<'a> {
                         failed: Box::new(a.clone()),
                     });
                 }
-                self.used[i] = true;
+                self.used.set(i);
                 found = Some(a);
             }
         }
@@ -51,7 +79,7 @@ impl<'a> Reader<'a> {
         let mut out = Vec::new();
         for (i, a) in self.avps.iter().enumerate() {
             if a.is(def) {
-                self.used[i] = true;
+                self.used.set(i);
                 out.push(a);
             }
         }
@@ -78,11 +106,12 @@ impl<'a> Reader<'a> {
 
     /// `*[ AVP ]`: everything not consumed, in order.
     pub(crate) fn rest(self) -> Vec<Avp> {
+        let used = &self.used;
         self.avps
             .iter()
-            .zip(self.used)
-            .filter(|(_, u)| !u)
-            .map(|(a, _)| a.clone())
+            .enumerate()
+            .filter(|(i, _)| !used.get(*i))
+            .map(|(_, a)| a.clone())
             .collect()
     }
 }
@@ -110,7 +139,7 @@ pub(crate) fn string(a: &Avp) -> Result<String, Error> {
 }
 
 pub(crate) fn octets(a: &Avp) -> Result<Bytes, Error> {
-    a.as_octets().cloned()
+    a.as_octets().map(|o| o.to_bytes())
 }
 
 pub(crate) fn identity(a: &Avp) -> Result<DiameterIdentity, Error> {

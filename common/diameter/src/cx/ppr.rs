@@ -229,7 +229,7 @@ mod tests {
             crate::AvpCode(7777),
             Some(crate::VendorId(99)),
             crate::AvpFlags::NONE,
-            crate::AvpData::Octets(Bytes::from_static(b"opaque")),
+            crate::AvpData::Octets(b"opaque".into()),
         );
         msg.avps.insert(6, odd.clone());
         let p = Ppr::decode(&msg).expect("decodes");

@@ -698,7 +698,7 @@ fn invalid_requests_are_answered_by_the_table_not_the_application() {
         AvpCode(4242),
         None,
         AvpFlags::M,
-        AvpData::Octets(Bytes::from_static(b"?")),
+        AvpData::Octets(b"?".into()),
     ));
     let id = net.nodes[a]
         .table
