@@ -14,8 +14,8 @@ use crate::{Frame, HeaderName, Limits, Message, StreamFramer, validate};
 /// - an accepted message re-encodes to exactly the bytes it was parsed from;
 /// - typed Via, From, To, Contact, Route, CSeq, Authorization and Security-Client values that
 ///   parse print back to text that parses to an equal value;
-/// - a proxy edit (prepend Via, pop the top Via and Route, change the Request-URI) yields a
-///   message that parses again with the expected header counts.
+/// - a proxy edit (prepend Via, pop the top Via and Route and the last Record-Route, change
+///   the Request-URI) yields a message that parses again with the expected header counts.
 pub fn message(data: &[u8]) {
     let Ok(msg) = Message::parse(Bytes::copy_from_slice(data)) else {
         return;
@@ -44,10 +44,12 @@ pub fn message(data: &[u8]) {
     let mut edited = msg.clone();
     let vias = msg.values(&HeaderName::VIA).count();
     let routes = msg.values(&HeaderName::ROUTE).count();
+    let record_routes = msg.values(&HeaderName::RECORD_ROUTE).count();
     let _ = edited.prepend_header(HeaderName::VIA, "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKfuzz");
     let _ = edited.pop_first_value(&HeaderName::VIA);
     let _ = edited.pop_first_value(&HeaderName::VIA);
     let _ = edited.pop_first_value(&HeaderName::ROUTE);
+    let _ = edited.pop_last_value(&HeaderName::RECORD_ROUTE);
     if msg.is_request() {
         let _ = edited.set_request_uri("sip:next-hop.example.com;lr");
     }
@@ -61,6 +63,10 @@ pub fn message(data: &[u8]) {
     assert_eq!(
         reparsed.values(&HeaderName::ROUTE).count(),
         routes.saturating_sub(1)
+    );
+    assert_eq!(
+        reparsed.values(&HeaderName::RECORD_ROUTE).count(),
+        record_routes.saturating_sub(1)
     );
     assert_eq!(reparsed.body(), msg.body());
 }

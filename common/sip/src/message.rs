@@ -604,8 +604,10 @@ impl Message {
                 Some(Std::Timestamp) => code == StatusCode::TRYING,
                 Some(Std::To) => {
                     let tag = to_tag.filter(|_| code != StatusCode::TRYING);
+                    // A To that does not parse is copied as it is (the response is then
+                    // usually the 400 for it).
                     match tag {
-                        Some(tag) if !self.to_has_tag(f)? => {
+                        Some(tag) if !self.to_has_tag(f).unwrap_or(true) => {
                             if !tag.bytes().all(scan::is_token) || tag.is_empty() {
                                 return Err(Error::ValueInjection);
                             }
@@ -805,21 +807,7 @@ fn check_value(v: &[u8]) -> Result<(), Error> {
 
 /// Offset of the first comma that separates list elements.
 fn first_comma(value: &[u8]) -> Option<usize> {
-    let mut in_quote = false;
-    let mut in_angle = false;
-    let mut i = 0;
-    while let Some(&b) = value.get(i) {
-        match b {
-            b'\\' if in_quote => i += 1,
-            b'"' => in_quote = !in_quote,
-            b'<' if !in_quote => in_angle = true,
-            b'>' if !in_quote => in_angle = false,
-            b',' if !in_quote && !in_angle => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
+    scan::next_comma(value)
 }
 
 /// Offset of the last comma that separates list elements.

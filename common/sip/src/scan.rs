@@ -232,53 +232,52 @@ impl<'a> Iterator for ListIter<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let mut s = self.rest?;
-        let mut i = 0;
-        while let Some(hit) = s
-            .get(i..)
-            .and_then(|r| memchr::memchr3(b',', b'"', b'<', r))
-        {
-            i += hit;
-            match s.get(i) {
-                Some(b'"') => {
-                    // Skip the quoted string; an unterminated one runs to the end.
-                    i += 1;
-                    loop {
-                        match s.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) {
-                            Some(q) if s.get(i + q) == Some(&b'\\') => i += q + 2,
-                            Some(q) => {
-                                i += q + 1;
-                                break;
-                            }
-                            None => {
-                                i = s.len();
-                                break;
-                            }
-                        }
-                    }
-                }
-                Some(b'<') => {
-                    // Skip to the closing bracket (quotes cannot occur in a URI).
-                    i += s
-                        .get(i..)
-                        .and_then(|r| memchr::memchr(b'>', r))
-                        .map_or(s.len() - i, |g| g + 1);
-                }
-                _ => {
-                    let item = trim(s.get(..i).unwrap_or_default());
-                    s = s.get(i + 1..).unwrap_or_default();
-                    i = 0;
-                    if item.is_empty() {
-                        continue;
-                    }
-                    self.rest = Some(s);
-                    return Some(item);
-                }
+        while let Some(comma) = next_comma(s) {
+            let item = trim(s.get(..comma).unwrap_or_default());
+            s = s.get(comma + 1..).unwrap_or_default();
+            if !item.is_empty() {
+                self.rest = Some(s);
+                return Some(item);
             }
         }
         self.rest = None;
         let item = trim(s);
         (!item.is_empty()).then_some(item)
     }
+}
+
+/// Offset of the first comma in `s` that separates list elements: commas inside quoted strings
+/// (with `\` escapes) and inside `<...>` do not count; an unterminated quote or bracket runs to
+/// the end. [`ListIter`] and the message editors share this one definition.
+pub(crate) fn next_comma(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(hit) = s
+        .get(i..)
+        .and_then(|r| memchr::memchr3(b',', b'"', b'<', r))
+    {
+        i += hit;
+        match s.get(i) {
+            Some(b'"') => {
+                i += 1;
+                loop {
+                    match s.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) {
+                        Some(q) if s.get(i + q) == Some(&b'\\') => i += q + 2,
+                        Some(q) => {
+                            i += q + 1;
+                            break;
+                        }
+                        None => return None,
+                    }
+                }
+            }
+            Some(b'<') => {
+                // Quotes cannot occur in a URI, so the next `>` closes it.
+                i += s.get(i..).and_then(|r| memchr::memchr(b'>', r))? + 1;
+            }
+            _ => return Some(i),
+        }
+    }
+    None
 }
 
 /// Decodes `%XX` escapes (RFC 3261 §25.1 `escaped`). Invalid escapes are kept literally, as

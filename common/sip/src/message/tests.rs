@@ -304,3 +304,29 @@ fn popping_the_last_route_value_keeps_the_others() {
     let r = Message::parse(m.to_bytes()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.values(&HeaderName::ROUTE).count(), 2);
 }
+
+#[test]
+fn list_editing_agrees_with_list_splitting_on_quotes_inside_brackets() {
+    let raw =
+        b"SIP/2.0 200 OK\r\nRecord-Route: <sip:a\"b;lr>, <sip:c;lr>\r\nVia: \"x,y\" <z>, w\r\n\r\n";
+    let mut m = Message::parse(&raw[..]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.values(&HeaderName::RECORD_ROUTE).count(), 2);
+    assert_eq!(
+        m.pop_last_value(&HeaderName::RECORD_ROUTE).as_deref(),
+        Some(&b"<sip:c;lr>"[..])
+    );
+    assert_eq!(
+        m.values(&HeaderName::RECORD_ROUTE)
+            .map(text)
+            .collect::<Vec<_>>(),
+        ["<sip:a\"b;lr>"]
+    );
+    assert_eq!(
+        m.pop_first_value(&HeaderName::VIA).as_deref(),
+        Some(&b"\"x,y\" <z>"[..])
+    );
+    assert_eq!(
+        m.values(&HeaderName::VIA).map(text).collect::<Vec<_>>(),
+        ["w"]
+    );
+}
