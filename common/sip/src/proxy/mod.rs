@@ -24,6 +24,18 @@
 //!
 //! The core never resolves names: a [`Target`] carries its destination, or the core derives one
 //! from an IP-literal next hop or [`ProxyConfig::hosts`].
+//!
+//! # Choices where RFC 3261 leaves room
+//!
+//! - Loop detection (§16.3 step 4, §16.6 step 8) hashes the Request-URI, From and To tags,
+//!   Call-ID, CSeq number, Route, Proxy-Require and Proxy-Authorization — not the topmost Via,
+//!   which is the previous hop's and differs on every pass of a real loop. A request that comes
+//!   back with a different Request-URI or Route (an IMS spiral through an AS) is forwarded.
+//! - A CANCEL that matches no INVITE context comes out as an ordinary [`ProxyEvent::Request`]:
+//!   forward it (§16.10 forwards it statelessly) or answer 481.
+//! - A context ends once its final response is out and every branch has a final response;
+//!   later 2xx retransmissions of other forks are forwarded statelessly along their Via.
+//! - Max-Forwards 0 is answered 483 for every method, OPTIONS included.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -211,12 +223,18 @@ pub enum ProxyEvent {
         /// The context.
         ctx: ContextId,
     },
-    /// The core refused a request itself (400, 416, 420, 482, 483, 505...), for per-UE diagnosis.
+    /// The core refused a message itself, for per-UE diagnosis ([`ProxyEvent::diagnosis`]). A
+    /// request was answered with `status` (400, 416, 420, 482, 483, 505...); a message without a
+    /// usable Via or CSeq cannot be answered and was dropped (`sent` is false).
     Rejected {
-        /// The status sent.
+        /// The status the request deserved.
         status: StatusCode,
         /// Why.
         error: Error,
+        /// Whether `status` was sent.
+        sent: bool,
+        /// The From URI of the request, naming the UE, when it could be read.
+        from_uri: Option<String>,
     },
     /// A response to a request sent with [`Proxy::send_request`].
     UacResponse {
@@ -237,6 +255,22 @@ pub enum ProxyEvent {
         /// The context.
         ctx: ContextId,
     },
+}
+
+impl ProxyEvent {
+    /// The per-UE diagnosis of a [`ProxyEvent::Rejected`], shaped like
+    /// [`imslab_types::UeEvent`]: step name, outcome and reason. The caller adds the UE (from
+    /// `from_uri` or the flow) and emits it.
+    pub fn diagnosis(&self) -> Option<(&'static str, imslab_types::Outcome, String)> {
+        match self {
+            Self::Rejected { status, error, .. } => Some((
+                "sip-request",
+                imslab_types::Outcome::Failed,
+                format!("{} {}: {error}", status.as_u16(), status.reason_phrase()),
+            )),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -350,6 +384,8 @@ impl Proxy {
             Err(error) => ev.push(ProxyEvent::Rejected {
                 status: error.status_code(),
                 error,
+                sent: false,
+                from_uri: None,
             }),
         }
         ev
@@ -570,15 +606,23 @@ impl Proxy {
             error,
             extra,
         } = why;
+        let mut sent = false;
         if let Ok(mut resp) = request.response(status, Some(&self.tag_for(request))) {
             if let Some((name, value)) = extra {
                 let _ = resp.push_header(name, value);
             }
             if let Ok(out) = self.layer.send_response(now, sid, &resp) {
+                sent = true;
                 self.absorb(now, out, InterfaceId(0), ev);
             }
         }
-        ev.push(ProxyEvent::Rejected { status, error });
+        let from_uri = request.from_header().ok().map(|f| f.uri.to_string());
+        ev.push(ProxyEvent::Rejected {
+            status,
+            error,
+            sent,
+            from_uri,
+        });
     }
 
     fn on_request(
