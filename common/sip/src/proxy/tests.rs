@@ -911,3 +911,65 @@ fn originated_requests_report_their_responses() {
             .any(|e| matches!(e, ProxyEvent::UacResponse { id: i, .. } if *i == id))
     );
 }
+
+/// The shape of a P-CSCF's use of the core: add Path, forward the REGISTER to the I-CSCF by
+/// name, take `ck`/`ik` out of the 401 before it reaches the UE.
+#[test]
+fn ims_register_flows_through_the_seam_with_cscf_edits() {
+    use crate::header::Auth;
+    let t0 = Instant::now();
+    let mut cfg = proxy().config().clone();
+    cfg.hosts
+        .insert("icscf.ims.example".into(), udp("192.0.2.60:5060"));
+    let mut p = Proxy::new(cfg, TimerConfig::default(), 7);
+    let reg = Message::parse(&include_bytes!("../../testdata/ims/register.sip")[..]).unwrap();
+    let ev = p.handle_message(t0, reg, udp("10.45.0.2:5060"), InterfaceId(0));
+    let (ctx, mut req) = new_request(&ev);
+    req.prepend_header(HeaderName::PATH, "<sip:term@10.0.0.1:5060;lr>")
+        .unwrap();
+    let target = Target::uri("sip:ims.mnc001.mcc001.3gppnetwork.org").via(udp("192.0.2.60:5060"));
+    let ev = p.decide(t0, ctx, Decision::forward(req, target)).unwrap();
+    let (peer, fwd) = &sent(&ev)[0];
+    assert_eq!(peer.addr, "192.0.2.60:5060".parse().unwrap());
+    assert!(fwd.has_header(&HeaderName::PATH));
+    assert_eq!(
+        fwd.values(&HeaderName::VIA).count(),
+        3,
+        "ours on top of the UE's two"
+    );
+    let ue_via = fwd.vias().nth(1).unwrap().unwrap();
+    assert_eq!(
+        ue_via.rport(),
+        Some(Some(5060)),
+        "rport filled in for the UE"
+    );
+
+    let mut challenge = fwd.response(StatusCode::UNAUTHORIZED, Some("s1")).unwrap();
+    let mut www = Auth::digest();
+    www.set("realm", "ims.mnc001.mcc001.3gppnetwork.org");
+    www.set("nonce", "bm9uY2U=");
+    www.set("algorithm", "AKAv1-MD5");
+    www.set("ck", "b40ba9a3c58b2a05bbf0d987b21bf8cb");
+    www.set("ik", "f769bcd751044604127672711c6d3441");
+    challenge
+        .push_typed(HeaderName::WWW_AUTHENTICATE, &www)
+        .unwrap();
+    let challenge = Message::parse(challenge.to_bytes()).unwrap();
+    let ev = p.handle_message(t0, challenge, udp("192.0.2.60:5060"), InterfaceId(0));
+    let (c, resp) = responses(&ev).pop().unwrap();
+    let mut auth: Auth<'_> = resp.required(&HeaderName::WWW_AUTHENTICATE).unwrap();
+    auth.remove("ck");
+    auth.remove("ik");
+    let mut to_ue = resp.clone();
+    to_ue
+        .set_header(HeaderName::WWW_AUTHENTICATE, auth.to_string())
+        .unwrap();
+    let ev = p.forward_response(t0, c, to_ue).unwrap();
+    let (peer, out) = &sent(&ev)[0];
+    assert_eq!(peer.addr, "10.45.0.2:5060".parse().unwrap());
+    let text = String::from_utf8_lossy(&out.to_bytes()).into_owned();
+    assert!(
+        text.contains("algorithm=AKAv1-MD5") && !text.contains("ck=") && !text.contains("ik="),
+        "{text}"
+    );
+}
