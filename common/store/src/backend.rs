@@ -45,6 +45,19 @@ impl StoreOptions {
     pub fn sqlite_file(path: &Path) -> Self {
         Self::new(format!("sqlite://{}", path.display()))
     }
+
+    /// Options from the `store:` configuration section; without `url`, the SQLite file
+    /// `imslab.db` in `data_dir`.
+    pub fn from_config(cfg: &imslab_config::StoreConfig, data_dir: &Path) -> Self {
+        let mut o = match &cfg.url {
+            Some(url) => Self::new(url.clone()),
+            None => Self::sqlite_file(&data_dir.join("imslab.db")),
+        };
+        o.max_connections = cfg.max_connections;
+        o.busy_timeout = Duration::from_millis(cfg.busy_timeout_ms);
+        o.sqlite_synchronous_full = cfg.sqlite_synchronous_full();
+        o
+    }
 }
 
 /// Which database the store runs on.

@@ -20,6 +20,7 @@
 
 mod backend;
 mod error;
+pub mod fuzzing;
 pub mod model;
 pub mod provision;
 pub mod repo;

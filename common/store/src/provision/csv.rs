@@ -442,8 +442,11 @@ pub async fn import_csv(
     Ok(report)
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
+pub(crate) fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r'])
+        || s.starts_with(|c: char| c.is_whitespace() || c == '#' || c == '\u{feff}')
+        || s.ends_with(char::is_whitespace)
+    {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_owned()

@@ -237,6 +237,27 @@ fn parse_scscf(s: &str) -> Result<String, String> {
     }
 }
 
+fn check_charging(c: &mut Collector, info: Option<&ChargingInfo>) {
+    let Some(info) = info else { return };
+    for v in [
+        &info.ccf_primary,
+        &info.ccf_secondary,
+        &info.ecf_primary,
+        &info.ecf_secondary,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let l = v.to_ascii_lowercase();
+        if !(l.starts_with("aaa://") || l.starts_with("aaas://")) || v.contains(' ') {
+            c.push(
+                "charging",
+                format!("{v:?} is not a Diameter URI (aaa://host[:port])"),
+            );
+        }
+    }
+}
+
 fn parse_schemes(c: &mut Collector, list: &[String]) -> Option<AuthSchemes> {
     let mut out = Vec::new();
     for s in list
@@ -428,6 +449,7 @@ impl NewSubscriber {
             .and_then(|r| c.take("digest_realm", Realm::new(r)).map(|r| r.to_string()));
         let fixed_scscf =
             non_empty(&input.fixed_scscf).and_then(|s| c.take("fixed_scscf", parse_scscf(s)));
+        check_charging(&mut c, input.charging.as_ref());
         let profile = non_empty(&input.profile);
         let impus = match &imsi {
             Some(i) => parse_impus(
@@ -670,6 +692,7 @@ impl SubscriberUpdate {
                 ));
             }
         }
+        check_charging(&mut c, input.charging.as_ref());
         u.charging = input.charging.clone();
         // The digest invariant over the result.
         let schemes = u.auth_schemes.unwrap_or(current.auth_schemes);
@@ -950,6 +973,20 @@ mod tests {
                 "impus: implicit set 1 has more than one default identity",
                 "impus: sip:a@ims.example is listed twice"
             ]
+        );
+    }
+
+    #[test]
+    fn charging_addresses_must_be_diameter_uris() {
+        let mut i = input();
+        i.charging = Some(ChargingInfo {
+            ccf_primary: Some("aaa://ccf.ims.example:3868".into()),
+            ecf_primary: Some("ccf.ims.example".into()),
+            ..ChargingInfo::default()
+        });
+        assert_eq!(
+            messages(NewSubscriber::from_input(&i, &defaults()).unwrap_err()),
+            ["charging: \"ccf.ims.example\" is not a Diameter URI (aaa://host[:port])"]
         );
     }
 

@@ -8,6 +8,7 @@
 mod csv;
 mod input;
 
+pub(crate) use self::csv::csv_field;
 pub use self::csv::{
     CsvFormat, EXPORT_COLUMNS, ImportReport, LineError, export_csv, import_csv, parse_csv_records,
     parse_import,

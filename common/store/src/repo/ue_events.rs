@@ -208,6 +208,19 @@ pub struct RecorderOptions {
     pub prune_interval: Duration,
 }
 
+impl RecorderOptions {
+    /// The defaults with the retention of the `store:` configuration section.
+    pub fn from_config(cfg: &imslab_config::StoreConfig) -> Self {
+        Self {
+            retention: Retention {
+                max_rows: cfg.ue_events_max_rows,
+                max_age: Duration::from_secs(cfg.ue_events_max_age_hours.saturating_mul(3600)),
+            },
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for RecorderOptions {
     fn default() -> Self {
         Self {
