@@ -223,18 +223,15 @@ pub enum ProxyEvent {
         /// The context.
         ctx: ContextId,
     },
-    /// The core refused a message itself, for per-UE diagnosis ([`ProxyEvent::diagnosis`]). A
-    /// request was answered with `status` (400, 416, 420, 482, 483, 505...); a message without a
-    /// usable Via or CSeq cannot be answered and was dropped (`sent` is false).
+    /// The core refused a message itself (400, 416, 420, 482, 483, 505...); see
+    /// [`ProxyEvent::diagnosis`] for the per-UE record. A request is answered with `status`; a
+    /// message without a usable Via or CSeq cannot be answered and is dropped.
     Rejected {
-        /// The status the request deserved.
+        /// The status the request was (or, when it could not be answered, would have been)
+        /// answered with.
         status: StatusCode,
         /// Why.
         error: Error,
-        /// Whether `status` was sent.
-        sent: bool,
-        /// The From URI of the request, naming the UE, when it could be read.
-        from_uri: Option<String>,
     },
     /// A response to a request sent with [`Proxy::send_request`].
     UacResponse {
@@ -259,8 +256,8 @@ pub enum ProxyEvent {
 
 impl ProxyEvent {
     /// The per-UE diagnosis of a [`ProxyEvent::Rejected`], shaped like
-    /// [`imslab_types::UeEvent`]: step name, outcome and reason. The caller adds the UE (from
-    /// `from_uri` or the flow) and emits it.
+    /// [`imslab_types::UeEvent`]: step name, outcome and reason. The caller adds the UE (known
+    /// from the flow the message came on) and emits it.
     pub fn diagnosis(&self) -> Option<(&'static str, imslab_types::Outcome, String)> {
         match self {
             Self::Rejected { status, error, .. } => Some((
@@ -384,8 +381,6 @@ impl Proxy {
             Err(error) => ev.push(ProxyEvent::Rejected {
                 status: error.status_code(),
                 error,
-                sent: false,
-                from_uri: None,
             }),
         }
         ev
@@ -606,23 +601,15 @@ impl Proxy {
             error,
             extra,
         } = why;
-        let mut sent = false;
         if let Ok(mut resp) = request.response(status, Some(&self.tag_for(request))) {
             if let Some((name, value)) = extra {
                 let _ = resp.push_header(name, value);
             }
             if let Ok(out) = self.layer.send_response(now, sid, &resp) {
-                sent = true;
                 self.absorb(now, out, InterfaceId(0), ev);
             }
         }
-        let from_uri = request.from_header().ok().map(|f| f.uri.to_string());
-        ev.push(ProxyEvent::Rejected {
-            status,
-            error,
-            sent,
-            from_uri,
-        });
+        ev.push(ProxyEvent::Rejected { status, error });
     }
 
     fn on_request(
