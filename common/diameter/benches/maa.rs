@@ -6,9 +6,8 @@
 //! and S-CSCF do).
 //!
 //! Each case runs twice: `maa_wall` measures wall-clock time (criterion's default), `maa_cpu`
-//! measures the benchmark thread's on-CPU time from `/proc/thread-self/schedstat`, which gives
-//! the per-core figure even when other processes share the cores (the kernel updates it at
-//! scheduler ticks, so each sample carries a few milliseconds of error).
+//! measures the benchmark thread's on-CPU time (`CLOCK_THREAD_CPUTIME_ID`), which gives the
+//! per-core figure even when other processes share the cores.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -64,10 +63,8 @@ struct ThreadCpu;
 static WALL: WallTime = WallTime;
 
 fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
 }
 
 impl Measurement for ThreadCpu {
