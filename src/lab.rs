@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use imslab_config::Config;
-use imslab_store::{EventRecorder, RecorderOptions, Retention};
+use imslab_store::{EventRecorder, RecorderOptions, Retention, Store};
 use imslab_types::UeEventSink;
 use tokio_util::sync::CancellationToken;
 
@@ -29,8 +29,9 @@ pub(crate) enum Selection {
     Pgw,
 }
 
-/// Services every function shares: the per-UE event timeline (kept in the store).
+/// Services every function shares: the store and the per-UE event timeline (kept in it).
 pub(crate) struct Shared {
+    pub(crate) store: Store,
     pub(crate) events: Arc<dyn UeEventSink>,
 }
 
@@ -87,6 +88,7 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
         },
     );
     let shared = Shared {
+        store: store.clone(),
         events: Arc::new(recorder),
     };
     let shutdown = CancellationToken::new();
@@ -95,7 +97,7 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
         started.push(pgw(&cfg, &shared, shutdown.clone()).await?);
     }
     if matches!(selection, Selection::All | Selection::Web) {
-        started.push(web(&cfg, shutdown.clone()).await?);
+        started.push(web(&cfg, &shared, shutdown.clone()).await?);
     }
     drop(shared);
     banner(&cfg, &started);
@@ -211,10 +213,26 @@ async fn pgw(
     })
 }
 
-async fn web(cfg: &Config, shutdown: CancellationToken) -> anyhow::Result<Started> {
+async fn web(
+    cfg: &Config,
+    shared: &Shared,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
+    if cfg.web.token.is_none() && !cfg.web.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "web.listen {} is not a loopback address: set web.token so the API is not open \
+             to the network",
+            cfg.web.listen
+        );
+    }
     let listener = tcp_listener(cfg.web.listen, "the web UI and REST API").await?;
     let addr = listener.local_addr()?;
-    let app = imslab_web::router(imslab_web::AppState::new());
+    let state = imslab_web::AppState::new(
+        shared.store.clone(),
+        cfg.network.domain.clone(),
+        cfg.web.token.clone(),
+    );
+    let app = imslab_web::router(state);
     let serve = async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

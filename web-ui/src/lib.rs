@@ -1,38 +1,72 @@
-//! The web UI and REST API (`/api/v1`), served by axum. Handlers are thin: they parse into
-//! domain types, call the store or the functions, and map errors to HTTP answers in one place.
+//! The web UI and REST API (`/api/v1`), served by axum.
+//!
+//! Handlers are thin: they parse input into the store's validated provisioning types, call the
+//! store, and map every error to an HTTP answer in one place ([`ApiError`]). K, OP and OPc are
+//! write-only: no response carries them except `GET /api/v1/subscribers/export?with_keys=true`.
+//! When a bearer token is configured every `/api/v1` route except `health` and `openapi.json`
+//! requires it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use axum::{Json, Router, routing::get};
-use serde::Serialize;
+mod api;
+mod error;
+mod openapi;
+
+use std::sync::Arc;
+
+use axum::Router;
+use imslab_store::Store;
+use imslab_types::Realm;
+
+pub use error::ApiError;
+
+/// Operations that only the HSS can carry out (it holds the Diameter connection to the serving
+/// S-CSCF): network-initiated deregistration (RTR) and profile push (PPR).
+pub trait HssCommands: Send + Sync {
+    /// Deregisters every identity of `imsi`, or one IMPU (RTR). Returns a human-readable result.
+    fn deregister(
+        &self,
+        identity: String,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
+    /// Pushes the current profile of `imsi` to its serving S-CSCF (PPR).
+    fn push_profile(
+        &self,
+        imsi: String,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
+}
 
 /// Shared state of the handlers.
-#[derive(Debug, Clone, Default)]
-pub struct AppState {}
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Store,
+    pub(crate) home_domain: Realm,
+    pub(crate) token: Option<Arc<str>>,
+    pub(crate) hss: Option<Arc<dyn HssCommands>>,
+}
 
 impl AppState {
-    /// State with no backing services.
-    pub fn new() -> Self {
-        Self {}
+    /// State over `store`; provisioning fills defaults from `home_domain`. With `token`, the API
+    /// requires `Authorization: Bearer <token>`.
+    pub fn new(store: Store, home_domain: Realm, token: Option<String>) -> Self {
+        Self {
+            store,
+            home_domain,
+            token: token.map(Into::into),
+            hss: None,
+        }
     }
-}
 
-#[derive(Serialize)]
-struct Health {
-    status: &'static str,
-    version: &'static str,
-}
-
-async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    })
+    /// Lets the API ask the HSS for RTR and PPR.
+    pub fn with_hss(mut self, hss: Arc<dyn HssCommands>) -> Self {
+        self.hss = Some(hss);
+        self
+    }
 }
 
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .with_state(state)
+    api::routes(state)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! The REST API of a running `imslab up`, and the CLI writing to the same store meanwhile.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::support::{Lab, Ports, terminate, wait_exit, wait_listening};
+
+/// One HTTP/1.1 request; returns the status code and the body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn api_and_cli_provision_the_same_running_lab() {
+    let lab = Lab::new();
+    let ports = Ports::new();
+    lab.write("lab.yaml", &ports.yaml());
+    let mut child = lab.spawn(&["--config", "lab.yaml", "up"]);
+    assert!(wait_listening(ports.web, Duration::from_secs(10)).is_some());
+
+    let body = r#"{"imsi":"001010000000001","k":"465b5ce8b199b49faa5f0a2ee238a6bc","opc":"cd63cb71954a9f4e48a5994e37a02baf"}"#;
+    let (status, resp) = http(ports.web, "POST", "/api/v1/subscribers", body);
+    assert_eq!(status, 201, "{resp}");
+    assert!(!resp.contains("465b5ce8"), "K is write-only: {resp}");
+
+    // The CLI sees the API's subscriber and adds one the API then sees: one store, live.
+    let list = lab.run(&["--config", "lab.yaml", "subscriber", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("001010000000001"));
+    let add = lab.run(&[
+        "--config",
+        "lab.yaml",
+        "subscriber",
+        "add",
+        "--imsi",
+        "001010000000002",
+        "--k",
+        "465b5ce8b199b49faa5f0a2ee238a6bc",
+        "--opc",
+        "cd63cb71954a9f4e48a5994e37a02baf",
+    ]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let (status, resp) = http(ports.web, "GET", "/api/v1/subscribers/001010000000002", "");
+    assert_eq!(status, 200, "{resp}");
+
+    let (status, resp) = http(ports.web, "GET", "/api/v1/openapi.json", "");
+    assert_eq!(status, 200);
+    assert!(resp.contains("\"openapi\""));
+
+    terminate(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(5)).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn api_on_a_public_address_without_a_token_is_refused() {
+    let lab = Lab::new();
+    let ports = Ports {
+        web: SocketAddr::from(([0, 0, 0, 0], 0)),
+        ..Ports::new()
+    };
+    lab.write("lab.yaml", &ports.yaml());
+    let out = lab.run(&["--config", "lab.yaml", "up"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("web.token"), "{err}");
+}

@@ -1,0 +1,321 @@
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use imslab_store::{Store, StoreOptions};
+use imslab_types::{Function, Imsi, Outcome, Realm, UeEvent, UeRef};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+
+const K: &str = "465b5ce8b199b49faa5f0a2ee238a6bc";
+const OPC: &str = "cd63cb71954a9f4e48a5994e37a02baf";
+
+async fn app(token: Option<&str>) -> (Router, Store) {
+    let store = Store::open(&StoreOptions::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    let domain = Realm::new("ims.mnc001.mcc001.3gppnetwork.org").unwrap();
+    let state = AppState::new(store.clone(), domain, token.map(str::to_owned));
+    (router(state), store)
+}
+
+async fn call(app: &Router, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, String) {
+    call_with(app, method, uri, body, None).await
+}
+
+async fn call_with(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (StatusCode, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(Body::from(body.unwrap_or("").to_owned())).unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn new_subscriber(imsi: &str) -> String {
+    json!({ "imsi": imsi, "msisdn": "15550001", "k": K, "opc": OPC }).to_string()
+}
+
+#[tokio::test]
+async fn created_subscriber_is_served_without_keys() {
+    let (app, _) = app(None).await;
+    let (st, body) = call(
+        &app,
+        Method::POST,
+        "/api/v1/subscribers",
+        Some(&new_subscriber("001010000000001")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    assert!(
+        !body.contains(K) && !body.contains(OPC),
+        "keys leaked: {body}"
+    );
+    let (st, body) = call(
+        &app,
+        Method::GET,
+        "/api/v1/subscribers/001010000000001",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["msisdn"], "15550001");
+    assert_eq!(v["operator_key"], "opc");
+    let (_, list) = call(&app, Method::GET, "/api/v1/subscribers", None).await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["total"], 1);
+    assert!(!list.to_string().contains(K));
+}
+
+#[tokio::test]
+async fn invalid_subscriber_gets_400_listing_every_field() {
+    let (app, _) = app(None).await;
+    let body = json!({ "imsi": "12", "k": "zz", "opc": OPC }).to_string();
+    let (st, body) = call(&app, Method::POST, "/api/v1/subscribers", Some(&body)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let details = v["details"].as_array().unwrap();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.as_str().unwrap().starts_with("imsi:")),
+        "{v}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.as_str().unwrap().starts_with("k:")),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_json_and_unknown_fields_get_400() {
+    let (app, _) = app(None).await;
+    let (st, _) = call(&app, Method::POST, "/api/v1/subscribers", Some("{not json")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let body = json!({ "imsi": "001010000000001", "k": K, "opc": OPC, "kk": 1 }).to_string();
+    let (st, body) = call(&app, Method::POST, "/api/v1/subscribers", Some(&body)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("kk"), "{body}");
+}
+
+#[tokio::test]
+async fn duplicate_is_409_and_missing_is_404() {
+    let (app, _) = app(None).await;
+    let body = new_subscriber("001010000000001");
+    call(&app, Method::POST, "/api/v1/subscribers", Some(&body)).await;
+    let (st, _) = call(&app, Method::POST, "/api/v1/subscribers", Some(&body)).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/subscribers/001010000000009",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/subscribers/001010000000009",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = call(&app, Method::GET, "/api/v1/subscribers/12", None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn patch_changes_fields_and_delete_removes() {
+    let (app, _) = app(None).await;
+    call(
+        &app,
+        Method::POST,
+        "/api/v1/subscribers",
+        Some(&new_subscriber("001010000000001")),
+    )
+    .await;
+    let patch = json!({ "msisdn": "15559999" }).to_string();
+    let (st, body) = call(
+        &app,
+        Method::PATCH,
+        "/api/v1/subscribers/001010000000001",
+        Some(&patch),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert!(body.contains("15559999"));
+    let (st, _) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/subscribers/001010000000001",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/subscribers/001010000000001",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn import_is_all_or_nothing_and_export_hides_keys_unless_asked() {
+    let (app, _) = app(None).await;
+    let bad = format!("imsi,k,opc\n001010000000002,{K},{OPC}\n001010000000003,xx,{OPC}\n");
+    let (st, body) = call(&app, Method::POST, "/api/v1/subscribers/import", Some(&bad)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("line 3"), "{body}");
+    let (_, list) = call(&app, Method::GET, "/api/v1/subscribers", None).await;
+    assert!(list.contains("\"total\":0"), "{list}");
+    let good = format!("imsi,k,opc\n001010000000002,{K},{OPC}\n");
+    let (st, body) = call(
+        &app,
+        Method::POST,
+        "/api/v1/subscribers/import",
+        Some(&good),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (_, csv) = call(&app, Method::GET, "/api/v1/subscribers/export", None).await;
+    assert!(csv.contains("001010000000002") && !csv.contains(K));
+    let (_, csv) = call(
+        &app,
+        Method::GET,
+        "/api/v1/subscribers/export?with_keys=true",
+        None,
+    )
+    .await;
+    assert!(csv.contains(K) && csv.contains(OPC));
+}
+
+#[tokio::test]
+async fn token_is_required_when_configured() {
+    let (app, _) = app(Some("s3cret")).await;
+    let (st, _) = call(&app, Method::GET, "/api/v1/subscribers", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = call_with(
+        &app,
+        Method::GET,
+        "/api/v1/subscribers",
+        None,
+        Some("wrong"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = call_with(
+        &app,
+        Method::GET,
+        "/api/v1/subscribers",
+        None,
+        Some("s3cret"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = call(&app, Method::GET, "/api/v1/health", None).await;
+    assert_eq!(st, StatusCode::OK, "health stays open");
+}
+
+#[tokio::test]
+async fn deregister_without_an_hss_says_so() {
+    let (app, _) = app(None).await;
+    let (st, body) = call(
+        &app,
+        Method::POST,
+        "/api/v1/subscribers/001010000000001/deregister",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("HSS"), "{body}");
+}
+
+#[tokio::test]
+async fn timeline_returns_a_phones_events_newest_first() {
+    let (app, store) = app(None).await;
+    let imsi = Imsi::new("001010000000001").unwrap();
+    let ev = |step: &'static str, outcome, reason: Option<&str>| UeEvent {
+        at: std::time::SystemTime::now(),
+        function: Function::Scscf,
+        ue: UeRef::imsi(imsi.clone()),
+        step,
+        outcome,
+        reason: reason.map(str::to_owned),
+    };
+    store
+        .ue_events()
+        .insert(&[
+            ev("challenge", Outcome::Ok, None),
+            ev("auth", Outcome::Failed, Some("AUTN rejected")),
+        ])
+        .await
+        .unwrap();
+    let (st, body) = call(
+        &app,
+        Method::GET,
+        "/api/v1/ue-events?imsi=001010000000001",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["step"], "auth");
+    assert_eq!(items[0]["reason"], "AUTN rejected");
+    assert_eq!(items[0]["function"], "scscf");
+    let (st, _) = call(&app, Method::GET, "/api/v1/ue-events?imsi=abc", None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_route() {
+    let (app, _) = app(None).await;
+    let (st, body) = call(&app, Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/health",
+        "/api/v1/subscribers",
+        "/api/v1/subscribers/import",
+        "/api/v1/subscribers/export",
+        "/api/v1/subscribers/{imsi}",
+        "/api/v1/subscribers/{imsi}/deregister",
+        "/api/v1/subscribers/{imsi}/push-profile",
+        "/api/v1/registrations",
+        "/api/v1/ue-events",
+    ] {
+        assert!(paths.contains_key(p), "OpenAPI lacks {p}");
+    }
+}
+
+#[test]
+fn timestamps_are_rfc3339_utc() {
+    assert_eq!(api::rfc3339_for_test(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(
+        api::rfc3339_for_test(1_700_000_000_123),
+        "2023-11-14T22:13:20.123Z"
+    );
+    assert_eq!(
+        api::rfc3339_for_test(951_782_400_000),
+        "2000-02-29T00:00:00.000Z"
+    );
+}
