@@ -128,9 +128,7 @@ mod tests {
         ip.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 2]);
         ip.extend_from_slice(&udp);
         let mut file = Vec::new();
-        for v in [0xa1b2_c3d4u32] {
-            file.extend_from_slice(&v.to_le_bytes());
-        }
+        file.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
         file.extend_from_slice(&2u16.to_le_bytes());
         file.extend_from_slice(&4u16.to_le_bytes());
         for v in [0u32, 0, 65_535, 101, 0, 0, ip.len() as u32, ip.len() as u32] {
