@@ -1,2 +1,51 @@
-//! P-CSCF: the phones' first hop, security agreement and IPsec
+//! The P-CSCF: the phones' first hop (Gm) toward the IMS core (Mw), with security agreement
+//! and IPsec (TS 24.229 §5.2, TS 33.203 §7).
+//!
+//! # Shape
+//!
+//! - [`Pcscf`] is the whole P-CSCF as pure, deterministic code: the RFC 3261 §16 proxy core of
+//!   `imslab-sip` plus the P-CSCF's decisions. It never opens a socket or reads a clock: feed it
+//!   messages ([`Pcscf::handle_message`] with an [`Ingress`]) and time
+//!   ([`Pcscf::handle_timeout`]), and carry out the [`Output`]s in order (send, install or remove
+//!   SAs, write the store, record per-UE events). Tests run whole registrations through it on a
+//!   virtual clock.
+//! - [`Server`] is the tokio driver: UDP/TCP (and WS) through `imslab-sip-io`, userspace ESP
+//!   through `imslab-ipsec`'s `EspSocket`, the store, the event sink, timers and shutdown.
+//!
+//! # What the P-CSCF does
+//!
+//! - REGISTER (TS 24.229 §5.2.2.1): security agreement ([`sec_agree`]: 421/494/420 as RFC 3329
+//!   says, the offer chosen by `pcscf.ipsec` preference), Path with a flow token ([`flow`]),
+//!   `Require: path`, P-Visited-Network-ID, P-Charging-Vector, `integrity-protected`; `ck` and
+//!   `ik` taken out of the 401 to derive the ESP keys (TS 33.203 Annex I) and create the four
+//!   SAs, Security-Server added; Security-Verify checked on the protected REGISTER (bid-down
+//!   protection); on the 200 OK the registration is kept ([`registrations`]) and stored, SAs
+//!   switch per TS 33.203 §7.4, and the P-CSCF subscribes to the reg event ([`reg_event`]).
+//! - Requests from phones ([`routing`]): only from registered phones (403 otherwise), only on
+//!   their SAs when they registered with IPsec; P-Asserted-Identity from P-Preferred-Identity
+//!   or the default identity; the Service-Route enforced on initial requests.
+//! - Requests to phones: to the flow named by the Path token on the Route, or by the registered
+//!   contact (NAT aliases as Kamailio's `add_contact_alias`/`handle_ruri_alias`), over the
+//!   SAs from port-c to the phone's port-s.
+//! - A reg-event NOTIFY saying terminated drops the registration and its SAs.
+//!
+//! # What it is not
+//!
+//! No Rx/PCRF, no emergency registration, no SigComp, no GRUU handling, no TLS or IPsec UDP
+//! encapsulation for NATed IPsec phones, no TCP over userspace ESP (UDP only).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod core;
+mod error;
+pub mod flow;
+pub mod reg_event;
+pub mod register;
+pub mod registrations;
+pub mod routing;
+pub mod sec_agree;
+mod settings;
+
+pub use crate::core::{Ingress, Output, Pcscf, Protection, Stats, StoreOp};
+pub use error::Error;
+pub use settings::Settings;
