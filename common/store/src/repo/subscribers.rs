@@ -73,6 +73,55 @@ struct ImpuRow {
     reg_state: i64,
 }
 
+/// The identity columns of a subscriber joined with its identities (NULL without any).
+#[derive(sqlx::FromRow)]
+struct JoinedImpu {
+    impu: Option<String>,
+    irs: Option<i64>,
+    is_default: Option<bool>,
+    barred: Option<bool>,
+    profile: Option<String>,
+    reg_state: Option<i64>,
+}
+
+impl JoinedImpu {
+    fn into_row(self, subscriber_id: i64) -> Option<ImpuRow> {
+        Some(ImpuRow {
+            subscriber_id,
+            impu: self.impu?,
+            irs: self.irs?,
+            is_default: self.is_default?,
+            barred: self.barred?,
+            profile: self.profile,
+            reg_state: self.reg_state?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct JoinedRow {
+    #[sqlx(flatten)]
+    sub: SubscriberRow,
+    #[sqlx(flatten)]
+    impu: JoinedImpu,
+}
+
+macro_rules! select_joined {
+    ($where:literal) => {
+        concat!(
+            "SELECT s.id, s.imsi, s.impi, s.msisdn, s.k, s.op, s.opc, s.amf, s.sqn, \
+             s.auth_schemes, s.digest_realm, s.digest_password, s.digest_ha1, s.fixed_scscf, \
+             s.scscf_name, s.scscf_origin_host, s.scscf_origin_realm, s.ccf_primary, \
+             s.ccf_secondary, s.ecf_primary, s.ecf_secondary, i.impu, i.irs, i.is_default, \
+             i.barred, p.name AS profile, i.reg_state FROM subscribers s \
+             LEFT JOIN impus i ON i.subscriber_id = s.id \
+             LEFT JOIN service_profiles p ON p.id = i.profile_id WHERE ",
+            $where,
+            " ORDER BY s.id, i.position"
+        )
+    };
+}
+
 macro_rules! select_subscriber {
     ($where:literal) => {
         concat!(
@@ -84,10 +133,6 @@ macro_rules! select_subscriber {
         )
     };
 }
-
-const SELECT_IMPUS: &str = "SELECT i.subscriber_id, i.impu, i.irs, i.is_default, i.barred, \
-    p.name AS profile, i.reg_state FROM impus i LEFT JOIN service_profiles p ON p.id = i.profile_id \
-    WHERE i.subscriber_id = $1 ORDER BY i.position";
 
 impl SubscriberRow {
     fn into_subscriber(self, impus: Vec<ImpuRow>) -> Result<Subscriber, Error> {
@@ -310,43 +355,50 @@ impl Subscribers<'_> {
     /// The subscriber found by `key`, with its public identities.
     pub async fn get(&self, key: &SubscriberKey) -> Result<Option<Subscriber>, Error> {
         const OP: &str = "subscribers.get";
-        let row: Option<SubscriberRow> = read!(self.store, |p| {
+        // One query: the subscriber joined with its identities (one row per identity).
+        let rows: Vec<JoinedRow> = read!(self.store, |p| {
             match key {
                 SubscriberKey::Imsi(v) => {
-                    sqlx::query_as(select_subscriber!("WHERE imsi = $1"))
+                    sqlx::query_as(select_joined!("s.imsi = $1"))
                         .bind(v.as_str())
-                        .fetch_optional(p)
+                        .fetch_all(p)
                         .await
                 }
                 SubscriberKey::Impi(v) => {
-                    sqlx::query_as(select_subscriber!("WHERE impi = $1"))
+                    sqlx::query_as(select_joined!("s.impi = $1"))
                         .bind(v.as_str())
-                        .fetch_optional(p)
+                        .fetch_all(p)
                         .await
                 }
                 SubscriberKey::Msisdn(v) => {
-                    sqlx::query_as(select_subscriber!("WHERE msisdn = $1"))
+                    sqlx::query_as(select_joined!("s.msisdn = $1"))
                         .bind(v.as_str())
-                        .fetch_optional(p)
+                        .fetch_all(p)
                         .await
                 }
                 SubscriberKey::Impu(v) => {
-                    sqlx::query_as(select_subscriber!(
-                        "WHERE id = (SELECT subscriber_id FROM impus WHERE impu = $1)"
+                    sqlx::query_as(select_joined!(
+                        "s.id = (SELECT subscriber_id FROM impus WHERE impu = $1)"
                     ))
                     .bind(v.as_str())
-                    .fetch_optional(p)
+                    .fetch_all(p)
                     .await
                 }
             }
         })
         .map_err(Error::query(OP))?;
-        let Some(row) = row else { return Ok(None) };
-        let impus: Vec<ImpuRow> = read!(self.store, |p| {
-            sqlx::query_as(SELECT_IMPUS).bind(row.id).fetch_all(p).await
-        })
-        .map_err(Error::query(OP))?;
-        row.into_subscriber(impus).map(Some)
+        let mut rows = rows.into_iter();
+        let Some(first) = rows.next() else {
+            return Ok(None);
+        };
+        let id = first.sub.id;
+        let mut impus: Vec<ImpuRow> = first.impu.into_row(id).into_iter().collect();
+        // Several subscribers share an MSISDN only in a hand-edited database: keep the first.
+        impus.extend(
+            rows.filter(|r| r.sub.id == id)
+                .filter_map(|r| r.impu.into_row(id)),
+        );
+        first.sub.into_subscriber(impus).map(Some)
     }
 
     /// Like [`Self::get`], failing with [`Error::NotFound`] when there is no such subscriber.
