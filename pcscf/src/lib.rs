@@ -49,3 +49,6 @@ mod settings;
 pub use crate::core::{Ingress, Output, Pcscf, Protection, Stats, StoreOp};
 pub use error::Error;
 pub use settings::Settings;
+
+#[cfg(test)]
+mod tests;
