@@ -44,10 +44,12 @@ pub mod register;
 pub mod registrations;
 pub mod routing;
 pub mod sec_agree;
+mod server;
 mod settings;
 
 pub use crate::core::{Ingress, Output, Pcscf, Protection, Stats, StoreOp};
 pub use error::Error;
+pub use server::{Deps, ESP_SA_FILE, FLOW_KEY_FILE, PCAP_FILE, Server};
 pub use settings::Settings;
 
 #[cfg(test)]
