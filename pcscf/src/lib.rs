@@ -49,7 +49,7 @@ mod settings;
 
 pub use crate::core::{Ingress, Output, Pcscf, Protection, Stats, StoreOp};
 pub use error::Error;
-pub use server::{Deps, ESP_SA_FILE, FLOW_KEY_FILE, PCAP_FILE, Server};
+pub use server::{Deps, ESP_SA_FILE, FLOW_KEY_FILE, PCAP_FILE, Server, Status, StatusHandle};
 pub use settings::Settings;
 
 #[cfg(test)]

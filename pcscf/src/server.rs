@@ -25,12 +25,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use imslab_config::{Config, IpsecMode};
-use imslab_ipsec::socket::{EspSocket, Incoming};
+use imslab_ipsec::socket::{EspSocket, EspStats, Incoming};
 use imslab_ipsec::xfrm::{EspSupport, XfrmBackend, XfrmConfig};
 use imslab_ipsec::{Diagnosis, SaAction};
 use imslab_sip::Message;
@@ -43,7 +43,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::{Ingress, Output, Pcscf, Protection, StoreOp};
+use crate::core::{Ingress, Output, Pcscf, Protection, Stats, StoreOp};
 use crate::flow::{FlowKey, PROTECTED_CLIENT, PROTECTED_SERVER, is_protected};
 use crate::{Error, Settings};
 
@@ -73,6 +73,41 @@ impl std::fmt::Debug for Deps {
     }
 }
 
+/// Counts of the running P-CSCF, refreshed after every event it handles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Registered contacts.
+    pub registrations: usize,
+    /// SA sets in the SA table.
+    pub sa_sets: usize,
+    /// Local SPIs allocated.
+    pub spis_in_use: usize,
+    /// Reg-event subscriptions.
+    pub subscriptions: usize,
+    /// Inbound and outbound SAs installed in the userspace ESP socket.
+    pub esp_sas: (usize, usize),
+    /// The userspace ESP socket's counters (packets, drops by reason).
+    pub esp: Option<EspStats>,
+    /// The core's counters.
+    pub stats: Stats,
+    /// Proxy contexts in progress.
+    pub contexts: usize,
+}
+
+/// Reads the [`Status`] of a running [`Server`]. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct StatusHandle(Arc<Mutex<Status>>);
+
+impl StatusHandle {
+    /// The latest counts.
+    pub fn get(&self) -> Status {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 enum Backend {
     Off,
     Userspace(Arc<EspSocket>),
@@ -92,6 +127,7 @@ pub struct Server {
     esp_sa_path: Option<PathBuf>,
     addrs: Vec<(&'static str, SocketAddr)>,
     restored: Vec<Output>,
+    status: StatusHandle,
 }
 
 impl std::fmt::Debug for Server {
@@ -240,6 +276,7 @@ impl Server {
             esp_sa_path,
             addrs,
             restored,
+            status: StatusHandle::default(),
         })
     }
 
@@ -251,6 +288,11 @@ impl Server {
     /// The core, for inspection before running.
     pub fn core(&self) -> &Pcscf {
         &self.core
+    }
+
+    /// A handle on the counts of the running server.
+    pub fn status(&self) -> StatusHandle {
+        self.status.clone()
     }
 
     /// Serves until `shutdown` is cancelled; then removes every SA, closes the sockets and
@@ -267,6 +309,7 @@ impl Server {
             pcap,
             esp_sa_path,
             restored,
+            status,
             ..
         } = self;
         let (store_tx, store_rx) = mpsc::unbounded_channel();
@@ -294,6 +337,7 @@ impl Server {
         );
         d.execute(restored).await;
         loop {
+            d.publish(&status);
             let deadline = d.core.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
@@ -321,6 +365,7 @@ impl Server {
         }
         let outs = d.core.shutdown(Instant::now());
         d.execute(outs).await;
+        d.publish(&status);
         if let Some(r) = reader {
             r.abort();
         }
@@ -397,6 +442,28 @@ struct Driver {
 }
 
 impl Driver {
+    fn publish(&self, status: &StatusHandle) {
+        let t = self.core.sa_table();
+        let (esp_sas, esp) = match &self.backend {
+            Backend::Userspace(e) => (e.sa_count(), Some(e.stats())),
+            _ => ((0, 0), None),
+        };
+        let s = Status {
+            registrations: self.core.registrations().len(),
+            sa_sets: t.map_or(0, |t| t.len()),
+            spis_in_use: t.map_or(0, |t| t.spis_in_use()),
+            subscriptions: self.core.subscription_count(),
+            esp_sas,
+            esp,
+            stats: self.core.stats(),
+            contexts: self.core.proxy().context_count(),
+        };
+        *status
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = s;
+    }
+
     fn protection_of(&self, local: SocketAddr) -> Protection {
         match self.backend {
             Backend::Xfrm(_) if local.port() == self.ports.0 || local.port() == self.ports.1 => {
@@ -493,7 +560,6 @@ impl Driver {
     /// Carries out outputs in order; failures feed back into the core.
     async fn execute(&mut self, outs: Vec<Output>) {
         let mut queue: std::collections::VecDeque<Output> = outs.into();
-        let mut sa_changed = false;
         while let Some(o) = queue.pop_front() {
             match o {
                 Output::Transmit { to, bytes, tx } => {
@@ -505,7 +571,9 @@ impl Driver {
                 }
                 Output::Sa(a) => {
                     self.apply_sa(&a).await;
-                    sa_changed = true;
+                    if let SaAction::Install { bundle, .. } = &a {
+                        self.record_sa(bundle);
+                    }
                 }
                 Output::Store(op) => {
                     let _ = self.store_tx.send(op);
@@ -513,11 +581,26 @@ impl Driver {
                 Output::Event(e) => self.sink.emit(e),
             }
         }
-        if sa_changed && let Some(path) = &self.esp_sa_path {
-            let text = imslab_ipsec::wireshark::esp_sa_file(&self.core.sa_bundles());
-            if let Err(e) = std::fs::write(path, text) {
-                tracing::warn!("pcscf: cannot write {}: {e}", path.display());
-            }
+    }
+
+    /// Appends an installed bundle's four SAs to the Wireshark ESP SA file, so a capture of
+    /// the whole run decrypts (removed SAs stay listed: their packets are in the capture).
+    fn record_sa(&self, bundle: &imslab_ipsec::SaBundle) {
+        let Some(path) = &self.esp_sa_path else {
+            return;
+        };
+        let mut text = String::new();
+        for sa in bundle.sas() {
+            text.push_str(&imslab_ipsec::wireshark::esp_sa_line(&sa, bundle));
+            text.push('\n');
+        }
+        let r = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+        if let Err(e) = r {
+            tracing::warn!("pcscf: cannot write {}: {e}", path.display());
         }
     }
 
