@@ -7,5 +7,7 @@ mod error;
 pub mod ifc;
 pub mod reg_event;
 pub mod registrar;
+mod server;
 
 pub use error::Error;
+pub use server::Server;

@@ -1,0 +1,507 @@
+//! The running S-CSCF: the [`Registrar`] core driven by one engine task, a SIP element
+//! ([`SipNode`]) for Mw/ISC, a Diameter node toward the HSS for Cx (client for MAR/SAR, server
+//! for RTR/PPR on the same connection), and a store writer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use imslab_config::Config;
+use imslab_diameter::answer::error_answer;
+use imslab_diameter::base::{Capabilities, VendorSpecificApplicationId};
+use imslab_diameter::cx::{CxRequest, Maa, Saa};
+use imslab_diameter::{Origin, VendorId};
+use imslab_diameter_io::{DiameterNode, NodeOptions, PeerInfo, PeerOptions};
+use imslab_sip::header::Event as SipEvent;
+use imslab_sip::{HeaderName, Message, Method, StatusCode};
+use imslab_sip_io::TransportKind;
+use imslab_sip_node::{Decision, Handler, Incoming, Listen, NodeConfig, NodeHandle, SipNode};
+use imslab_store::Store;
+use imslab_types::{DiameterIdentity, UeEventSink};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::registrar::{
+    AnswerId, CxOut, CxReply, JobId, Now, Output, Persist, Registrar, ReqId, Settings, TaskId,
+};
+
+/// How long shutdown waits for the store writer and the Diameter disconnect.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(600);
+
+enum Input {
+    Register {
+        msg: Message,
+        source: SocketAddr,
+        reply: oneshot::Sender<Decision>,
+    },
+    Subscribe {
+        msg: Message,
+        reply: oneshot::Sender<Decision>,
+    },
+    Request {
+        msg: Message,
+        stateless: bool,
+        reply: oneshot::Sender<Decision>,
+    },
+    Cx {
+        task: TaskId,
+        reply: CxReply,
+    },
+    Sent {
+        job: JobId,
+        status: Option<StatusCode>,
+    },
+    Diameter {
+        request: CxRequest,
+        reply: oneshot::Sender<imslab_diameter::Message>,
+    },
+}
+
+struct SipHandler {
+    engine: mpsc::UnboundedSender<Input>,
+}
+
+impl Handler for SipHandler {
+    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        let (reply, rx) = oneshot::channel();
+        let msg = incoming.request;
+        let fallback = msg
+            .response(StatusCode::SERVER_INTERNAL_ERROR, None)
+            .unwrap_or_else(|_| Message::new_response(StatusCode::SERVER_INTERNAL_ERROR, None));
+        let is_reg_event = || {
+            msg.typed::<SipEvent<'_>>(&HeaderName::EVENT)
+                .and_then(Result::ok)
+                .is_some_and(|e| e.package.eq_ignore_ascii_case("reg"))
+        };
+        let input = match msg.method() {
+            Some(Method::Register) => Input::Register {
+                source: incoming.from.addr,
+                msg,
+                reply,
+            },
+            Some(Method::Subscribe) if is_reg_event() => Input::Subscribe { msg, reply },
+            _ => Input::Request {
+                msg,
+                stateless: incoming.stateless,
+                reply,
+            },
+        };
+        if self.engine.send(input).is_err() {
+            return Decision::Respond(fallback);
+        }
+        rx.await.unwrap_or(Decision::Respond(fallback))
+    }
+
+    fn wants_responses(&self) -> bool {
+        false
+    }
+}
+
+/// The S-CSCF, bound and ready to [`Server::run`].
+pub struct Server {
+    node: SipNode,
+    handle: NodeHandle,
+    diameter: DiameterNode,
+    registrar: Registrar,
+    store: Store,
+    owner: String,
+    events: Arc<dyn UeEventSink>,
+    engine_tx: mpsc::UnboundedSender<Input>,
+    engine_rx: mpsc::UnboundedReceiver<Input>,
+    hss: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("owner", &self.owner)
+            .field("registrar", &self.registrar)
+            .finish_non_exhaustive()
+    }
+}
+
+fn capabilities(origin: &Origin, boot: u64) -> Capabilities {
+    Capabilities {
+        origin_host: origin.host.clone(),
+        origin_realm: origin.realm.clone(),
+        host_ip_addresses: Vec::new(),
+        vendor_id: VendorId::TGPP,
+        product_name: "imslab-scscf".into(),
+        origin_state_id: Some(u32::try_from(boot & 0xffff_ffff).unwrap_or(0)),
+        supported_vendor_ids: vec![VendorId::TGPP],
+        auth_application_ids: Vec::new(),
+        inband_security_ids: Vec::new(),
+        acct_application_ids: Vec::new(),
+        vendor_specific_application_ids: vec![VendorSpecificApplicationId::CX],
+        firmware_revision: None,
+    }
+}
+
+fn host_of(uri: &str) -> Option<String> {
+    let u = imslab_sip::Uri::parse(uri).ok()?;
+    Some(u.as_sip()?.host.to_string())
+}
+
+impl Server {
+    /// Binds the SIP sockets (`scscf.listen`, UDP and TCP; errors name the address), loads
+    /// the registrations this S-CSCF (named by `scscf.uri`) left in `store`, and starts the
+    /// Diameter client toward `scscf.hss`, which keeps reconnecting until the HSS answers.
+    /// Per-UE events go to `events`. `data_dir` is the lab's data directory (nothing is
+    /// written there yet).
+    pub async fn bind(
+        config: &Config,
+        store: Store,
+        events: Arc<dyn UeEventSink>,
+        data_dir: &Path,
+    ) -> Result<Self, Error> {
+        let _ = data_dir;
+        let cfg = &config.scscf;
+        let settings = Settings::from_config(cfg, &config.network.domain, &config.hss.origin_host)?;
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut node_cfg = NodeConfig::new(Listen::udp_tcp(cfg.listen));
+        if let Some(h) = host_of(&cfg.uri) {
+            node_cfg.aliases.push(h);
+        }
+        for (name, addr) in &cfg.hosts {
+            node_cfg = node_cfg.host(name, TransportKind::Udp, *addr);
+        }
+        node_cfg.seed = rand::random();
+        let node = SipNode::bind(node_cfg).await?;
+        let handle = node.handle();
+
+        let now = Now::system();
+        let owner = settings.uri.clone();
+        let mut registrar =
+            Registrar::new(settings.clone(), Box::new(rand::random::<[u8; 16]>), boot);
+        let regs = store.scscf(&owner).registrations().await?;
+        let bindings = store.scscf(&owner).all_bindings().await?;
+        let subs = store.reg_subscriptions(&owner).all().await?;
+        if !regs.is_empty() {
+            tracing::info!(
+                registrations = regs.len(),
+                bindings = bindings.len(),
+                subscriptions = subs.len(),
+                "S-CSCF restored its registrations from the store"
+            );
+        }
+        registrar.restore(now, regs, bindings, subs);
+
+        let (engine_tx, engine_rx) = mpsc::unbounded_channel();
+        let hss_host =
+            DiameterIdentity::new(config.hss.origin_host.clone()).map_err(|e| Error::Config {
+                key: "hss.origin_host",
+                reason: e.to_string(),
+            })?;
+        let mut opts = NodeOptions::new(capabilities(&settings.origin, boot));
+        opts.peers.push(PeerOptions::connect_tcp(
+            hss_host,
+            config.network.domain.clone(),
+            cfg.hss,
+        ));
+        opts.request_timeout = Duration::from_secs(5);
+        let tx = engine_tx.clone();
+        let origin = settings.origin.clone();
+        let diameter = DiameterNode::start(
+            opts,
+            move |msg: imslab_diameter::Message, _peer: PeerInfo| {
+                let tx = tx.clone();
+                let origin = origin.clone();
+                async move {
+                    let request = match CxRequest::decode(&msg) {
+                        Ok(r @ (CxRequest::Rtr(_) | CxRequest::Ppr(_))) => r,
+                        Ok(_) => {
+                            return error_answer(
+                                &msg.header,
+                                &msg.avps,
+                                &imslab_diameter::Error::UnsupportedCommand {
+                                    code: msg.header.code,
+                                    app: msg.header.application_id,
+                                },
+                                &origin,
+                            );
+                        }
+                        Err(e) => return error_answer(&msg.header, &msg.avps, &e, &origin),
+                    };
+                    let (reply, rx) = oneshot::channel();
+                    if tx.send(Input::Diameter { request, reply }).is_err() {
+                        return imslab_diameter::answer::result_answer(
+                            &msg.header,
+                            &msg.avps,
+                            imslab_diameter::ResultCode::DIAMETER_UNABLE_TO_COMPLY,
+                            Some("S-CSCF stopping"),
+                            None,
+                            &origin,
+                        );
+                    }
+                    match rx.await {
+                        Ok(a) => a,
+                        Err(_) => imslab_diameter::answer::result_answer(
+                            &msg.header,
+                            &msg.avps,
+                            imslab_diameter::ResultCode::DIAMETER_UNABLE_TO_COMPLY,
+                            Some("S-CSCF stopping"),
+                            None,
+                            &origin,
+                        ),
+                    }
+                }
+            },
+            None,
+        )
+        .map_err(|source| Error::Diameter {
+            hss: cfg.hss,
+            source,
+        })?;
+        Ok(Self {
+            node,
+            handle,
+            diameter,
+            registrar,
+            store,
+            owner,
+            events,
+            engine_tx,
+            engine_rx,
+            hss: cfg.hss,
+        })
+    }
+
+    /// The bound SIP sockets.
+    pub fn local_addrs(&self) -> Vec<(TransportKind, SocketAddr)> {
+        self.node.local_addrs()
+    }
+
+    /// The Diameter node (peer status for the UI).
+    pub fn diameter(&self) -> &DiameterNode {
+        &self.diameter
+    }
+
+    /// Runs until `shutdown` is cancelled; returns within about a second after it.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let Self {
+            node,
+            handle,
+            diameter,
+            mut registrar,
+            store,
+            owner,
+            events,
+            engine_tx,
+            mut engine_rx,
+            hss,
+        } = self;
+        tracing::info!(addrs = ?node.local_addrs(), %hss, "S-CSCF running");
+        let sip_stop = shutdown.child_token();
+        let sip = tokio::spawn(node.run(
+            SipHandler {
+                engine: engine_tx.clone(),
+            },
+            sip_stop.clone(),
+        ));
+        let (persist_tx, persist_rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(persist_loop(store, owner, persist_rx));
+        let mut engine = Engine {
+            registrar: &mut registrar,
+            tx: engine_tx,
+            handle,
+            diameter: diameter.clone(),
+            persist: persist_tx,
+            events,
+            next: 0,
+            pending: HashMap::new(),
+            answers: HashMap::new(),
+        };
+        loop {
+            let deadline = engine
+                .registrar
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                input = engine_rx.recv() => {
+                    let Some(input) = input else { break };
+                    engine.input(input);
+                    // Take what is already queued before looking at timers again.
+                    for _ in 0..256 {
+                        match engine_rx.try_recv() {
+                            Ok(i) => engine.input(i),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                () = sleep_until(deadline) => {
+                    engine.registrar.handle_timeout(Now::system());
+                    engine.drain();
+                }
+            }
+        }
+        sip_stop.cancel();
+        drop(engine);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, diameter.shutdown()).await;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, writer).await;
+        match tokio::time::timeout(SHUTDOWN_GRACE, sip).await {
+            Ok(Ok(r)) => r.map_err(Error::from),
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Feeds the core and carries out its outputs.
+struct Engine<'a> {
+    registrar: &'a mut Registrar,
+    tx: mpsc::UnboundedSender<Input>,
+    handle: NodeHandle,
+    diameter: DiameterNode,
+    persist: mpsc::UnboundedSender<Persist>,
+    events: Arc<dyn UeEventSink>,
+    next: u64,
+    pending: HashMap<ReqId, oneshot::Sender<Decision>>,
+    answers: HashMap<AnswerId, oneshot::Sender<imslab_diameter::Message>>,
+}
+
+impl Engine<'_> {
+    fn id(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = Now::system();
+        match input {
+            Input::Register { msg, source, reply } => {
+                let req = ReqId(self.id());
+                self.pending.insert(req, reply);
+                self.registrar.handle_register(now, req, msg, Some(source));
+            }
+            Input::Subscribe { msg, reply } => {
+                let req = ReqId(self.id());
+                self.pending.insert(req, reply);
+                self.registrar.handle_subscribe(now, req, msg);
+            }
+            Input::Request {
+                msg,
+                stateless,
+                reply,
+            } => {
+                let req = ReqId(self.id());
+                self.pending.insert(req, reply);
+                self.registrar.handle_request(now, req, msg, stateless);
+            }
+            Input::Cx { task, reply } => self.registrar.handle_cx_answer(now, task, reply),
+            Input::Sent { job, status } => self.registrar.handle_sent(now, job, status),
+            Input::Diameter { request, reply } => {
+                let id = AnswerId(self.id());
+                self.answers.insert(id, reply);
+                match request {
+                    CxRequest::Rtr(r) => self.registrar.handle_rtr(now, id, *r),
+                    CxRequest::Ppr(p) => self.registrar.handle_ppr(now, id, *p),
+                    _ => {
+                        self.answers.remove(&id);
+                    }
+                }
+            }
+        }
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.registrar.poll_output() {
+            match o {
+                Output::Decide { req, decision } => {
+                    if let Some(reply) = self.pending.remove(&req) {
+                        let _ = reply.send(decision);
+                    }
+                }
+                Output::Cx { task, request } => {
+                    let diameter = self.diameter.clone();
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        let reply = cx_round_trip(&diameter, &request).await;
+                        let _ = tx.send(Input::Cx { task, reply });
+                    });
+                }
+                Output::Send {
+                    job,
+                    request,
+                    next_hop,
+                } => {
+                    let handle = self.handle.clone();
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        let status = match handle.request_to_uri(request, &next_hop).await {
+                            Ok(r) => r.status(),
+                            Err(e) => {
+                                tracing::debug!(%next_hop, error = %e, "originated request failed");
+                                None
+                            }
+                        };
+                        let _ = tx.send(Input::Sent { job, status });
+                    });
+                }
+                Output::Answer { id, answer } => {
+                    if let Some(reply) = self.answers.remove(&id) {
+                        let _ = reply.send(answer);
+                    }
+                }
+                Output::Persist(p) => {
+                    let _ = self.persist.send(p);
+                }
+                Output::Event(e) => self.events.emit(e),
+            }
+        }
+    }
+}
+
+async fn cx_round_trip(diameter: &DiameterNode, request: &CxOut) -> CxReply {
+    match diameter.request(request.to_message()).await {
+        Err(e) => CxReply::Failed(e.to_string()),
+        Ok(answer) => match request {
+            CxOut::Mar(_) => Maa::decode(&answer).map_or_else(
+                |e| CxReply::Failed(format!("undecodable MAA: {e}")),
+                |m| CxReply::Maa(Box::new(m)),
+            ),
+            CxOut::Sar(_) => Saa::decode(&answer).map_or_else(
+                |e| CxReply::Failed(format!("undecodable SAA: {e}")),
+                |s| CxReply::Saa(Box::new(s)),
+            ),
+        },
+    }
+}
+
+/// Applies store writes in order. A failed write is logged; the in-memory state stays
+/// authoritative until the next restart.
+async fn persist_loop(store: Store, owner: String, mut rx: mpsc::UnboundedReceiver<Persist>) {
+    while let Some(p) = rx.recv().await {
+        let now = SystemTime::now();
+        let scscf = store.scscf(&owner);
+        let subs = store.reg_subscriptions(&owner);
+        let r = match &p {
+            Persist::PutRegistration(r) => scscf.put_registration(r, now).await,
+            Persist::DeleteRegistration(i) => scscf.delete_registration(i).await.map(|_| ()),
+            Persist::PutBinding(b) => scscf.put_binding(b, now).await,
+            Persist::RemoveBinding { impu, key } => {
+                scscf.remove_binding(impu, key).await.map(|_| ())
+            }
+            Persist::PutSubscription(s) => subs.put(s, now).await,
+            Persist::RemoveSubscription { call_id, local_tag } => {
+                subs.remove(call_id, local_tag).await.map(|_| ())
+            }
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "S-CSCF could not write its state to the store");
+        }
+    }
+}
