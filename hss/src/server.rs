@@ -16,7 +16,7 @@ use imslab_diameter::cx::{CxRequest, Lir, Mar, Ppa, Rta, Sar, Uar};
 use imslab_diameter::enums::ReasonCode;
 use imslab_diameter::{Message, ResultCode, VendorId};
 use imslab_diameter_io::{DiameterNode, NodeOptions, PeerInfo};
-use imslab_store::{Store, SubscriberKey, Subscription};
+use imslab_store::{SqnAllocator, Store, SubscriberKey, Subscription};
 use imslab_types::{Impi, Impu, Realm, UeEvent, UeEventSink};
 use tokio::net::TcpListener;
 
@@ -28,6 +28,7 @@ use crate::{CxSettings, Error};
 
 struct Inner {
     store: Store,
+    sqns: SqnAllocator,
     settings: CxSettings,
     events: Arc<dyn UeEventSink>,
     request_timeout: Duration,
@@ -196,13 +197,8 @@ impl Inner {
                 if let Some(sqn) = plan.reset_sqn {
                     subs.set_sqn(&sub.subscriber.impi, sqn).await?;
                 }
-                let sqns = subs
-                    .next_sqns(
-                        &sub.subscriber.impi,
-                        plan.count,
-                        self.settings.sqn.ind_bits(),
-                    )
-                    .await?;
+                // Batched with the other MARs in flight (group commit).
+                let sqns = self.sqns.next_sqns(&sub.subscriber.impi, plan.count).await?;
                 let mut rng = rand::rng();
                 let mut rand_source = || rand::Rng::random::<[u8; 16]>(&mut rng);
                 mar::vectors(
@@ -286,8 +282,10 @@ impl Hss {
         let mut opts = NodeOptions::new(capabilities(&settings, boot));
         opts.accept_unknown_peers = true;
         opts.request_timeout = Duration::from_millis(cfg.request_timeout_ms.max(1));
+        let sqns = SqnAllocator::spawn(store.clone(), settings.sqn.ind_bits());
         let inner = Arc::new(Inner {
             store,
+            sqns,
             settings,
             events,
             request_timeout: opts.request_timeout,

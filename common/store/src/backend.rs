@@ -20,7 +20,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct StoreOptions {
     /// `sqlite:PATH`, `sqlite::memory:` or `postgres://user:pass@host:port/db`.
     pub url: String,
-    /// Reader connections (SQLite) or the pool size (PostgreSQL).
+    /// Reader connections (SQLite; 1 means reads share the single writer connection) or the
+    /// pool size (PostgreSQL).
     pub max_connections: u32,
     /// How long an SQLite connection waits for a lock held by another process (the CLI) before
     /// failing with "database is locked".
@@ -176,8 +177,11 @@ impl Store {
             .await
             .map_err(connect)?;
         SQLITE_MIGRATIONS.run(&write).await?;
-        // An in-memory database exists only on its one connection: readers share it.
-        let read = if memory {
+        // An in-memory database exists only on its one connection: readers share it. With
+        // `max_connections` 1, reads share the writer too: no cross-connection locking, and its
+        // page cache stays valid across its own writes (the fastest setting for write-heavy
+        // loads such as MAR).
+        let read = if memory || opts.max_connections <= 1 {
             write.clone()
         } else {
             SqlitePoolOptions::new()

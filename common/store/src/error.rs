@@ -31,6 +31,18 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// A batched statement failed; every request of the batch gets this error.
+    #[error("store batch `{op}` failed: {source}")]
+    Batch {
+        /// The operation.
+        op: &'static str,
+        /// The driver's error, shared by the batch.
+        #[source]
+        source: std::sync::Arc<sqlx::Error>,
+    },
+    /// The SQN allocator task is gone (runtime shutting down).
+    #[error("the SQN allocator has stopped")]
+    AllocatorStopped,
     /// A row that must exist was not found.
     #[error("{what} {key:?} not found")]
     NotFound {

@@ -10,7 +10,8 @@
 //! - [`Store::open`] with [`StoreOptions`].
 //! - Repositories: [`Store::subscribers`], [`Store::profiles`], [`Store::hss_state`],
 //!   [`Store::scscf`], [`Store::pcscf`], [`Store::reg_subscriptions`], [`Store::ue_events`].
-//! - [`Subscribers::next_sqns`]: the transactional SQN handout.
+//! - [`Subscribers::next_sqns`]: the transactional SQN handout; [`SqnAllocator`] batches it for
+//!   servers under load (group commit).
 //! - [`provision`]: validated input, CSV import/export for the CLI and REST API.
 //! - [`EventRecorder`]: a non-blocking [`imslab_types::UeEventSink`] writing the timeline.
 //!
@@ -38,6 +39,7 @@ pub use repo::pcscf::{Pcscf, PcscfRegistration};
 pub use repo::profiles::Profiles;
 pub use repo::reg_subscriptions::{RegSubscription, RegSubscriptions, SubscriptionRole};
 pub use repo::scscf::{Binding, Scscf, ScscfRegistration};
+pub use repo::sqn_batch::SqnAllocator;
 pub use repo::subscribers::{SubscriberKey, Subscribers};
 pub use repo::ue_events::{
     EventFilter, EventRecorder, RecorderOptions, Retention, StoredUeEvent, UeEvents,

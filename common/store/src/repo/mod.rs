@@ -5,6 +5,7 @@ pub mod pcscf;
 pub mod profiles;
 pub mod reg_subscriptions;
 pub mod scscf;
+pub mod sqn_batch;
 pub mod subscribers;
 pub mod ue_events;
 

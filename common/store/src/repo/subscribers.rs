@@ -335,7 +335,7 @@ pub struct SqnBatch {
 }
 
 /// Computes the SQNs of one batch from the stored value after the update (see `next_sqns`).
-fn batch_from_new(new: u64, count: u32, ind_bits: u8) -> Vec<Sqn> {
+pub(crate) fn batch_from_new(new: u64, count: u32, ind_bits: u8) -> Vec<Sqn> {
     let mask = (1u64 << ind_bits) - 1;
     let n = u64::from(count);
     let seq_old = (new >> ind_bits) - n;

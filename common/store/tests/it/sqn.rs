@@ -169,8 +169,9 @@ async fn two_processes_views_of_one_sqlite_file_never_repeat() {
 const CHILD_URL: &str = "IMSLAB_SQN_CHILD_URL";
 const CHILD_LOG: &str = "IMSLAB_SQN_CHILD_LOG";
 
-/// The child: hammers next_sqns from 16 tasks, appending each SQN it received to the log with
-/// one write(2) per value, until killed.
+/// The child: hammers next_sqns from 16 tasks (half through the batching [`SqnAllocator`], as
+/// the HSS does), appending each SQN it received to the log with one write(2) per batch, until
+/// killed.
 async fn hammer(url: &str, log: &Path) -> ! {
     let store = Store::open(&StoreOptions::new(url)).await.unwrap();
     let file = std::sync::Arc::new(std::sync::Mutex::new(
@@ -319,3 +320,87 @@ mod sqn_never_repeats_across_sigkill {
             .await;
     }
 }
+
+async fn batched_handouts_never_repeat_and_match_the_direct_path(store: Store) {
+    for i in 1..=3u32 {
+        store
+            .subscribers()
+            .insert(&new_subscriber(&format!("00101000000000{i}"), None), t0())
+            .await
+            .unwrap();
+    }
+    let impi_of = |i: u32| {
+        Impi::new(format!(
+            "00101000000000{i}@ims.mnc001.mcc001.3gppnetwork.org"
+        ))
+        .unwrap()
+    };
+    let alloc = imslab_store::SqnAllocator::spawn(store.clone(), IND_BITS);
+    let mut tasks = Vec::new();
+    for t in 0..48u32 {
+        let alloc = alloc.clone();
+        let store = store.clone();
+        let impi = impi_of(t % 3 + 1);
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..20u32 {
+                let n = 1 + (t + i) % 3;
+                // Mix the batched and the direct path on the same rows.
+                let v = if i % 5 == 0 {
+                    store
+                        .subscribers()
+                        .next_sqns(&impi, n, IND_BITS)
+                        .await
+                        .unwrap()
+                } else {
+                    alloc.next_sqns(&impi, n).await.unwrap()
+                };
+                assert_eq!(v.len(), n as usize);
+                assert!(
+                    v.windows(2).all(|w| w[0] < w[1]),
+                    "a requester's SQNs are consecutive"
+                );
+                got.extend(v.into_iter().map(|s| (impi.clone(), s.value())));
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<(Impi, u64)> = all.iter().cloned().collect();
+    assert_eq!(unique.len(), all.len(), "an SQN was handed out twice");
+    for i in 1..=3u32 {
+        let handed = all.iter().filter(|(m, _)| *m == impi_of(i)).count() as u64;
+        let stored = store
+            .subscribers()
+            .require(&SubscriberKey::Impi(impi_of(i)))
+            .await
+            .unwrap()
+            .sqn;
+        assert_eq!(
+            seq(stored.value()),
+            handed,
+            "the counter advanced by exactly what was handed out"
+        );
+    }
+    let unknown = Impi::new("nobody@ims.example").unwrap();
+    assert!(matches!(
+        alloc.next_sqns(&unknown, 1).await,
+        Err(Error::NotFound { .. })
+    ));
+    store
+        .subscribers()
+        .set_sqn(&impi_of(1), Sqn::new(Sqn::MAX).unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        alloc.next_sqns(&impi_of(1), 1).await,
+        Err(Error::SqnExhausted { .. })
+    ));
+}
+on_both!(
+    batched_handouts_never_repeat_and_match_the_direct_path,
+    batched_handouts_never_repeat_and_match_the_direct_path
+);

@@ -1,0 +1,172 @@
+//! Group commit of SQN handouts: concurrent MARs queue their request and one statement
+//! reserves the SQNs of many subscribers at once.
+//!
+//! The SQN row is the hottest row of the HSS: every MAR advances it. On SQLite all writes go
+//! through one connection and every statement costs two thread switches, so at thousands of
+//! MARs per second the round trips, not SQLite, are the limit. The allocator takes whatever
+//! requests are queued (up to [`MAX_BATCH`]), adds up the counts per private identity, and runs
+//! one `UPDATE … FROM (VALUES …) RETURNING` statement: one transaction, durable before any
+//! requester gets its SQNs. The SQNs of one identity are then dealt out in queue order, each
+//! requester getting consecutive values, exactly as if the requests had run one by one.
+
+use std::collections::HashMap;
+
+use imslab_types::{Impi, Sqn};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend::write;
+use crate::repo::subscribers::batch_from_new;
+use crate::{Error, Store};
+
+/// Most requests one statement serves.
+pub const MAX_BATCH: usize = 256;
+
+struct Request {
+    impi: Impi,
+    count: u32,
+    reply: oneshot::Sender<Result<Vec<Sqn>, Error>>,
+}
+
+/// A handle to the allocator task. Cheap to clone; the task ends when every handle is dropped.
+#[derive(Debug, Clone)]
+pub struct SqnAllocator {
+    tx: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::write!(f, "Request({}, {})", self.impi, self.count)
+    }
+}
+
+impl SqnAllocator {
+    /// Starts the allocator on the current tokio runtime, for SQNs with `ind_bits` of IND.
+    pub fn spawn(store: Store, ind_bits: u8) -> Self {
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(store, ind_bits.min(16), rx));
+        Self { tx }
+    }
+
+    /// The next `count` SQNs of `impi`, with the guarantees of
+    /// [`crate::Subscribers::next_sqns`] (which this is equivalent to, batched).
+    pub async fn next_sqns(&self, impi: &Impi, count: u32) -> Result<Vec<Sqn>, Error> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            impi: impi.clone(),
+            count,
+            reply,
+        };
+        self.tx
+            .send(req)
+            .await
+            .map_err(|_| Error::AllocatorStopped)?;
+        rx.await.map_err(|_| Error::AllocatorStopped)?
+    }
+}
+
+async fn run(store: Store, ind_bits: u8, mut rx: mpsc::Receiver<Request>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        serve(&store, ind_bits, &mut batch).await;
+    }
+}
+
+/// The batch statement for `n` distinct identities (n a power of two: few statements to cache).
+fn statement(n: usize) -> String {
+    let mut values = String::new();
+    for i in 0..n {
+        if i > 0 {
+            values.push_str(", ");
+        }
+        values.push_str(&format!("(${}, ${})", 4 + 2 * i, 5 + 2 * i));
+    }
+    format!(
+        "UPDATE subscribers SET sqn = ((((sqn >> $1) + v.column2) << $1) | ((sqn + v.column2) & $2)) \
+         FROM (VALUES {values}) AS v WHERE subscribers.impi = v.column1 \
+         AND (subscribers.sqn >> $1) + v.column2 < $3 RETURNING subscribers.impi, subscribers.sqn"
+    )
+}
+
+async fn serve(store: &Store, ind_bits: u8, batch: &mut Vec<Request>) {
+    // Totals per identity, in first-appearance order.
+    let mut order: Vec<(String, u64)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for r in batch.iter() {
+        match index.get(r.impi.as_str()) {
+            Some(&i) => order[i].1 += u64::from(r.count),
+            None => {
+                index.insert(r.impi.as_str(), order.len());
+                order.push((r.impi.to_string(), u64::from(r.count)));
+            }
+        }
+    }
+    let slots = order.len().next_power_of_two();
+    let sql = statement(slots);
+    let mask = (1i64 << ind_bits) - 1;
+    let seq_limit = 1i64 << (48 - u32::from(ind_bits));
+    let result: Result<Vec<(String, i64)>, sqlx::Error> = write!(store, |p| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(i32::from(ind_bits))
+            .bind(mask)
+            .bind(seq_limit);
+        for i in 0..slots {
+            // Padding rows name no identity and match nothing.
+            let (impi, n) = order.get(i).map_or(("", 0), |(s, n)| (s.as_str(), *n));
+            q = q
+                .bind(impi.to_owned())
+                .bind(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        q.fetch_all(p).await
+    });
+    let finals: HashMap<String, u64> = match result {
+        Ok(rows) => rows
+            .into_iter()
+            .filter_map(|(impi, v)| u64::try_from(v).ok().map(|v| (impi, v)))
+            .collect(),
+        Err(e) => {
+            let e = std::sync::Arc::new(e);
+            for r in batch.drain(..) {
+                let _ = r.reply.send(Err(Error::Batch {
+                    op: "subscribers.next_sqns",
+                    source: e.clone(),
+                }));
+            }
+            return;
+        }
+    };
+    // Deal the SQNs out in queue order.
+    let mut dealt: HashMap<String, std::vec::IntoIter<Sqn>> = HashMap::new();
+    for (impi, total) in &order {
+        if let Some(new) = finals.get(impi) {
+            let all = batch_from_new(*new, u32::try_from(*total).unwrap_or(u32::MAX), ind_bits);
+            dealt.insert(impi.clone(), all.into_iter());
+        }
+    }
+    for r in batch.drain(..) {
+        match dealt.get_mut(r.impi.as_str()) {
+            Some(it) => {
+                let mine: Vec<Sqn> = it.by_ref().take(r.count as usize).collect();
+                let _ = r.reply.send(Ok(mine));
+            }
+            // Unknown or exhausted: the single-statement path names the precise error.
+            None => {
+                let _ = r.reply.send(
+                    store
+                        .subscribers()
+                        .next_sqns(&r.impi, r.count, ind_bits)
+                        .await,
+                );
+            }
+        }
+    }
+}
