@@ -39,6 +39,7 @@
 mod core;
 mod error;
 pub mod flow;
+pub mod fuzzing;
 pub mod reg_event;
 pub mod register;
 pub mod registrations;

@@ -195,6 +195,55 @@ enum Kind {
     Other,
 }
 
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Reginfo {
+    /// The document as XML (RFC 3680 §5.3): what [`parse_reginfo`] reads back.
+    pub fn to_xml(&self) -> String {
+        let mut out = String::from(
+            "<?xml version=\"1.0\"?>\n<reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\"",
+        );
+        if let Some(v) = self.version {
+            out.push_str(&format!(" version=\"{v}\""));
+        }
+        out.push_str(if self.full {
+            " state=\"full\">"
+        } else {
+            " state=\"partial\">"
+        });
+        for r in &self.registrations {
+            out.push_str(&format!(
+                "<registration aor=\"{}\" state=\"{}\">",
+                escape(&r.aor),
+                escape(&r.state)
+            ));
+            for c in &r.contacts {
+                out.push_str(&format!("<contact state=\"{}\"", escape(&c.state)));
+                if let Some(e) = &c.event {
+                    out.push_str(&format!(" event=\"{}\"", escape(e)));
+                }
+                out.push_str(&format!("><uri>{}</uri></contact>", escape(&c.uri)));
+            }
+            out.push_str("</registration>");
+        }
+        out.push_str("</reginfo>");
+        out
+    }
+}
+
 /// Where a subscription is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubState {
