@@ -34,16 +34,25 @@ impl DuplicateCache {
             return;
         }
         self.expire(now);
-        while self.entries.len() >= self.capacity {
-            let Some((_, h, e)) = self.order.pop_front() else {
+        // Every insert gets its own record, so a replaced entry still expires and is evicted
+        // by the record of its latest insert; older records of that key are stale and skipped.
+        while self.entries.len() >= self.capacity || self.order.len() >= 2 * self.capacity {
+            let Some(record) = self.order.pop_front() else {
                 break;
             };
-            self.entries.remove(&(h, e));
+            self.remove_if_current(record);
         }
-        let key = (origin_host.to_owned(), end_to_end);
-        if self.entries.insert(key, (now, answer)).is_none() {
-            self.order
-                .push_back((now, origin_host.to_owned(), end_to_end));
+        self.entries
+            .insert((origin_host.to_owned(), end_to_end), (now, answer));
+        self.order
+            .push_back((now, origin_host.to_owned(), end_to_end));
+    }
+
+    /// Removes the entry a record points at, unless the key was inserted again since.
+    fn remove_if_current(&mut self, (t, h, e): (Instant, String, u32)) {
+        let key = (h, e);
+        if self.entries.get(&key).is_some_and(|(at, _)| *at == t) {
+            self.entries.remove(&key);
         }
     }
 
@@ -80,11 +89,8 @@ impl DuplicateCache {
             if now.saturating_duration_since(*t) < self.ttl {
                 break;
             }
-            if let Some((t, h, e)) = self.order.pop_front() {
-                let key = (h, e);
-                if self.entries.get(&key).is_some_and(|(at, _)| *at == t) {
-                    self.entries.remove(&key);
-                }
+            if let Some(record) = self.order.pop_front() {
+                self.remove_if_current(record);
             }
         }
     }
@@ -122,5 +128,26 @@ mod tests {
         assert!(c.lookup(t0, "h", 4, 0).is_some());
         assert!(c.lookup(t0 + Duration::from_secs(61), "h", 4, 0).is_none());
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn answer_cached_twice_under_one_end_to_end_id_expires_and_never_exceeds_capacity() {
+        // Two requests with one End-to-End id, both answered before either answer was cached:
+        // the second insert replaces the first, and must expire a TTL after itself.
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(60);
+        let mut c = DuplicateCache::new(4, ttl);
+        c.insert(t0, "h", 7, answer(1));
+        c.insert(t0 + Duration::from_secs(1), "h", 7, answer(2));
+        assert!(c.lookup(t0 + Duration::from_secs(60), "h", 7, 0).is_some());
+        assert!(c.lookup(t0 + Duration::from_secs(61), "h", 7, 0).is_none());
+        assert!(c.is_empty());
+        // A peer repeating that pattern with fresh ids must not grow the cache past capacity.
+        for e in 0..100u32 {
+            let t = t0 + Duration::from_secs(100 + 61 * u64::from(e));
+            c.insert(t, "h", e, answer(e));
+            c.insert(t + Duration::from_secs(1), "h", e, answer(e));
+            assert!(c.len() <= 4, "{} entries after round {e}", c.len());
+        }
     }
 }
