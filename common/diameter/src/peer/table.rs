@@ -174,8 +174,12 @@ pub struct PeerTable {
     next_request: u64,
     e2e: EndToEndIds,
     dup: DuplicateCache,
-    awaiting: HashMap<(PeerId, u32), (String, u32)>,
-    awaiting_order: VecDeque<(PeerId, u32)>,
+    /// Requests passed to the application, by (peer, Hop-by-Hop): their Origin-Host and
+    /// End-to-End id (to cache the answer) and the number of their record in `awaiting_order`.
+    awaiting: HashMap<(PeerId, u32), (String, u32, u64)>,
+    /// One record per request, oldest first; a record whose entry was answered is stale.
+    awaiting_order: VecDeque<((PeerId, u32), u64)>,
+    next_awaiting: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<NodeEvent>,
     rng: SplitMix64,
@@ -205,6 +209,7 @@ impl PeerTable {
             next_request: 1,
             awaiting: HashMap::new(),
             awaiting_order: VecDeque::new(),
+            next_awaiting: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             rng,
@@ -449,7 +454,7 @@ impl PeerTable {
             state: "unknown",
         })?;
         let bytes = p.send_answer(now, answer)?;
-        if let Some((host, e2e)) = self.awaiting.remove(&(peer, answer.header.hop_by_hop)) {
+        if let Some((host, e2e, _)) = self.awaiting.remove(&(peer, answer.header.hop_by_hop)) {
             self.dup.insert(now, &host, e2e, bytes);
         }
         self.pump(now);
@@ -597,19 +602,33 @@ impl PeerTable {
         }
     }
 
+    /// Requests awaiting their answer, and the records kept to bound them (tests only).
+    #[cfg(test)]
+    pub(super) fn awaiting_bookkeeping(&self) -> (usize, usize) {
+        (self.awaiting.len(), self.awaiting_order.len())
+    }
+
+    /// Notes a request handed to the application, so its answer can be cached. At most
+    /// `duplicate_capacity` requests and twice as many records are kept: answered requests
+    /// leave stale records, dropped from the front; beyond the bounds the oldest go.
     fn remember_awaiting(&mut self, peer: PeerId, hbh: u32, host: String, e2e: u32) {
         let cap = self.cfg.duplicate_capacity.max(1);
-        while self.awaiting.len() >= cap {
-            match self.awaiting_order.pop_front() {
-                Some(k) => {
-                    self.awaiting.remove(&k);
-                }
-                None => break,
+        while let Some((key, n)) = self.awaiting_order.front() {
+            let current = self.awaiting.get(key).is_some_and(|(_, _, at)| at == n);
+            let full = self.awaiting.len() >= cap || self.awaiting_order.len() >= 2 * cap;
+            if current && !full {
+                break;
+            }
+            if let Some((k, _)) = self.awaiting_order.pop_front()
+                && current
+            {
+                self.awaiting.remove(&k);
             }
         }
-        if self.awaiting.insert((peer, hbh), (host, e2e)).is_none() {
-            self.awaiting_order.push_back((peer, hbh));
-        }
+        let n = self.next_awaiting;
+        self.next_awaiting += 1;
+        self.awaiting.insert((peer, hbh), (host, e2e, n));
+        self.awaiting_order.push_back(((peer, hbh), n));
     }
 
     fn candidates(&self, msg: &Message) -> Vec<PeerId> {

@@ -591,6 +591,26 @@ fn duplicate_request_is_answered_from_the_cache() {
 }
 
 #[test]
+fn answered_requests_leave_no_duplicate_bookkeeping_behind() {
+    let (mut net, a, b, _, _) = client_server();
+    net.start();
+    for _ in 0..200 {
+        net.nodes[a]
+            .table
+            .send_request(net.now, uar("ims.example"), None)
+            .expect("routed");
+        net.settle();
+    }
+    assert_eq!(net.nodes[a].answers.len(), 200);
+    let (awaiting, records) = net.nodes[b].table.awaiting_bookkeeping();
+    assert_eq!(awaiting, 0, "every request was answered");
+    assert!(
+        records <= 1,
+        "{records} records kept for 200 answered requests"
+    );
+}
+
+#[test]
 fn unknown_peer_is_refused_with_3010() {
     let mut net = Net::new();
     let a = net.node("stranger.ims.example", true, false);
