@@ -55,7 +55,8 @@ pub struct NodeConfig {
     /// Peer timers.
     pub timers: Timers,
     /// Accept a CER from a host that is not configured (as a responder-only peer). When false,
-    /// such a CER is answered with DIAMETER_UNKNOWN_PEER and the connection closed.
+    /// such a CER is answered with DIAMETER_UNKNOWN_PEER and the connection closed; so is the
+    /// CER of a new host once 1024 hosts have been learned this way.
     pub accept_unknown_peers: bool,
     /// Deadline of a request when the caller gives none (default 10 s).
     pub request_timeout: Duration,
@@ -158,6 +159,11 @@ struct Outstanding {
     tried: Vec<PeerId>,
 }
 
+/// Most peers a table learns from CERs of unknown hosts (`accept_unknown_peers`); beyond it
+/// such CERs are answered DIAMETER_UNKNOWN_PEER. Learned peers keep their slot for the node's
+/// lifetime (answers in flight name them by [`PeerId`]), so this is what bounds the table.
+pub(crate) const MAX_LEARNED_PEERS: usize = 1024;
+
 /// All peers of a node. See the module documentation.
 #[derive(Debug)]
 pub struct PeerTable {
@@ -180,6 +186,8 @@ pub struct PeerTable {
     /// One record per request, oldest first; a record whose entry was answered is stale.
     awaiting_order: VecDeque<((PeerId, u32), u64)>,
     next_awaiting: u64,
+    /// Peers added by `accept_unknown_peers`, at most [`MAX_LEARNED_PEERS`].
+    learned: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<NodeEvent>,
     rng: SplitMix64,
@@ -210,6 +218,7 @@ impl PeerTable {
             awaiting: HashMap::new(),
             awaiting_order: VecDeque::new(),
             next_awaiting: 0,
+            learned: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             rng,
@@ -511,11 +520,14 @@ impl PeerTable {
         });
         let peer = match known {
             Some(i) => PeerId(i),
-            None if self.cfg.accept_unknown_peers => self.add_peer(PeerSpec {
-                host: host.origin_host.clone(),
-                realm: host.origin_realm.clone(),
-                initiate: false,
-            }),
+            None if self.cfg.accept_unknown_peers && self.learned < MAX_LEARNED_PEERS => {
+                self.learned += 1;
+                self.add_peer(PeerSpec {
+                    host: host.origin_host.clone(),
+                    realm: host.origin_realm.clone(),
+                    initiate: false,
+                })
+            }
             None => {
                 let ans = result_answer(
                     &msg.header,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use imslab_types::{DiameterIdentity, Impi, Impu, Realm};
 
+use super::table::MAX_LEARNED_PEERS;
 use super::*;
 use crate::answer::Origin;
 use crate::base::{Capabilities, VendorSpecificApplicationId};
@@ -625,6 +626,39 @@ fn unknown_peer_is_refused_with_3010() {
             |(_, _, r)| matches!(r, CloseReason::UnknownPeer(h) if h == "stranger.ims.example")
         )
     );
+}
+
+#[test]
+fn hosts_learned_from_unknown_cers_are_bounded() {
+    // With accept_unknown_peers every new Origin-Host becomes a peer; a client inventing hosts
+    // must not grow the table without bound.
+    let mut net = Net::new();
+    let b = net.node("hss.ims.example", true, true);
+    net.start();
+    let table = &mut net.nodes[b].table;
+    for i in 0..(MAX_LEARNED_PEERS as u64 + 50) {
+        let conn = ConnId(1_000 + i);
+        let cer = crate::base::Cer {
+            capabilities: caps(&format!("client{i}.ims.example"), "ims.example", true),
+            extra: vec![],
+        };
+        table.handle_accepted(net.now, conn);
+        table.handle_frame(net.now, conn, cer.to_message().encode().expect("encodes"));
+        table.handle_closed(net.now, conn);
+    }
+    assert_eq!(table.peer_ids().count(), MAX_LEARNED_PEERS);
+    let refused = std::iter::from_fn(|| table.poll_event())
+        .filter(|e| {
+            matches!(
+                e,
+                NodeEvent::Close {
+                    reason: CloseReason::UnknownPeer(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(refused, 50);
 }
 
 #[test]
