@@ -82,6 +82,7 @@ impl Collector {
 /// What the scripted core saw.
 #[derive(Default)]
 pub(crate) struct CoreLog {
+    pub(crate) registers: Vec<Message>,
     pub(crate) requests: Vec<Message>,
     pub(crate) subscribes: Vec<Message>,
     pub(crate) notify_answers: Vec<Message>,
@@ -90,6 +91,7 @@ pub(crate) struct CoreLog {
 pub(crate) struct Lab {
     pub(crate) net: u8,
     pub(crate) pcscf: SocketAddr,
+    pub(crate) ws: Option<SocketAddr>,
     pub(crate) pcscf_ip: IpAddr,
     pub(crate) core_addr: SocketAddr,
     pub(crate) core_log: Arc<Mutex<CoreLog>>,
@@ -148,6 +150,7 @@ impl Lab {
         let mut lab = Self {
             net,
             pcscf: cfg.pcscf.listen,
+            ws: None,
             pcscf_ip,
             core_addr,
             core_log,
@@ -176,6 +179,11 @@ impl Lab {
         )
         .await?;
         self.pcscf = server.local_addrs()[0].1;
+        self.ws = server
+            .local_addrs()
+            .into_iter()
+            .find(|(what, _)| what.contains("WS"))
+            .map(|(_, a)| a);
         self.owner = format!("sip:pcscf@{}", self.pcscf);
         self.status = server.status();
         self.shutdown = CancellationToken::new();
@@ -316,6 +324,7 @@ async fn fake_core(
                 }
                 let resp = match msg.method() {
                     Some(Method::Register) => {
+                        log.lock().unwrap().registers.push(msg.clone());
                         register(&msg, &milenage, &mut seq, &mut challenges, me)
                     }
                     Some(Method::Subscribe) => {
@@ -774,6 +783,53 @@ impl TestUe {
     }
 }
 
+/// The Authorization answering the AKA challenge of `resp` (RFC 3310), computed by `usim`.
+pub(crate) fn aka_authorization(usim: &mut Usim, impi: &str, resp: &Message) -> String {
+    let www: Auth<'_> = resp.required(&HeaderName::WWW_AUTHENTICATE).unwrap();
+    assert!(
+        www.ck().is_none() && www.ik().is_none(),
+        "ck/ik reached the phone"
+    );
+    let nonce = www.nonce().unwrap().to_owned();
+    let aka = usim.authenticate_nonce(&nonce).unwrap();
+    let ha1 = Ha1::aka(
+        DigestAlgorithm::AkaV1Md5,
+        impi,
+        DOMAIN,
+        &aka.res,
+        &aka.ik,
+        &aka.ck,
+    )
+    .unwrap();
+    let uri = format!("sip:{DOMAIN}");
+    let response = digest::response(
+        &ha1,
+        &DigestRequest {
+            nonce: &nonce,
+            method: "REGISTER",
+            uri: &uri,
+            qop: Some(QopParams {
+                qop: Qop::Auth,
+                nc: NonceCount::new(1),
+                cnonce: "c0ffee",
+            }),
+            body: b"",
+        },
+    );
+    format!(
+        "Digest username=\"{impi}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{response}\", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\""
+    )
+}
+
+/// A fresh USIM with the lab's K and OPc.
+pub(crate) fn usim() -> Usim {
+    Usim::new(
+        &K::from_hex(K_HEX).unwrap(),
+        &Opc::from_hex(OPC_HEX).unwrap(),
+    )
+}
+
 /// A phone without sec-agree (for `pcscf.ipsec.mode: off`).
 pub(crate) struct PlainUe {
     sock: UdpSocket,
@@ -845,42 +901,7 @@ impl PlainUe {
         let resp = self.exchange(&m).await;
         assert_eq!(resp.status(), Some(StatusCode::UNAUTHORIZED), "{resp:?}");
         assert!(!resp.has_header(&HeaderName::SECURITY_SERVER));
-        let www: Auth<'_> = resp.required(&HeaderName::WWW_AUTHENTICATE).unwrap();
-        assert!(
-            www.ck().is_none() && www.ik().is_none(),
-            "ck/ik reached the phone"
-        );
-        let nonce = www.nonce().unwrap().to_owned();
-        let aka = self.usim.authenticate_nonce(&nonce).unwrap();
-        let ha1 = Ha1::aka(
-            DigestAlgorithm::AkaV1Md5,
-            &self.impi,
-            DOMAIN,
-            &aka.res,
-            &aka.ik,
-            &aka.ck,
-        )
-        .unwrap();
-        let uri = format!("sip:{DOMAIN}");
-        let response = digest::response(
-            &ha1,
-            &DigestRequest {
-                nonce: &nonce,
-                method: "REGISTER",
-                uri: &uri,
-                qop: Some(QopParams {
-                    qop: Qop::Auth,
-                    nc: NonceCount::new(1),
-                    cnonce: "c0ffee",
-                }),
-                body: b"",
-            },
-        );
-        let auth = format!(
-            "Digest username=\"{}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{uri}\", \
-             response=\"{response}\", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\"",
-            self.impi
-        );
+        let auth = aka_authorization(&mut self.usim, &self.impi, &resp);
         let m = self.register_msg(expires, &auth);
         self.exchange(&m).await
     }
