@@ -13,6 +13,8 @@ use sqlx::sqlite::{
 use crate::Error;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_EVENT_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("./migrations/sqlite-events");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How to open the store. Build it with [`StoreOptions::new`] or [`StoreOptions::sqlite_file`].
@@ -74,9 +76,12 @@ pub enum BackendKind {
 pub(crate) enum Backend {
     /// `write` has a single connection: SQLite admits one writer at a time, and queueing writers
     /// in-process is much cheaper than retrying on SQLITE_BUSY. `read` serves concurrent readers.
+    /// `events` holds the per-UE timeline in its own file (`<store>-events.db`) with its own
+    /// writer, so recording events never holds the lock Cx needs.
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
+        events: SqlitePool,
     },
     Postgres(PgPool),
 }
@@ -96,6 +101,16 @@ macro_rules! write {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.backend {
             $crate::backend::Backend::Sqlite { write: $p, .. } => $body,
+            $crate::backend::Backend::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$p` bound to the pool of the per-UE timeline.
+macro_rules! events {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::backend::Backend::Sqlite { events: $p, .. } => $body,
             $crate::backend::Backend::Postgres($p) => $body,
         }
     };
@@ -130,7 +145,7 @@ macro_rules! transaction {
     };
 }
 
-pub(crate) use {read, transaction, write};
+pub(crate) use {events, read, transaction, write};
 
 /// The subscriber and registration store. Cheap to clone: clones share the connection pools.
 #[derive(Debug, Clone)]
@@ -186,12 +201,37 @@ impl Store {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
-                .connect_with(base.read_only(true))
+                .connect_with(base.clone().read_only(true))
                 .await
                 .map_err(connect)?
         };
+        let events = if memory {
+            write.clone()
+        } else {
+            let path = base.get_filename().to_path_buf();
+            let mut name = path
+                .file_stem()
+                .map(|s| s.to_os_string())
+                .unwrap_or_default();
+            name.push("-events.db");
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(base.clone().filename(path.with_file_name(name)))
+                .await
+                .map_err(connect)?
+        };
+        let mut events_migrator = sqlx::migrate::Migrator::with_migrations(
+            SQLITE_EVENT_MIGRATIONS.iter().cloned().collect(),
+        );
+        // In memory both sets share one `_sqlx_migrations` table.
+        events_migrator.set_ignore_missing(true);
+        events_migrator.run(&events).await?;
         Ok(Self {
-            backend: Backend::Sqlite { read, write },
+            backend: Backend::Sqlite {
+                read,
+                write,
+                events,
+            },
         })
     }
 
@@ -224,9 +264,14 @@ impl Store {
     /// Closes every connection, waiting for running queries.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { read, write } => {
+            Backend::Sqlite {
+                read,
+                write,
+                events,
+            } => {
                 read.close().await;
                 write.close().await;
+                events.close().await;
             }
             Backend::Postgres(p) => p.close().await,
         }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::backend::{from_unix_ms, read, unix_ms, write};
+use crate::backend::{events, from_unix_ms, unix_ms};
 use crate::{Error, Store};
 
 /// An event read back from the store (its step is an owned string).
@@ -97,8 +97,9 @@ impl UeEvents<'_> {
         if events.is_empty() {
             return Ok(());
         }
-        crate::backend::transaction!(self.store, OP, |tx| {
+        events!(self.store, |p| {
             async {
+                let mut tx = p.begin().await.map_err(Error::query(OP))?;
                 for chunk in events.chunks(100) {
                     let mut qb = sqlx::QueryBuilder::new(
                         "INSERT INTO ue_events (at, function, imsi, impi, impu, step, outcome, reason) ",
@@ -115,7 +116,7 @@ impl UeEvents<'_> {
                     });
                     qb.build().execute(&mut *tx).await.map_err(Error::query(OP))?;
                 }
-                Ok::<(), Error>(())
+                tx.commit().await.map_err(Error::query(OP))
             }
             .await
         })
@@ -123,7 +124,7 @@ impl UeEvents<'_> {
 
     /// Events matching `filter`, newest first.
     pub async fn query(&self, filter: &EventFilter) -> Result<Vec<StoredUeEvent>, Error> {
-        let rows: Vec<Row> = read!(self.store, |p| {
+        let rows: Vec<Row> = events!(self.store, |p| {
             sqlx::query_as(
                 "SELECT id, at, function, imsi, impi, impu, step, outcome, reason FROM ue_events \
                  WHERE (imsi = $1 OR impi = $2 OR impu = $3 OR ($1 IS NULL AND $2 IS NULL AND $3 IS NULL)) \
@@ -162,7 +163,7 @@ impl UeEvents<'_> {
         const OP: &str = "ue_events.prune";
         let cutoff = now.checked_sub(retention.max_age).map_or(0, unix_ms);
         let keep = i64::try_from(retention.max_rows).unwrap_or(i64::MAX);
-        let by_age = write!(self.store, |p| {
+        let by_age = events!(self.store, |p| {
             sqlx::query("DELETE FROM ue_events WHERE at < $1")
                 .bind(cutoff)
                 .execute(p)
@@ -170,7 +171,7 @@ impl UeEvents<'_> {
                 .map(|r| r.rows_affected())
         })
         .map_err(Error::query(OP))?;
-        let by_count = write!(self.store, |p| {
+        let by_count = events!(self.store, |p| {
             sqlx::query(
                 "DELETE FROM ue_events WHERE id <= \
                  (SELECT id FROM ue_events ORDER BY id DESC LIMIT 1 OFFSET $1)",
@@ -186,7 +187,7 @@ impl UeEvents<'_> {
 
     /// Number of stored events.
     pub async fn count(&self) -> Result<i64, Error> {
-        read!(self.store, |p| {
+        events!(self.store, |p| {
             sqlx::query_scalar("SELECT COUNT(*) FROM ue_events")
                 .fetch_one(p)
                 .await

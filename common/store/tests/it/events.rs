@@ -91,3 +91,23 @@ on_both!(
     recorder_writes_emitted_events_in_batches,
     recorder_writes_emitted_events_in_batches
 );
+
+/// `sqlite::memory:` keeps the timeline in the same (only) database: both migration sets apply.
+#[tokio::test]
+async fn in_memory_sqlite_holds_subscribers_and_events() {
+    let store = Store::open(&imslab_store::StoreOptions::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    store
+        .subscribers()
+        .insert(&crate::new_subscriber("001010000000001", None), t0())
+        .await
+        .unwrap();
+    store
+        .ue_events()
+        .insert(&[event("001010000000001", "mar", 1)])
+        .await
+        .unwrap();
+    assert_eq!(store.ue_events().count().await.unwrap(), 1);
+    assert_eq!(store.subscribers().count().await.unwrap(), 1);
+}
