@@ -7,6 +7,8 @@
 pub mod call;
 pub mod config;
 pub mod core;
+pub mod driver;
+pub mod esp;
 pub mod ids;
 pub mod profile;
 mod register;
@@ -19,3 +21,5 @@ pub use config::{AuthHint, Credentials, IpsecSettings, OperatorKey, UeConfig, Ue
 pub use core::{Event, FLOW_PROTECTED, Link, Output, Purpose, UeCore};
 pub use profile::Profile;
 pub use register::SaSet;
+pub use driver::UeHandle;
+pub use esp::{EspHub, EspHubs};
