@@ -197,6 +197,8 @@ impl DiameterNode {
             status: status_tx,
             stopping: Vec::new(),
             stop_deadline: None,
+            handling: 0,
+            overloaded: false,
         };
         tokio::spawn(async move {
             core.run(cmd_rx, net_rx).await;
@@ -573,6 +575,11 @@ struct Core<H> {
     status: watch::Sender<Vec<PeerStatus>>,
     stopping: Vec<oneshot::Sender<()>>,
     stop_deadline: Option<Instant>,
+    /// Received requests in the handler now, at most `opts.max_handler_requests`.
+    handling: usize,
+    /// Whether the handler limit was hit since the last request left the handler (one log
+    /// line per overload, not one per refused request).
+    overloaded: bool,
 }
 
 impl<H: RequestHandler> Core<H> {
@@ -735,15 +742,23 @@ impl<H: RequestHandler> Core<H> {
             NetEvent::Answer {
                 peer,
                 request,
-                mut answer,
+                answer,
             } => {
-                let e = answer.header.flags.error();
-                answer.header = request.answer();
-                answer.header.flags = answer.header.flags.with(CommandFlags::ERROR, e);
-                if let Err(err) = self.table.send_answer(now, peer, &answer) {
-                    warn!(peer = %self.host_of(peer), error = %err, "answer not sent");
-                }
+                self.handling = self.handling.saturating_sub(1);
+                self.overloaded = false;
+                self.answer(now, peer, &request, answer);
             }
+        }
+    }
+
+    /// Sends the answer to a request from `peer`, with the request's header and the answer's
+    /// E bit.
+    fn answer(&mut self, now: Instant, peer: PeerId, request: &Header, mut answer: Message) {
+        let e = answer.header.flags.error();
+        answer.header = request.answer();
+        answer.header.flags = answer.header.flags.with(CommandFlags::ERROR, e);
+        if let Err(err) = self.table.send_answer(now, peer, &answer) {
+            warn!(peer = %self.host_of(peer), error = %err, "answer not sent");
         }
     }
 
@@ -839,6 +854,24 @@ impl<H: RequestHandler> Core<H> {
                 info!(peer = %self.host_of(peer), "Diameter peer down: {reason}")
             }
             NodeEvent::Request { peer, msg } => {
+                if self.handling >= self.opts.max_handler_requests {
+                    if !self.overloaded {
+                        self.overloaded = true;
+                        warn!(peer = %self.host_of(peer), limit = self.opts.max_handler_requests,
+                            "answering Diameter requests DIAMETER_TOO_BUSY: handler limit reached");
+                    }
+                    let busy = result_answer(
+                        &msg.header,
+                        &msg.avps,
+                        ResultCode::DIAMETER_TOO_BUSY,
+                        None,
+                        None,
+                        &self.origin,
+                    );
+                    self.answer(Instant::now(), peer, &msg.header, busy);
+                    return;
+                }
+                self.handling += 1;
                 let handler = self.handler.clone();
                 let net = self.net_tx.clone();
                 let origin = self.origin.clone();

@@ -74,7 +74,8 @@ impl PeerOptions {
 }
 
 /// Everything a [`crate::DiameterNode`] needs. Defaults: no peers, unknown peers refused,
-/// timers of [`Timers::default`], requests time out after 10 s, messages up to 1 MiB.
+/// timers of [`Timers::default`], requests time out after 10 s, messages up to 1 MiB, at most
+/// 4096 received requests in the handler at once.
 #[derive(Clone)]
 pub struct NodeOptions {
     /// What this node announces in CER/CEA. If `host_ip_addresses` is empty, the listener's
@@ -95,6 +96,10 @@ pub struct NodeOptions {
     pub request_timeout: Duration,
     /// Largest message accepted; a longer Message Length closes the connection.
     pub max_message_len: usize,
+    /// Most received requests in the [`crate::RequestHandler`] at once. A request beyond it is
+    /// answered DIAMETER_TOO_BUSY (RFC 6733 §7.1.3: the sender tries another peer) without
+    /// reaching the handler, so a peer flooding requests cannot grow the node without bound.
+    pub max_handler_requests: usize,
     /// TLS for accepted connections: the listener speaks TLS from the first byte.
     pub tls_server: Option<Arc<rustls::ServerConfig>>,
     /// Sees every message sent and received (pcap capture).
@@ -113,6 +118,7 @@ impl NodeOptions {
             timers: Timers::default(),
             request_timeout: Duration::from_secs(10),
             max_message_len: 1 << 20,
+            max_handler_requests: 4096,
             tls_server: None,
             tap: None,
         }

@@ -4,8 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use imslab_diameter::base::Cer;
-use imslab_diameter_io::{DiameterNode, NodeOptions, PeerOptions, RefuseRequests};
+use imslab_diameter::{Framer, Message};
+use imslab_diameter_io::{DiameterNode, NodeOptions, PeerInfo, PeerOptions, RefuseRequests};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -192,5 +194,62 @@ async fn bad_peers_do_not_block_a_good_one() {
     assert_eq!(outcome(&ans), Some(2001));
     drop(silent);
     good.shutdown().await;
+    hss.shutdown().await;
+}
+
+/// Reads one whole message; fails after 5 s.
+async fn read_message(s: &mut TcpStream, buf: &mut BytesMut) -> Message {
+    let framer = Framer::default();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(frame) = framer.next_frame(buf).expect("framed") {
+                return Message::decode(frame).expect("decodes");
+            }
+            assert_ne!(s.read_buf(buf).await.expect("read"), 0, "server closed");
+        }
+    })
+    .await
+    .expect("a message within 5 s")
+}
+
+#[tokio::test]
+async fn requests_beyond_the_handler_limit_are_answered_too_busy() {
+    let mut opts = NodeOptions::new(caps("hss.ims.example", REALM));
+    opts.accept_unknown_peers = true;
+    opts.max_handler_requests = 2;
+    // A handler that never answers: every request stays in it.
+    let stuck = |_req: Message, _peer: PeerInfo| std::future::pending::<Message>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hss = DiameterNode::start(opts, stuck, Some(listener)).expect("start");
+    let addr = hss.local_addr().expect("listening");
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut buf = BytesMut::new();
+    s.write_all(&cer_bytes()).await.expect("write CER");
+    let cea = read_message(&mut s, &mut buf).await;
+    assert_eq!(outcome(&cea), Some(2001));
+    for n in 1..=5u32 {
+        let mut m = uar("bad.ims.example", REALM, REALM, "alice").to_message();
+        m.header.hop_by_hop = n;
+        m.header.end_to_end = 100 + n;
+        s.write_all(&m.encode().expect("encodes"))
+            .await
+            .expect("write UAR");
+    }
+    let mut busy = Vec::new();
+    for _ in 0..3 {
+        let a = read_message(&mut s, &mut buf).await;
+        assert_eq!(outcome(&a), Some(3004), "DIAMETER_TOO_BUSY");
+        assert!(a.header.flags.error(), "3xxx answers carry the E bit");
+        busy.push(a.header.hop_by_hop);
+    }
+    busy.sort_unstable();
+    assert_eq!(
+        busy,
+        [3, 4, 5],
+        "the two first requests stay with the handler"
+    );
+    drop(s);
     hss.shutdown().await;
 }
