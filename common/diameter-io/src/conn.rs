@@ -49,7 +49,7 @@ pub(crate) async fn run<S>(
     addrs: ConnAddrs,
     framer: Framer,
     mut cmds: mpsc::UnboundedReceiver<ConnCmd>,
-    events: mpsc::UnboundedSender<ConnEvent>,
+    events: mpsc::Sender<ConnEvent>,
     tap: Option<Arc<dyn Tap>>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin,
@@ -70,7 +70,8 @@ pub(crate) async fn run<S>(
                             if let Some(t) = &tap {
                                 t.message(Direction::Rx, addrs.local, addrs.remote, &frame);
                             }
-                            if events.send(ConnEvent::Frame(addrs.id, frame)).is_err() {
+                            // Waits while the node is behind: the peer is not read meanwhile.
+                            if events.send(ConnEvent::Frame(addrs.id, frame)).await.is_err() {
                                 return;
                             }
                         }
@@ -98,5 +99,49 @@ pub(crate) async fn run<S>(
             },
         }
     };
-    let _ = events.send(ConnEvent::Closed(addrs.id, reason));
+    let _ = events.send(ConnEvent::Closed(addrs.id, reason)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 20-byte message: the smallest the framer passes on.
+    const TINY: [u8; 20] = [
+        1, 0, 0, 20, 0x80, 0, 1, 24, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1,
+    ];
+
+    #[tokio::test]
+    async fn a_peer_is_read_no_faster_than_the_node_takes_its_messages() {
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let (_cmd_tx, cmds) = mpsc::unbounded_channel();
+        let (events, mut rx) = mpsc::channel(16);
+        let addrs = ConnAddrs {
+            id: ConnId(1),
+            local: "127.0.0.1:3868".parse().expect("addr"),
+            remote: "127.0.0.1:40000".parse().expect("addr"),
+        };
+        tokio::spawn(run(ours, addrs, Framer::default(), cmds, events, None));
+        const COUNT: usize = 50_000;
+        let flood = TINY.repeat(COUNT);
+        let mut writer = tokio::spawn(async move {
+            theirs.write_all(&flood).await.expect("write");
+            theirs
+        });
+        // Nobody takes the events: the connection must stop reading, so the writer stalls.
+        let stalled = tokio::time::timeout(Duration::from_millis(300), &mut writer).await;
+        assert!(stalled.is_err(), "1 MB read while the node took nothing");
+        // Taking them lets every message through.
+        let mut frames = 0;
+        while frames < COUNT {
+            match rx.recv().await {
+                Some(ConnEvent::Frame(_, f)) => {
+                    assert_eq!(&f[..], &TINY[..]);
+                    frames += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let _theirs = writer.await.expect("writer finished");
+    }
 }

@@ -170,7 +170,7 @@ impl DiameterNode {
         };
         let table = build_table(&opts, local)?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (net_tx, net_rx) = mpsc::unbounded_channel();
+        let (net_tx, net_rx) = mpsc::channel(NET_EVENTS);
         let (status_tx, status_rx) = watch::channel(Vec::new());
         let next_conn = Arc::new(AtomicU64::new(1));
         let framer = Framer::new(opts.max_message_len);
@@ -377,7 +377,7 @@ async fn accept_loop(
     opts: Arc<NodeOptions>,
     framer: Framer,
     next_conn: Arc<AtomicU64>,
-    net: mpsc::UnboundedSender<NetEvent>,
+    net: mpsc::Sender<NetEvent>,
 ) {
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -403,14 +403,14 @@ async fn accept_loop(
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let _ = net.send(NetEvent::Accepted { addrs, tx });
+                    let _ = net.send(NetEvent::Accepted { addrs, tx }).await;
                     conn::run(stream, addrs, framer, rx, events, tap).await;
                 }
                 Some(cfg) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
                     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = net.send(NetEvent::Accepted { addrs, tx });
+                            let _ = net.send(NetEvent::Accepted { addrs, tx }).await;
                             conn::run(tls, addrs, framer, rx, events, tap).await;
                         }
                         Ok(Err(e)) => {
@@ -426,13 +426,20 @@ async fn accept_loop(
     }
 }
 
+/// Events waiting for the node task, all sources together. Bounded so that a peer sending
+/// faster than the node processes is slowed down by TCP instead of queued in memory: its
+/// connection task stops reading while its events wait.
+const NET_EVENTS: usize = 1024;
+/// Messages one connection may have waiting for the node task.
+const CONN_EVENTS: usize = 16;
+
 /// A sender of connection events into the node's event channel.
-fn conn_events(net: &mpsc::UnboundedSender<NetEvent>) -> mpsc::UnboundedSender<ConnEvent> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<ConnEvent>();
+fn conn_events(net: &mpsc::Sender<NetEvent>) -> mpsc::Sender<ConnEvent> {
+    let (tx, mut rx) = mpsc::channel::<ConnEvent>(CONN_EVENTS);
     let net = net.clone();
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
-            if net.send(NetEvent::Conn(ev)).is_err() {
+            if net.send(NetEvent::Conn(ev)).await.is_err() {
                 break;
             }
         }
@@ -445,7 +452,7 @@ struct Dialer {
     opts: Arc<NodeOptions>,
     framer: Framer,
     next_conn: Arc<AtomicU64>,
-    net: mpsc::UnboundedSender<NetEvent>,
+    net: mpsc::Sender<NetEvent>,
 }
 
 async fn connect_peer(peer: PeerId, attempt: u64, conf: PeerOptions, addr: SocketAddr, d: Dialer) {
@@ -471,20 +478,24 @@ async fn connect_peer(peer: PeerId, attempt: u64, conf: PeerOptions, addr: Socke
     let stream = match stream {
         Ok(Ok(s)) => s,
         Ok(Err(error)) => {
-            let _ = net.send(NetEvent::ConnectFailed {
-                peer,
-                attempt,
-                error,
-            });
+            let _ = net
+                .send(NetEvent::ConnectFailed {
+                    peer,
+                    attempt,
+                    error,
+                })
+                .await;
             return;
         }
         Err(_) => {
             let source = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-            let _ = net.send(NetEvent::ConnectFailed {
-                peer,
-                attempt,
-                error: Error::Connect { addr, source },
-            });
+            let _ = net
+                .send(NetEvent::ConnectFailed {
+                    peer,
+                    attempt,
+                    error: Error::Connect { addr, source },
+                })
+                .await;
             return;
         }
     };
@@ -492,11 +503,13 @@ async fn connect_peer(peer: PeerId, attempt: u64, conf: PeerOptions, addr: Socke
     let id = ConnId(next_conn.fetch_add(1, Ordering::Relaxed));
     let Some(addrs) = tcp_addrs(id, &stream) else {
         let source = std::io::Error::other("connection has no address");
-        let _ = net.send(NetEvent::ConnectFailed {
-            peer,
-            attempt,
-            error: Error::Connect { addr, source },
-        });
+        let _ = net
+            .send(NetEvent::ConnectFailed {
+                peer,
+                attempt,
+                error: Error::Connect { addr, source },
+            })
+            .await;
         return;
     };
     let (tx, rx) = mpsc::unbounded_channel();
@@ -510,48 +523,58 @@ async fn connect_peer(peer: PeerId, attempt: u64, conf: PeerOptions, addr: Socke
             let name = match rustls::pki_types::ServerName::try_from(server_name.clone()) {
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = net.send(NetEvent::ConnectFailed {
-                        peer,
-                        attempt,
-                        error: Error::Tls(format!("server name {server_name}: {e}")),
-                    });
+                    let _ = net
+                        .send(NetEvent::ConnectFailed {
+                            peer,
+                            attempt,
+                            error: Error::Tls(format!("server name {server_name}: {e}")),
+                        })
+                        .await;
                     return;
                 }
             };
             let connector = tokio_rustls::TlsConnector::from(config.clone());
             match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
                 Ok(Ok(tls)) => {
-                    let _ = net.send(NetEvent::Connected {
-                        peer,
-                        attempt,
-                        addrs,
-                        tx,
-                    });
+                    let _ = net
+                        .send(NetEvent::Connected {
+                            peer,
+                            attempt,
+                            addrs,
+                            tx,
+                        })
+                        .await;
                     conn::run(tls, addrs, framer, rx, events, tap).await;
                 }
                 Ok(Err(e)) => {
-                    let _ = net.send(NetEvent::ConnectFailed {
-                        peer,
-                        attempt,
-                        error: Error::Tls(e.to_string()),
-                    });
+                    let _ = net
+                        .send(NetEvent::ConnectFailed {
+                            peer,
+                            attempt,
+                            error: Error::Tls(e.to_string()),
+                        })
+                        .await;
                 }
                 Err(_) => {
-                    let _ = net.send(NetEvent::ConnectFailed {
-                        peer,
-                        attempt,
-                        error: Error::Tls("handshake timed out".into()),
-                    });
+                    let _ = net
+                        .send(NetEvent::ConnectFailed {
+                            peer,
+                            attempt,
+                            error: Error::Tls("handshake timed out".into()),
+                        })
+                        .await;
                 }
             }
         }
         _ => {
-            let _ = net.send(NetEvent::Connected {
-                peer,
-                attempt,
-                addrs,
-                tx,
-            });
+            let _ = net
+                .send(NetEvent::Connected {
+                    peer,
+                    attempt,
+                    addrs,
+                    tx,
+                })
+                .await;
             conn::run(stream, addrs, framer, rx, events, tap).await;
         }
     }
@@ -571,7 +594,7 @@ struct Core<H> {
     conns: HashMap<ConnId, ConnEntry>,
     next_conn: Arc<AtomicU64>,
     pending: HashMap<RequestId, oneshot::Sender<Result<Message, Error>>>,
-    net_tx: mpsc::UnboundedSender<NetEvent>,
+    net_tx: mpsc::Sender<NetEvent>,
     status: watch::Sender<Vec<PeerStatus>>,
     stopping: Vec<oneshot::Sender<()>>,
     stop_deadline: Option<Instant>,
@@ -586,7 +609,7 @@ impl<H: RequestHandler> Core<H> {
     async fn run(
         mut self,
         mut cmds: mpsc::UnboundedReceiver<Command>,
-        mut net: mpsc::UnboundedReceiver<NetEvent>,
+        mut net: mpsc::Receiver<NetEvent>,
     ) {
         self.table.start(Instant::now());
         self.flush();
@@ -900,11 +923,13 @@ impl<H: RequestHandler> Core<H> {
                             )
                         }
                     };
-                    let _ = net.send(NetEvent::Answer {
-                        peer,
-                        request,
-                        answer,
-                    });
+                    let _ = net
+                        .send(NetEvent::Answer {
+                            peer,
+                            request,
+                            answer,
+                        })
+                        .await;
                 });
             }
             NodeEvent::Answer { id, msg } => {
