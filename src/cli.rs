@@ -57,8 +57,11 @@ enum Command {
     Scscf,
     /// Run only the P-CSCF.
     Pcscf,
-    /// Run only the P-GW PCO stub (GTPv2-C S5/S8).
-    Pgw,
+    /// Run only the P-GW PCO stub (GTPv2-C S5/S8), or list its sessions.
+    Pgw {
+        #[command(subcommand)]
+        action: Option<PgwCommand>,
+    },
     /// Run only the web UI and REST API.
     Web,
     /// Provision subscribers in the store (works while the lab runs).
@@ -69,6 +72,17 @@ enum Command {
     /// Print or check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PgwCommand {
+    /// List the active sessions of the running lab's P-GW (IMSI, APN, address, P-CSCFs handed
+    /// out), through the lab's REST API.
+    Sessions {
+        /// Print the JSON the API returns instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,7 +243,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Icscf => not_available("the I-CSCF"),
         Command::Scscf => not_available("the S-CSCF"),
         Command::Pcscf => not_available("the P-CSCF"),
-        Command::Pgw => {
+        Command::Pgw {
+            action: Some(PgwCommand::Sessions { json }),
+        } => {
+            let cfg = load_config(&cli)?;
+            pgw_sessions(&cfg, *json)
+        }
+        Command::Pgw { action: None } => {
             let cfg = load_config(&cli)?;
             logging::init(&cfg.log)?;
             lab::run(cfg, lab::Selection::Pgw)
@@ -263,6 +283,42 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Replay(_) => not_available("scenario replay"),
     }
+}
+
+fn pgw_sessions(cfg: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let body = crate::http::get(
+        cfg.web.listen,
+        "/api/v1/pgw/sessions",
+        cfg.web.token.as_deref(),
+    )?;
+    if json {
+        println!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).context("the API answered non-JSON")?;
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    println!("{:<16} {:<10} {:<34} P-CSCF", "IMSI", "APN", "ADDRESSES");
+    let list = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    for s in &items {
+        println!(
+            "{:<16} {:<10} {:<34} {}",
+            s["imsi"].as_str().unwrap_or("-"),
+            s["apn"].as_str().unwrap_or("-"),
+            list(&s["addresses"]),
+            list(&s["pcscf"])
+        );
+    }
+    eprintln!("{} session(s)", items.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(file: &Path) -> anyhow::Result<ExitCode> {

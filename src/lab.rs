@@ -33,6 +33,29 @@ pub(crate) enum Selection {
 pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) events: Arc<dyn UeEventSink>,
+    /// The running P-GW, for the API's session listing.
+    pub(crate) pgw: Option<Arc<PgwView>>,
+}
+
+/// Read access to a running P-GW's sessions; the handle is taken out at shutdown.
+pub(crate) struct PgwView(std::sync::Mutex<Option<imslab_pgw::PgwHandle>>);
+
+impl imslab_web::PgwSessions for PgwView {
+    fn sessions(&self) -> Vec<serde_json::Value> {
+        let guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard
+            .as_ref()
+            .map(|h| {
+                h.sessions()
+                    .iter()
+                    .filter_map(|s| serde_json::to_value(s).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// An address a function listens on, for the banner.
@@ -87,14 +110,15 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
             ..RecorderOptions::default()
         },
     );
-    let shared = Shared {
+    let mut shared = Shared {
         store: store.clone(),
         events: Arc::new(recorder),
+        pgw: None,
     };
     let shutdown = CancellationToken::new();
     let mut started = Vec::new();
     if matches!(selection, Selection::All | Selection::Pgw) {
-        started.push(pgw(&cfg, &shared, shutdown.clone()).await?);
+        started.push(pgw(&cfg, &mut shared, shutdown.clone()).await?);
     }
     if matches!(selection, Selection::All | Selection::Web) {
         started.push(web(&cfg, &shared, shutdown.clone()).await?);
@@ -184,7 +208,7 @@ fn banner(cfg: &Config, started: &[Started]) {
 
 async fn pgw(
     cfg: &Config,
-    shared: &Shared,
+    shared: &mut Shared,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
     let mut opts = imslab_pgw::PgwOptions::new(&cfg.data_dir);
@@ -202,9 +226,19 @@ async fn pgw(
             addr,
         });
     }
+    let view = Arc::new(PgwView(std::sync::Mutex::new(Some(handle))));
+    shared.pgw = Some(view.clone());
     let serve = async move {
         shutdown.cancelled().await;
-        handle.shutdown().await.context("P-GW shutdown")
+        let handle = view
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match handle {
+            Some(h) => h.shutdown().await.context("P-GW shutdown"),
+            None => Ok(()),
+        }
     };
     Ok(Started {
         name: "pgw",
@@ -232,6 +266,10 @@ async fn web(
         cfg.network.domain.clone(),
         cfg.web.token.clone(),
     );
+    let state = match &shared.pgw {
+        Some(view) => state.with_pgw(view.clone()),
+        None => state,
+    };
     let app = imslab_web::router(state);
     let serve = async move {
         axum::serve(listener, app)

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod http;
 mod lab;
 mod logging;
 mod subscriber;

@@ -286,8 +286,9 @@ const IPCP_PRIMARY_DNS: u8 = 129;
 const IPCP_SECONDARY_DNS: u8 = 131;
 
 /// Answers an IPCP Configure-Request: a Configure-Nak with our DNS servers for the DNS options
-/// (as deployed P-GWs do), or a Configure-Ack when the phone already has them. Other options
-/// are left unanswered.
+/// (as deployed P-GWs do), or a Configure-Ack when the phone already has them. DNS options we
+/// have no server for are Configure-Rejected verbatim (RFC 1661 §5.4: a Reject takes precedence
+/// over a Nak). Other options are left unanswered.
 fn answer_ipcp(req: &[u8], dns: &[Ipv4Addr]) -> Option<Vec<u8>> {
     let mut cur = Cursor::new(req);
     let code = cur.u8("IPCP code").ok()?;
@@ -298,6 +299,7 @@ fn answer_ipcp(req: &[u8], dns: &[Ipv4Addr]) -> Option<Vec<u8>> {
     }
     let mut opts = Cursor::new(cur.take(len - 4, "IPCP options").ok()?);
     let mut reply = Vec::new();
+    let mut rejected = Vec::new();
     let mut all_match = true;
     while !opts.is_empty() {
         let t = opts.u8("IPCP option").ok()?;
@@ -313,17 +315,26 @@ fn answer_ipcp(req: &[u8], dns: &[Ipv4Addr]) -> Option<Vec<u8>> {
             reply.push(t);
             reply.push(6);
             reply.extend_from_slice(&server.octets());
+        } else {
+            rejected.push(t);
+            rejected.push(u8::try_from(l).ok()?);
+            rejected.extend_from_slice(v);
         }
     }
-    if reply.is_empty() {
+    // Code 2 Configure-Ack, 3 Configure-Nak, 4 Configure-Reject.
+    let (code, options) = if !rejected.is_empty() {
+        (4, rejected)
+    } else if reply.is_empty() {
         return None;
-    }
-    // Code 2 Configure-Ack, 3 Configure-Nak.
-    let code = if all_match { 2 } else { 3 };
-    let total = u16::try_from(reply.len() + 4).ok()?;
+    } else if all_match {
+        (2, reply)
+    } else {
+        (3, reply)
+    };
+    let total = u16::try_from(options.len() + 4).ok()?;
     let mut out = vec![code, id];
     out.extend_from_slice(&total.to_be_bytes());
-    out.extend_from_slice(&reply);
+    out.extend_from_slice(&options);
     Some(out)
 }
 

@@ -47,3 +47,65 @@ fn pgw_answers_echo_and_its_restart_counter_survives_restarts() {
         "Recovery is bumped at each start"
     );
 }
+
+/// An SGW stand-in built on PyPI's pycrate (pgw-pco/tests/peer) creates an IMS session; the
+/// CLI lists it with the P-CSCF addresses the phone was given.
+#[test]
+fn pgw_sessions_lists_a_session_created_by_an_independent_client() {
+    let lab = Lab::new();
+    let ports = Ports::new();
+    lab.write("lab.yaml", &ports.yaml());
+    let mut child = lab.spawn(&["--config", "lab.yaml", "up"]);
+    assert!(
+        wait_listening(ports.web, Duration::from_secs(10)).is_some(),
+        "lab started"
+    );
+    let client = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pgw-pco/tests/peer/gtpv2_client.py"
+    );
+    let out = std::process::Command::new(imslab_test_support::peer("python3", "python3"))
+        .arg(client)
+        .args([
+            "--pgw",
+            &ports.gtpc.to_string(),
+            "--apn",
+            "ims",
+            "--imsi",
+            "001010000000042",
+        ])
+        .args([
+            "--pcscf4",
+            "10.46.0.1",
+            "--pcscf6",
+            "2001:db8:46::1",
+            "--mtu",
+            "1400",
+        ])
+        .arg("--keep-session")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "pycrate client (pip install pycrate): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = lab.run(&["--config", "lab.yaml", "pgw", "sessions"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("001010000000042"))
+        .unwrap_or_else(|| {
+            panic!("session not listed:\n{text}");
+        });
+    assert!(line.contains("ims") && line.contains("10.46.0.1"), "{line}");
+    assert!(line.contains("2001:db8:46::1"), "{line}");
+    terminate(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(5)).is_some_and(|s| s.success()));
+}

@@ -39,6 +39,7 @@ pub(crate) fn routes(state: AppState) -> Router {
         )
         .route("/api/v1/registrations", get(registrations))
         .route("/api/v1/ue-events", get(ue_events))
+        .route("/api/v1/pgw/sessions", get(pgw_sessions))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/v1/health", get(health))
@@ -252,6 +253,14 @@ fn hss_unavailable() -> ApiError {
     ApiError::Unavailable(
         "the HSS is not running in this process, so RTR and PPR cannot be sent".into(),
     )
+}
+
+async fn pgw_sessions(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let pgw = state
+        .pgw
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("the P-GW is not running in this process".into()))?;
+    Ok(Json(json!({ "items": pgw.sessions() })))
 }
 
 async fn registrations(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

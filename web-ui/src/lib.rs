@@ -35,6 +35,13 @@ pub trait HssCommands: Send + Sync {
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
 }
 
+/// The P-GW's live sessions, for `/api/v1/pgw/sessions` (only the process running the P-GW has
+/// them).
+pub trait PgwSessions: Send + Sync {
+    /// The active sessions as JSON objects (IMSI, APN, addresses, P-CSCFs handed out, TEIDs).
+    fn sessions(&self) -> Vec<serde_json::Value>;
+}
+
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
@@ -42,6 +49,7 @@ pub struct AppState {
     pub(crate) home_domain: Realm,
     pub(crate) token: Option<Arc<str>>,
     pub(crate) hss: Option<Arc<dyn HssCommands>>,
+    pub(crate) pgw: Option<Arc<dyn PgwSessions>>,
 }
 
 impl AppState {
@@ -53,12 +61,21 @@ impl AppState {
             home_domain,
             token: token.map(Into::into),
             hss: None,
+            pgw: None,
         }
     }
 
     /// Lets the API ask the HSS for RTR and PPR.
     pub fn with_hss(mut self, hss: Arc<dyn HssCommands>) -> Self {
         self.hss = Some(hss);
+        self
+    }
+}
+
+impl AppState {
+    /// Lets the API list the P-GW's sessions.
+    pub fn with_pgw(mut self, pgw: Arc<dyn PgwSessions>) -> Self {
+        self.pgw = Some(pgw);
         self
     }
 }

@@ -302,6 +302,7 @@ async fn openapi_document_covers_every_route() {
         "/api/v1/subscribers/{imsi}/push-profile",
         "/api/v1/registrations",
         "/api/v1/ue-events",
+        "/api/v1/pgw/sessions",
     ] {
         assert!(paths.contains_key(p), "OpenAPI lacks {p}");
     }
@@ -317,5 +318,31 @@ fn timestamps_are_rfc3339_utc() {
     assert_eq!(
         api::rfc3339_for_test(951_782_400_000),
         "2000-02-29T00:00:00.000Z"
+    );
+}
+
+struct FakePgw;
+
+impl PgwSessions for FakePgw {
+    fn sessions(&self) -> Vec<Value> {
+        vec![json!({ "imsi": "001010000000001", "apn": "ims", "pcscf": ["10.46.0.1"] })]
+    }
+}
+
+#[tokio::test]
+async fn pgw_sessions_are_listed_when_the_pgw_runs_here() {
+    let (app, _) = app(None).await;
+    let (st, _) = call(&app, Method::GET, "/api/v1/pgw/sessions", None).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    let store = Store::open(&StoreOptions::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    let domain = Realm::new("ims.example").unwrap();
+    let app = router(AppState::new(store, domain, None).with_pgw(Arc::new(FakePgw)));
+    let (st, body) = call(&app, Method::GET, "/api/v1/pgw/sessions", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        body.contains("10.46.0.1") && body.contains("\"apn\":\"ims\""),
+        "{body}"
     );
 }

@@ -29,7 +29,7 @@ pub use icscf::{IcscfConfig, ScscfEntry};
 pub use log::{LogConfig, LogFormat};
 pub use network::NetworkConfig;
 pub use pcscf::{IpsecConfig, IpsecMode, PcscfConfig};
-pub use pgw::PgwConfig;
+pub use pgw::{ApnConfig, PcscfSelection, PgwConfig, StaticAddress, UserPlaneMode};
 pub use scscf::ScscfConfig;
 pub use store::StoreConfig;
 pub use web::WebConfig;

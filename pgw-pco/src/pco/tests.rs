@@ -156,10 +156,20 @@ fn chap_response_gets_success_with_the_response_identifier() {
 fn ipcp_with_our_dns_already_is_acknowledged() {
     let req = vec![1, 4, 0, 16, 129, 6, 192, 0, 2, 53, 131, 6, 192, 0, 2, 54];
     assert_eq!(answer_ipcp(&req, &example_settings().dns_v4).unwrap()[0], 2);
-    assert_eq!(answer_ipcp(&req, &[]), None);
     assert_eq!(
         answer_ipcp(&[1, 4, 0, 9, 129, 0, 0, 0, 0], &example_settings().dns_v4),
         None
+    );
+}
+
+#[test]
+fn ipcp_dns_options_without_a_configured_server_are_rejected_verbatim() {
+    let req = vec![1, 4, 0, 16, 129, 6, 0, 0, 0, 0, 131, 6, 0, 0, 0, 0];
+    let reject = answer_ipcp(&req, &[]).unwrap();
+    // RFC 1661 §5.4: Configure-Reject, same identifier, the options as received.
+    assert_eq!(
+        reject,
+        vec![4, 4, 0, 16, 129, 6, 0, 0, 0, 0, 131, 6, 0, 0, 0, 0]
     );
 }
 

@@ -99,6 +99,8 @@ def main():
     ap.add_argument('--dns4', action='append', default=[])
     ap.add_argument('--dns6', action='append', default=[])
     ap.add_argument('--mtu', type=int, default=0)
+    ap.add_argument('--keep-session', action='store_true',
+                    help='stop after Create Session, leaving the session active')
     a = ap.parse_args()
     host, port = a.pgw.rsplit(':', 1)
     pgw = (host, int(port))
@@ -176,11 +178,19 @@ def main():
     if a.mtu:
         check(got(0x0010) == [a.mtu.to_bytes(2, 'big')], "IPv4 link MTU container")
     ipcp = got(0x8021)
-    check(len(ipcp) == 1 and ipcp[0][0] in (2, 3), "IPCP Configure-Ack/Nak missing")
+    if a.dns4:
+        check(len(ipcp) == 1 and ipcp[0][0] in (2, 3), "IPCP Configure-Ack/Nak missing")
+    else:
+        # No DNS configured: the DNS options come back in a Configure-Reject (RFC 1661 5.4).
+        check(len(ipcp) == 1 and ipcp[0][0] == 4, "IPCP Configure-Reject missing")
     summary['pcscf4'] = [str(ipaddress.IPv4Address(c)) for c in got(0x000C)]
     summary['pcscf6'] = [str(ipaddress.IPv6Address(c)) for c in got(0x0001)]
     summary['containers'] = ['0x%04X' % i for i, _ in conts]
     summary['pgw_teid'] = pgw_teid
+    if a.keep_session:
+        summary['ok'] = True
+        print(json.dumps(summary))
+        return
 
     # 3. Delete Session.
     dsr = G.DeleteSessionReq()
