@@ -95,6 +95,7 @@ impl Registrar {
                     Outcome::Info,
                     Some(why),
                 );
+                self.third_party(now, &aor, None, 2, 0);
                 self.end_registration(now, &key, &terminated, Some(reason));
                 done += 1;
             }

@@ -710,6 +710,9 @@ impl Registrar {
             Outcome::Info,
             Some("registration expired: timeout de-registration".into()),
         );
+        if let Some(a) = self.aors.get(impu).cloned() {
+            self.third_party(now, &a, None, 2, 0);
+        }
         self.end_registration(now, impu, &terminated, None);
         self.start_sar(
             now,

@@ -330,22 +330,30 @@ impl Registrar {
         let in_set = watcher_aor
             .as_ref()
             .is_some_and(|w| aor.implicit.iter().any(|(i, _)| i == w) || *w == aor.impu);
-        let host = uri_host(&watcher_id);
-        let on_path = host.as_ref().is_some_and(|h| {
-            aor.contacts
+        // The watcher's hosts: its asserted identity, From, and the sender of the SUBSCRIBE
+        // (top Via sent-by and received).
+        let mut hosts: Vec<String> = [uri_host(&watcher_id), uri_host(&from_uri)]
+            .into_iter()
+            .flatten()
+            .collect();
+        if let Ok(v) = msg.top_via() {
+            hosts.push(v.host.to_string().to_ascii_lowercase());
+            if let Some(r) = v.received() {
+                hosts.push(r.to_string());
+            }
+        }
+        let on_path = aor
+            .contacts
+            .iter()
+            .flat_map(|c| c.binding.path.iter())
+            .filter_map(|p| uri_host(p))
+            .any(|x| hosts.contains(&x));
+        let is_as = aor.profile.as_ref().is_some_and(|p| {
+            p.profiles
                 .iter()
-                .flat_map(|c| c.binding.path.iter())
-                .filter_map(|p| uri_host(p))
-                .any(|x| x == *h)
-        });
-        let is_as = host.as_ref().is_some_and(|h| {
-            aor.profile.as_ref().is_some_and(|p| {
-                p.profiles
-                    .iter()
-                    .flat_map(|sp| sp.ifcs.iter())
-                    .filter_map(|i| uri_host(&i.application_server.server_name))
-                    .any(|x| x == *h)
-            })
+                .flat_map(|sp| sp.ifcs.iter())
+                .filter_map(|i| uri_host(&i.application_server.server_name))
+                .any(|x| hosts.contains(&x))
         });
         if !(in_set || on_path || is_as) {
             self.event(
@@ -558,7 +566,7 @@ impl Registrar {
         &mut self,
         _now: Now,
         aor: &Aor,
-        register: &Message,
+        register: Option<&Message>,
         reg_type: i64,
         expires: u64,
     ) {
@@ -567,18 +575,20 @@ impl Registrar {
             return;
         };
         let lookup = |name: &str| -> Vec<String> {
-            HeaderName::new(name.to_owned())
-                .map(|h| {
-                    register
-                        .values(&h)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                        .collect()
-                })
-                .unwrap_or_default()
+            match (HeaderName::new(name.to_owned()), register) {
+                (Some(h), Some(r)) => r
+                    .values(&h)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect(),
+                _ => Vec::new(),
+            }
         };
+        let home_uri = format!("sip:{}", self.s.home_realm);
         let facts = RequestFacts {
             method: "REGISTER",
-            request_uri: register.request_uri_str().unwrap_or_default(),
+            request_uri: register
+                .and_then(Message::request_uri_str)
+                .unwrap_or(&home_uri),
             headers: &lookup,
             sdp: "",
             session_case: 0,
@@ -621,8 +631,8 @@ impl Registrar {
                 x.push_str("</service-info></ims-3gpp>");
                 parts.push(("application/3gpp-ims+xml", x.into_bytes()));
             }
-            if a.include_register_request {
-                parts.push(("message/sip", register.to_bytes().to_vec()));
+            if let (true, Some(r)) = (a.include_register_request, register) {
+                parts.push(("message/sip", r.to_bytes().to_vec()));
             }
             match parts.len() {
                 0 => {}

@@ -1152,7 +1152,7 @@ impl Registrar {
                 Outcome::Ok,
                 Some("de-registered by the UE".into()),
             );
-            self.third_party(now, &aor_snapshot, &p.msg, 2, 0);
+            self.third_party(now, &aor_snapshot, Some(&p.msg), 2, 0);
             self.end_registration(now, &p.impu, &terminated, None);
             if saa.is_some() {
                 // A UE that de-registered its last contact in a refresh (RFC 3261 §10.2.2).
@@ -1208,7 +1208,13 @@ impl Registrar {
             .map(|c| c.expires.saturating_duration_since(now.at).as_secs())
             .max()
             .unwrap_or(0);
-        self.third_party(now, &aor_snapshot, &p.msg, i64::from(!initial), expires);
+        self.third_party(
+            now,
+            &aor_snapshot,
+            Some(&p.msg),
+            i64::from(!initial),
+            expires,
+        );
     }
 
     /// The 200 OK to a REGISTER (TS 24.229 §5.4.1.2.2): Contact bindings with expiry, Path

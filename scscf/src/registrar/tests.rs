@@ -380,12 +380,22 @@ impl Lab {
     }
 
     fn subscribe(&mut self, from: &str, pai: Option<&str>, expires: u32) -> (Message, ReqId) {
+        self.subscribe_via(from, pai, expires, "127.0.0.1:5060")
+    }
+
+    fn subscribe_via(
+        &mut self,
+        from: &str,
+        pai: Option<&str>,
+        expires: u32,
+        via: &str,
+    ) -> (Message, ReqId) {
         let pai = pai
             .map(|p| format!("P-Asserted-Identity: <{p}>\r\n"))
             .unwrap_or_default();
         let text = format!(
             "SUBSCRIBE {IMPU} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsub1\r\n\
+             Via: SIP/2.0/UDP {via};branch=z9hG4bKsub1\r\n\
              Max-Forwards: 69\r\n\
              From: <{from}>;tag=w1\r\n\
              To: <{IMPU}>\r\n\
@@ -785,10 +795,11 @@ fn subscribe_from_a_stranger_is_refused_and_for_an_unregistered_identity_not_fou
     let (r, _) = lab.subscribe(IMPU, Some(IMPU), 600);
     assert_eq!(r.status(), Some(StatusCode::NOT_FOUND));
     lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
-    let (r, _) = lab.subscribe(
+    let (r, _) = lab.subscribe_via(
         "sip:mallory@evil.example",
         Some("sip:mallory@evil.example"),
         600,
+        "192.0.2.66:5060",
     );
     assert_eq!(r.status(), Some(StatusCode::FORBIDDEN));
     let (r, _) = lab.subscribe(TEL, Some(TEL), 600);
@@ -1145,4 +1156,23 @@ fn wildcard_deregistration_removes_every_contact() {
         lab.hss.sars.last(),
         Some(&ServerAssignmentType::USER_DEREGISTRATION)
     );
+}
+
+#[test]
+fn timeout_deregistration_sends_a_third_party_deregister_to_the_as() {
+    let mut lab = Lab::new();
+    lab.hss.user_data = user_data(AS_IFC);
+    lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
+    for s in std::mem::take(&mut lab.sent) {
+        lab.r.handle_sent(lab.now, s.job, Some(StatusCode::OK));
+    }
+    lab.pump();
+    lab.advance(Duration::from_secs(601));
+    let tp: Vec<&Sent> = lab
+        .sent
+        .iter()
+        .filter(|s| s.request.method() == Some(&imslab_sip::Method::Register))
+        .collect();
+    assert_eq!(tp.len(), 1);
+    assert_eq!(header(&tp[0].request, &HeaderName::EXPIRES), ["0"]);
 }
