@@ -4,6 +4,7 @@
 
 pub mod capture;
 mod error;
+pub mod scenario;
 pub mod ue;
 
 pub use error::Error;
