@@ -60,6 +60,24 @@ pub(crate) struct Shared {
 /// Serialises connection attempts to one destination.
 type Gate = Arc<tokio::sync::Mutex<()>>;
 
+/// One caller's use of a destination's gate. Dropping it (success, failure, or the caller
+/// abandoning the attempt) removes the gate from the map when nobody else holds it.
+struct GateUse<'a> {
+    shared: &'a Shared,
+    key: (TransportKind, SocketAddr),
+    gate: Gate,
+}
+
+impl Drop for GateUse<'_> {
+    fn drop(&mut self) {
+        let mut connecting = lock(&self.shared.connecting);
+        // The map's reference and ours: nobody else waits for this destination.
+        if Arc::strong_count(&self.gate) == 2 {
+            connecting.remove(&self.key);
+        }
+    }
+}
+
 struct UdpEndpoint {
     id: u64,
     local: SocketAddr,
@@ -607,23 +625,16 @@ impl SipTransport {
             return Ok(h);
         }
         let key = (transport, remote);
-        let gate = Arc::clone(lock(&self.shared.connecting).entry(key).or_default());
-        let result = async {
-            let _held = gate.lock().await;
-            if let Some(h) = self.shared.lookup(transport, remote) {
-                return Ok(h);
-            }
-            connect::open(&self.shared, transport, remote).await
+        let gate = GateUse {
+            shared: &self.shared,
+            key,
+            gate: Arc::clone(lock(&self.shared.connecting).entry(key).or_default()),
+        };
+        let _held = gate.gate.lock().await;
+        if let Some(h) = self.shared.lookup(transport, remote) {
+            return Ok(h);
         }
-        .await;
-        {
-            let mut connecting = lock(&self.shared.connecting);
-            // The map's reference and ours: nobody else waits for this destination.
-            if Arc::strong_count(&gate) == 2 {
-                connecting.remove(&key);
-            }
-        }
-        result
+        connect::open(&self.shared, transport, remote).await
     }
 
     /// Makes requests to `remote` over the flow's transport use this connection (RFC 5923-style
@@ -681,4 +692,35 @@ fn via_to_tcp(message: &mut Message) -> Result<(), Error> {
         message.prepend_typed(HeaderName::VIA, &via)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_abandoned_connection_attempt_leaves_no_gate_behind() {
+        // A server that accepts TCP but never answers the WebSocket upgrade: connecting hangs.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let (t, _events) = SipTransport::new(Config::default());
+        let attempt = t.connection(TransportKind::Ws, addr);
+        // The caller gives up (a transaction timer, a dropped task).
+        let gave_up = tokio::time::timeout(Duration::from_millis(200), attempt).await;
+        assert!(gave_up.is_err(), "the upgrade was never answered");
+        assert!(
+            lock(&t.shared.connecting).is_empty(),
+            "the gate of an abandoned attempt stays in the map forever"
+        );
+        assert_eq!(t.connection_count(), 0, "its connection slot is released");
+        server.abort();
+    }
 }
