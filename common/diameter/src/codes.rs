@@ -174,7 +174,8 @@ open_code!(
         DIAMETER_UNREGISTERED_SERVICE = 2003;
         /// De-registration done; the S-CSCF name is not stored (TS 29.229 §6.2.1.4).
         DIAMETER_SUCCESS_SERVER_NAME_NOT_STORED = 2004;
-        /// Server selection needed (early TS 29.229 releases; later removed, kept for decoding).
+        /// Server selection needed: TS 29.229 before V7.2.0, which deprecated it (TS 29.230 §8.1
+        /// still lists the value). Never sent by this crate; named for decoding old peers.
         DIAMETER_SERVER_SELECTION = 2005;
         /// The user is unknown (TS 29.229 §6.2.2.1).
         DIAMETER_ERROR_USER_UNKNOWN = 5001;
@@ -194,11 +195,14 @@ open_code!(
         DIAMETER_ERROR_TOO_MUCH_DATA = 5008;
         /// The S-CSCF does not support the user data (TS 29.229 §6.2.2.9).
         DIAMETER_ERROR_NOT_SUPPORTED_USER_DATA = 5009;
-        /// Missing user id (early releases; named after Kamailio's table, not in current TS 29.229).
+        /// Missing user id: not defined by TS 29.229 nor listed in TS 29.230 §8.1; the
+        /// FOKUS/Kamailio IMS HSS and Wireshark use it. Never sent by this crate; named for
+        /// decoding those peers.
         DIAMETER_MISSING_USER_ID = 5010;
         /// A requested feature is not supported (TS 29.229 §6.2.2.10).
         DIAMETER_ERROR_FEATURE_UNSUPPORTED = 5011;
-        /// The serving node does not support a feature (Wireshark's list; clause not verified).
+        /// The HSS supports the P-CSCF restoration mechanism but none of the user's serving
+        /// nodes does (TS 29.229 §6.2.2.11, TS 23.380 §5.4; listed in TS 29.230 §8.1).
         DIAMETER_ERROR_SERVING_NODE_FEATURE_UNSUPPORTED = 5012;
     }
 );
@@ -221,6 +225,65 @@ mod tests {
         assert_eq!(format!("{c:?}"), "CommandCode(12345)");
         assert_eq!(CommandCode::MULTIMEDIA_AUTH.name(), Some("MULTIMEDIA_AUTH"));
         assert_eq!(ApplicationId::CX.0, 16_777_216);
+    }
+
+    #[test]
+    fn cx_experimental_result_codes_have_their_ts_29_229_values() {
+        // TS 29.229 §6.2.1 (success) and §6.2.2 (permanent failures), as TS 29.230 §8.1 lists
+        // them for vendor 10415.
+        let spec = [
+            (ExperimentalResultCode::DIAMETER_FIRST_REGISTRATION, 2001),
+            (
+                ExperimentalResultCode::DIAMETER_SUBSEQUENT_REGISTRATION,
+                2002,
+            ),
+            (ExperimentalResultCode::DIAMETER_UNREGISTERED_SERVICE, 2003),
+            (
+                ExperimentalResultCode::DIAMETER_SUCCESS_SERVER_NAME_NOT_STORED,
+                2004,
+            ),
+            (ExperimentalResultCode::DIAMETER_ERROR_USER_UNKNOWN, 5001),
+            (
+                ExperimentalResultCode::DIAMETER_ERROR_IDENTITIES_DONT_MATCH,
+                5002,
+            ),
+            (
+                ExperimentalResultCode::DIAMETER_ERROR_IDENTITY_NOT_REGISTERED,
+                5003,
+            ),
+            (
+                ExperimentalResultCode::DIAMETER_ERROR_ROAMING_NOT_ALLOWED,
+                5004,
+            ),
+            (
+                ExperimentalResultCode::DIAMETER_ERROR_IDENTITY_ALREADY_REGISTERED,
+                5005,
+            ),
+            (
+                ExperimentalResultCode::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED,
+                5006,
+            ),
+            (
+                ExperimentalResultCode::DIAMETER_ERROR_IN_ASSIGNMENT_TYPE,
+                5007,
+            ),
+            (ExperimentalResultCode::DIAMETER_ERROR_TOO_MUCH_DATA, 5008),
+            (
+                ExperimentalResultCode::DIAMETER_ERROR_NOT_SUPPORTED_USER_DATA,
+                5009,
+            ),
+            (
+                ExperimentalResultCode::DIAMETER_ERROR_FEATURE_UNSUPPORTED,
+                5011,
+            ),
+            (
+                ExperimentalResultCode::DIAMETER_ERROR_SERVING_NODE_FEATURE_UNSUPPORTED,
+                5012,
+            ),
+        ];
+        for (code, value) in spec {
+            assert_eq!(code.0, value, "{:?}", code.name());
+        }
     }
 
     #[test]
