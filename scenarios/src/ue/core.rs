@@ -982,6 +982,12 @@ pub(crate) fn user_of(uri: &str) -> String {
     rest.split(['@', ';']).next().unwrap_or(rest).to_owned()
 }
 
+/// The digits of a URI's user part (`sip:+4917612345@x` → `4917612345`), for TP-DA and
+/// derived identities.
+pub fn user_digits(uri: &str) -> String {
+    user_of(uri).chars().filter(char::is_ascii_digit).collect()
+}
+
 /// Whether two contact URIs name the same binding: same user, host and port, parameters
 /// aside.
 pub(crate) fn same_contact(a: &str, b: &str) -> bool {
