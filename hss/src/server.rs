@@ -16,7 +16,7 @@ use imslab_diameter::cx::{CxRequest, Lir, Mar, Ppa, Rta, Sar, Uar};
 use imslab_diameter::enums::ReasonCode;
 use imslab_diameter::{Message, ResultCode, VendorId};
 use imslab_diameter_io::{DiameterNode, NodeOptions, PeerInfo};
-use imslab_store::{SqnAllocator, Store, SubscriberKey, Subscription};
+use imslab_store::{SqnAllocator, Store, SubscriberKey, SubscriberLoader, Subscription};
 use imslab_types::{Impi, Impu, Realm, UeEvent, UeEventSink};
 use tokio::net::TcpListener;
 
@@ -29,6 +29,7 @@ use crate::{CxSettings, Error};
 struct Inner {
     store: Store,
     sqns: SqnAllocator,
+    loader: SubscriberLoader,
     settings: CxSettings,
     events: Arc<dyn UeEventSink>,
     request_timeout: Duration,
@@ -60,6 +61,7 @@ enum Depth {
 
 async fn load(
     store: &Store,
+    loader: &SubscriberLoader,
     impi: Option<&Impi>,
     impus: &[Impu],
     depth: Depth,
@@ -71,14 +73,15 @@ async fn load(
     };
     let subscription = match depth {
         Depth::WithProfiles => store.subscribers().subscription(&key).await?,
-        Depth::Subscriber => store
-            .subscribers()
-            .get(&key)
-            .await?
-            .map(|subscriber| Subscription {
-                subscriber,
-                profiles: Vec::new(),
-            }),
+        // Batched with the other lookups in flight.
+        Depth::Subscriber => match &key {
+            SubscriberKey::Impi(i) => loader.by_impi(i).await?,
+            other => store.subscribers().get(other).await?,
+        }
+        .map(|subscriber| Subscription {
+            subscriber,
+            profiles: Vec::new(),
+        }),
     };
     let mut foreign = Vec::new();
     for impu in impus {
@@ -165,6 +168,7 @@ impl Inner {
     async fn uar(&self, r: &Uar) -> Result<Message, Error> {
         let lookup = load(
             &self.store,
+            &self.loader,
             Some(&r.user_name),
             std::slice::from_ref(&r.public_identity),
             Depth::Subscriber,
@@ -179,6 +183,7 @@ impl Inner {
     async fn mar(&self, r: &Mar) -> Result<Message, Error> {
         let lookup = load(
             &self.store,
+            &self.loader,
             Some(&r.user_name),
             std::slice::from_ref(&r.public_identity),
             Depth::Subscriber,
@@ -198,7 +203,10 @@ impl Inner {
                     subs.set_sqn(&sub.subscriber.impi, sqn).await?;
                 }
                 // Batched with the other MARs in flight (group commit).
-                let sqns = self.sqns.next_sqns(&sub.subscriber.impi, plan.count).await?;
+                let sqns = self
+                    .sqns
+                    .next_sqns(&sub.subscriber.impi, plan.count)
+                    .await?;
                 let mut rng = rand::rng();
                 let mut rand_source = || rand::Rng::random::<[u8; 16]>(&mut rng);
                 mar::vectors(
@@ -220,6 +228,7 @@ impl Inner {
     async fn sar(&self, r: &Sar) -> Result<Message, Error> {
         let lookup = load(
             &self.store,
+            &self.loader,
             r.user_name.as_ref(),
             &r.public_identities,
             Depth::WithProfiles,
@@ -234,6 +243,7 @@ impl Inner {
     async fn lir(&self, r: &Lir) -> Result<Message, Error> {
         let lookup = load(
             &self.store,
+            &self.loader,
             None,
             std::slice::from_ref(&r.public_identity),
             Depth::WithProfiles,
@@ -283,9 +293,11 @@ impl Hss {
         opts.accept_unknown_peers = true;
         opts.request_timeout = Duration::from_millis(cfg.request_timeout_ms.max(1));
         let sqns = SqnAllocator::spawn(store.clone(), settings.sqn.ind_bits());
+        let loader = SubscriberLoader::spawn(store.clone());
         let inner = Arc::new(Inner {
             store,
             sqns,
+            loader,
             settings,
             events,
             request_timeout: opts.request_timeout,

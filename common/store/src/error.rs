@@ -40,9 +40,12 @@ pub enum Error {
         #[source]
         source: std::sync::Arc<sqlx::Error>,
     },
-    /// The SQN allocator task is gone (runtime shutting down).
-    #[error("the SQN allocator has stopped")]
-    AllocatorStopped,
+    /// A batching task (SQN allocator, subscriber loader) is gone: the runtime is shutting down.
+    #[error("the {what} has stopped")]
+    BatcherStopped {
+        /// Which one.
+        what: &'static str,
+    },
     /// A row that must exist was not found.
     #[error("{what} {key:?} not found")]
     NotFound {

@@ -35,6 +35,7 @@ pub use model::{
     RegState, ServiceProfile, ServingScscf, Subscriber, Subscription,
 };
 pub use repo::hss_state::{HssState, Registration};
+pub use repo::loader::SubscriberLoader;
 pub use repo::pcscf::{Pcscf, PcscfRegistration};
 pub use repo::profiles::Profiles;
 pub use repo::reg_subscriptions::{RegSubscription, RegSubscriptions, SubscriptionRole};

@@ -1,6 +1,7 @@
 //! Repositories: typed access to each part of the schema.
 
 pub mod hss_state;
+pub mod loader;
 pub mod pcscf;
 pub mod profiles;
 pub mod reg_subscriptions;

@@ -59,11 +59,12 @@ impl SqnAllocator {
             count,
             reply,
         };
-        self.tx
-            .send(req)
-            .await
-            .map_err(|_| Error::AllocatorStopped)?;
-        rx.await.map_err(|_| Error::AllocatorStopped)?
+        self.tx.send(req).await.map_err(|_| Error::BatcherStopped {
+            what: "SQN allocator",
+        })?;
+        rx.await.map_err(|_| Error::BatcherStopped {
+            what: "SQN allocator",
+        })?
     }
 }
 

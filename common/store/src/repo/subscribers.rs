@@ -99,11 +99,42 @@ impl JoinedImpu {
 }
 
 #[derive(sqlx::FromRow)]
-struct JoinedRow {
+pub(crate) struct JoinedRow {
     #[sqlx(flatten)]
     sub: SubscriberRow,
     #[sqlx(flatten)]
     impu: JoinedImpu,
+}
+
+/// The SELECT … FROM of the joined subscriber query, before WHERE.
+pub(crate) const JOINED_SELECT: &str = "SELECT s.id, s.imsi, s.impi, s.msisdn, s.k, s.op, s.opc, \
+    s.amf, s.sqn, s.auth_schemes, s.digest_realm, s.digest_password, s.digest_ha1, s.fixed_scscf, \
+    s.scscf_name, s.scscf_origin_host, s.scscf_origin_realm, s.ccf_primary, s.ccf_secondary, \
+    s.ecf_primary, s.ecf_secondary, i.impu, i.irs, i.is_default, i.barred, p.name AS profile, \
+    i.reg_state FROM subscribers s LEFT JOIN impus i ON i.subscriber_id = s.id \
+    LEFT JOIN service_profiles p ON p.id = i.profile_id";
+
+/// Groups joined rows (ordered by subscriber) into subscribers.
+pub(crate) fn group_joined(rows: Vec<JoinedRow>) -> Result<Vec<Subscriber>, Error> {
+    let mut out = Vec::new();
+    let mut current: Option<(SubscriberRow, Vec<ImpuRow>)> = None;
+    for r in rows {
+        let id = r.sub.id;
+        match &mut current {
+            Some((sub, impus)) if sub.id == id => impus.extend(r.impu.into_row(id)),
+            _ => {
+                if let Some((sub, impus)) = current.take() {
+                    out.push(sub.into_subscriber(impus)?);
+                }
+                let impus = r.impu.into_row(id).into_iter().collect();
+                current = Some((r.sub, impus));
+            }
+        }
+    }
+    if let Some((sub, impus)) = current {
+        out.push(sub.into_subscriber(impus)?);
+    }
+    Ok(out)
 }
 
 macro_rules! select_joined {

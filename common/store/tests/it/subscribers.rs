@@ -274,3 +274,51 @@ on_both!(
     hss_changes_apply_atomically_and_list_registrations,
     hss_changes_apply_atomically_and_list_registrations
 );
+
+async fn batched_lookups_return_each_requester_its_subscriber(store: Store) {
+    for i in 1..=5u32 {
+        store
+            .subscribers()
+            .insert(
+                &new_subscriber(&format!("00101000000000{i}"), Some(&format!("1555000{i}"))),
+                t0(),
+            )
+            .await
+            .unwrap();
+    }
+    let loader = imslab_store::SubscriberLoader::spawn(store.clone());
+    let mut tasks = Vec::new();
+    for t in 0..60u32 {
+        let loader = loader.clone();
+        tasks.push(tokio::spawn(async move {
+            // 1..=5 exist, 6 and 7 do not.
+            let i = t % 7 + 1;
+            let impi = Impi::new(format!(
+                "00101000000000{i}@ims.mnc001.mcc001.3gppnetwork.org"
+            ))
+            .unwrap();
+            (i, loader.by_impi(&impi).await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (i, got) = t.await.unwrap();
+        match got {
+            Some(s) => {
+                assert!(i <= 5);
+                assert_eq!(s.imsi.as_str(), format!("00101000000000{i}"));
+                assert_eq!(s.impus.len(), 3);
+                let direct = store
+                    .subscribers()
+                    .require(&SubscriberKey::Imsi(s.imsi.clone()))
+                    .await
+                    .unwrap();
+                assert_eq!(s, direct);
+            }
+            None => assert!(i > 5, "subscriber {i} exists but was not found"),
+        }
+    }
+}
+on_both!(
+    batched_lookups_return_each_requester_its_subscriber,
+    batched_lookups_return_each_requester_its_subscriber
+);
