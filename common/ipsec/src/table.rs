@@ -7,13 +7,18 @@
 //! A UE's sets move through these states:
 //!
 //! - **Temporary**: created when the P-CSCF sends the 401 with Security-Server. Lives for
-//!   `temporary_lifetime` (reg-await-auth, 4 minutes by default, TS 24.229 table 7.7.1) unless the
-//!   protected REGISTER authenticates. A new challenge replaces an older temporary set.
+//!   `temporary_lifetime` (the reg-await-auth timer, 4 minutes by default: TS 24.229 table
+//!   7.8.1, 7.7.1 in releases before 18) unless the protected REGISTER authenticates. A new
+//!   challenge replaces an older temporary set (TS 24.229 §5.2.2.1).
 //! - **Established**: the protected REGISTER succeeded ([`SaTable::authenticated`]). Lifetime is
 //!   the registration's expiry + 30 s, never shorter than the set it replaces.
 //! - **Old**: the previous established set after an authenticated re-registration. It is kept
 //!   until the UE sends something over the new set ([`SaTable::inbound_used`]), then removed
 //!   (TS 33.203 §7.4); it also dies at its own expiry. At most one old set is kept.
+//!   TS 24.229 (§5.1.1 for the UE, which the P-CSCF mirrors) deletes the old set only "after
+//!   all SIP transactions that use the old set of security associations are completed": this
+//!   table does not know the transactions, so the caller delays applying that `Remove` while
+//!   any are running.
 //!
 //! Sets are also removed on deregistration, network-initiated deregistration (RTR), expiry and
 //! shutdown.
@@ -128,7 +133,7 @@ pub struct SaTableConfig {
     pub spi_range: RangeInclusive<u32>,
     /// The P-CSCF's protected ports.
     pub ports: ProtectedPorts,
-    /// Lifetime of a temporary set (reg-await-auth).
+    /// Lifetime of a temporary set: reg-await-auth, 4 minutes (TS 24.229 table 7.8.1).
     pub temporary_lifetime: Duration,
     /// Added to the registration's expiry for an established set.
     pub grace: Duration,
@@ -375,7 +380,9 @@ impl<K: Clone + Eq + Hash> SaTable<K> {
     }
 
     /// A packet arrived protected by inbound SA `spi`. When that SA belongs to an established
-    /// set, the UE has switched to it, so its old set is removed (TS 33.203 §7.4).
+    /// set, the UE has switched to it, so its old set is removed (TS 33.203 §7.4). Apply the
+    /// returned `Remove` once the SIP transactions over the old set have completed (TS 24.229,
+    /// see the module docs): the responses of those still running go back over it.
     pub fn inbound_used(&mut self, spi: Spi) -> Vec<SaAction> {
         let Some(set) = self.by_spi.get(&spi).and_then(|id| self.sets.get(id)) else {
             return Vec::new();
