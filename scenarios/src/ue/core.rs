@@ -530,7 +530,12 @@ impl UeCore {
     }
 
     pub(crate) fn tx_outputs(&mut self, now: Instant, outs: Vec<TxOutput>) {
-        for o in outs {
+        // Transmissions first: a 100 Trying the layer sends for a new INVITE goes out before
+        // whatever the TU answers to it.
+        let (tx, rest): (Vec<_>, Vec<_>) = outs
+            .into_iter()
+            .partition(|o| matches!(o, TxOutput::Transmit { .. }));
+        for o in tx.into_iter().chain(rest) {
             match o {
                 TxOutput::Transmit { .. } => self.push_tx(o),
                 TxOutput::Request {
