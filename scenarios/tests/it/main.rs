@@ -1,4 +1,6 @@
 //! Integration tests of imslab-scenarios (one binary).
 
 mod fake;
+mod fake_server;
+mod replay;
 mod ue_core;
