@@ -124,6 +124,10 @@ pub async fn ue_config(
             },
         ));
         creds.amf = Some(sub.amf);
+        if let Some(ahead) = spec.sqn_ms_ahead {
+            let v = sub.sqn.value().saturating_add(ahead).min(Sqn::MAX);
+            creds.sqn_ms = Some(Sqn::new(v).map_err(|e| bad(name, format!("bad sqn: {e}")))?);
+        }
         if let Some(DigestSecret::Password(p)) = &sub.digest {
             creds.password = Some(p.clone());
         }
@@ -135,10 +139,9 @@ pub async fn ue_config(
     if let Some(p) = &spec.password {
         creds.password = Some(p.clone());
     }
-    creds.sqn_ms = spec
-        .sqn_ms
-        .map(|v| Sqn::new(v).map_err(|e| bad(name, format!("bad sqn_ms: {e}"))))
-        .transpose()?;
+    if let Some(v) = spec.sqn_ms {
+        creds.sqn_ms = Some(Sqn::new(v).map_err(|e| bad(name, format!("bad sqn_ms: {e}")))?);
+    }
     let domain = lab.domain.as_str();
     let impi = match (impi, &imsi) {
         (Some(i), _) => i,

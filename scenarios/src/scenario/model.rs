@@ -139,6 +139,10 @@ pub struct UeSpec {
     /// Highest SQN the card has seen (forces a resynchronisation when above the HSS's).
     #[serde(default)]
     pub sqn_ms: Option<u64>,
+    /// The card's SQN this far above the HSS's current SQN (read from the store): forces a
+    /// resynchronisation on every run.
+    #[serde(default)]
+    pub sqn_ms_ahead: Option<u64>,
     /// SIP digest password (inline, or overriding the store's).
     #[serde(default)]
     pub password: Option<String>,

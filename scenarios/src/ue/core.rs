@@ -266,10 +266,14 @@ impl UeCore {
     /// A UE with this configuration; `seed` drives its identifiers.
     pub fn new(cfg: UeConfig, seed: u64) -> Self {
         let usim = cfg.credentials.aka.as_ref().map(|(k, op)| {
-            let mut u = match op {
-                super::config::OperatorKey::Opc(opc) => Usim::new(k, opc),
-                super::config::OperatorKey::Op(op) => Usim::with_op(k, op),
+            // IMS AKA on the ISIM: the AMF separation bit is an EPS matter (TS 33.401 §6.1.1)
+            // and phones do not check it for IMS, so neither does the soft UE.
+            let m = match op {
+                super::config::OperatorKey::Opc(opc) => imslab_aka::Milenage::new(k, opc),
+                super::config::OperatorKey::Op(op) => imslab_aka::Milenage::with_op(k, op),
             };
+            let mut u =
+                Usim::with_config(m, imslab_aka::SqnConfig::default(), imslab_aka::AmfPolicy::Any);
             if let Some(sqn) = cfg.credentials.sqn_ms {
                 let mut arr = u.sqn_array().clone();
                 arr.accept(sqn);

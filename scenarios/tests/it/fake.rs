@@ -207,7 +207,7 @@ impl FakeNet {
             ),
             s => {
                 self.sqn += 32;
-                let v = generate_vector(&self.m, rand, Sqn::new(self.sqn).unwrap(), Amf([0, 0]));
+                let v = generate_vector(&self.m, rand, Sqn::new(self.sqn).unwrap(), Amf([0x80, 0]));
                 let alg = if s == Scheme::AkaV2 {
                     DigestAlgorithm::AkaV2Md5
                 } else {
