@@ -8,7 +8,7 @@ use crate::alg::{CipherSuite, EncryptionAlg, IntegrityAlg};
 use crate::header::{
     IpsecMechanism, IpsecMode, IpsecProtocol, OfferError, QValue, SecurityMechanism,
 };
-use crate::spi::Spi;
+use crate::spi::{MIN_SPI, Spi};
 
 /// The P-CSCF's algorithm preference: suites in the order it wants them.
 ///
@@ -127,11 +127,30 @@ impl fmt::Display for NoAcceptableMechanism {
     }
 }
 
+/// Why SAs towards this offer cannot be built, if they cannot: a reserved SPI or a port 0.
+fn unsendable(offer: &IpsecMechanism) -> Option<OfferError> {
+    let bad = |param, value: u32| OfferError::BadValue {
+        param,
+        value: value.to_string(),
+    };
+    [("spi-c", offer.spi_c.0), ("spi-s", offer.spi_s.0)]
+        .into_iter()
+        .find(|&(_, spi)| spi < MIN_SPI)
+        .or_else(|| {
+            [("port-c", offer.port_c), ("port-s", offer.port_s)]
+                .into_iter()
+                .find(|&(_, port)| port == 0)
+                .map(|(p, v)| (p, u32::from(v)))
+        })
+        .map(|(p, v)| bad(p, v))
+}
+
 /// Chooses the most preferred usable `ipsec-3gpp` offer of a Security-Client list
 /// (TS 33.203 §7.2: the P-CSCF selects from the algorithms the UE offered).
 ///
 /// The UE's `q` values are not used: the P-CSCF's [`Preference`] decides. Among offers of the
-/// same suite the first wins.
+/// same suite the first wins. An offer with an SPI below 256 (RFC 4303 §2.1: 0 is never sent,
+/// 1..=255 are reserved; the P-CSCF sends to the UE's SPIs) or a port 0 is not chosen.
 pub fn choose(
     client: &[SecurityMechanism],
     preference: &Preference,
@@ -154,6 +173,10 @@ pub fn choose(
                     mode: offer.mode,
                 },
             ));
+            continue;
+        }
+        if let Some(e) = unsendable(&offer) {
+            rejected.push((index, Rejection::Unusable(e)));
             continue;
         }
         let Some(rank) = preference.rank(offer.suite) else {
@@ -413,6 +436,35 @@ mod tests {
             Rejection::Unusable(OfferError::OtherMechanism(_))
         ));
         assert!(err.to_string().contains("not allowed by configuration"));
+    }
+
+    #[test]
+    fn offer_with_a_reserved_spi_or_port_zero_is_not_chosen() {
+        // RFC 4303 §2.1: SPI 0 is never sent and 1..=255 are reserved; the P-CSCF's outbound
+        // SAs use the UE's spi-c/spi-s. Port 0 is no port (an XFRM selector would read it as
+        // "any port").
+        let with = |spi_c: u32, spi_s: u32, port_c: u16, port_s: u16| {
+            format!(
+                "ipsec-3gpp;alg=hmac-sha-1-96;ealg=aes-cbc;spi-c={spi_c};spi-s={spi_s};\
+                 port-c={port_c};port-s={port_s}"
+            )
+        };
+        for (offer, param) in [
+            (with(0, 2222222, 5062, 5064), "spi-c"),
+            (with(1111111, 255, 5062, 5064), "spi-s"),
+            (with(1111111, 2222222, 0, 5064), "port-c"),
+            (with(1111111, 2222222, 5062, 0), "port-s"),
+        ] {
+            let err = choose(&client(&[&offer]), &Preference::default()).unwrap_err();
+            assert!(
+                matches!(
+                    &err.rejected[0].1,
+                    Rejection::Unusable(OfferError::BadValue { param: p, .. }) if *p == param
+                ),
+                "{offer}: {err}"
+            );
+        }
+        assert!(choose(&client(&[&with(256, 257, 1, 2)]), &Preference::default()).is_ok());
     }
 
     #[test]
