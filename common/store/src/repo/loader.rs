@@ -2,7 +2,8 @@
 //!
 //! Every MAR and UAR starts by loading its subscriber. On SQLite each query costs two thread
 //! switches, more than the query itself; the loader takes the lookups queued while the previous
-//! batch ran and answers them with one `… WHERE impi IN (…)` query.
+//! batch ran and answers them with one `… WHERE impi IN (…)` query; up to four batches run at
+//! once, on separate connections.
 
 use std::collections::HashMap;
 
@@ -61,9 +62,14 @@ impl SubscriberLoader {
     }
 }
 
+/// Batches run concurrently, up to this many (reads do not conflict).
+const CONCURRENT_BATCHES: usize = 4;
+
 async fn run(store: Store, mut rx: mpsc::Receiver<Request>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_BATCHES));
     while let Some(first) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -71,7 +77,11 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        serve(&store, &mut batch).await;
+        let store = store.clone();
+        tokio::spawn(async move {
+            serve(&store, &mut batch).await;
+            drop(permit);
+        });
     }
 }
 
