@@ -109,6 +109,25 @@ pub fn parse(
                 format!("UE {name}: inline keys need `k` with `opc` or `op`"),
             ));
         }
+        let suites: Vec<&super::model::SuiteSpec> = match &ue.ipsec {
+            Some(super::model::IpsecSpec::One(s)) => vec![s],
+            Some(super::model::IpsecSpec::Offers { offers }) => offers.iter().collect(),
+            _ => Vec::new(),
+        };
+        for s in suites {
+            if s.alg.parse::<imslab_ipsec::IntegrityAlg>().is_err()
+                || s.ealg.parse::<imslab_ipsec::EncryptionAlg>().is_err()
+            {
+                return Err(invalid(
+                    0,
+                    format!(
+                        "UE {name}: unsupported IPsec suite {}/{} (alg: hmac-sha-1-96 or \
+                         hmac-md5-96; ealg: null, aes-cbc or des-ede3-cbc)",
+                        s.alg, s.ealg
+                    ),
+                ));
+            }
+        }
         if let Some(p) = &ue.profile
             && crate::ue::Profile::by_name(p).is_none()
         {

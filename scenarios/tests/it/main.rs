@@ -2,5 +2,6 @@
 
 mod fake;
 mod fake_server;
+mod library;
 mod replay;
 mod ue_core;
