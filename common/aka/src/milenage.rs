@@ -127,17 +127,7 @@ impl Milenage {
 
     /// f2, f3, f4 and f5 together, sharing TEMP and one 3-block AES batch.
     pub fn f2345(&self, rand: &Rand) -> F2345 {
-        let temp = self.temp(rand);
-        let [out2, out3, out4] = encrypt_n(
-            &self.aes,
-            [
-                self.outn_block(temp, R2, C2),
-                self.outn_block(temp, R3, C3),
-                self.outn_block(temp, R4, C4),
-            ],
-        )
-        .map(|o| o ^ self.opc);
-        f2345_from(out2, out3, out4)
+        self.ue_outputs(rand).1
     }
 
     /// f2: RES (TS 35.206 §4.1).
