@@ -456,6 +456,27 @@ struct Dialer {
 }
 
 async fn connect_peer(peer: PeerId, attempt: u64, conf: PeerOptions, addr: SocketAddr, d: Dialer) {
+    let net = d.net.clone();
+    if let Err(error) = dial(peer, attempt, &conf, addr, d).await {
+        let _ = net
+            .send(NetEvent::ConnectFailed {
+                peer,
+                attempt,
+                error,
+            })
+            .await;
+    }
+}
+
+/// Connects (TCP or SCTP, then TLS if configured), reports the connection to the node and runs
+/// it until it closes. An error means no connection was made.
+async fn dial(
+    peer: PeerId,
+    attempt: u64,
+    conf: &PeerOptions,
+    addr: SocketAddr,
+    d: Dialer,
+) -> Result<(), Error> {
     let Dialer {
         opts,
         framer,
@@ -463,7 +484,7 @@ async fn connect_peer(peer: PeerId, attempt: u64, conf: PeerOptions, addr: Socke
         net,
     } = d;
     let timeout = opts.timers.connect_timeout;
-    let stream = match &conf.transport {
+    let connected = match &conf.transport {
         #[cfg(feature = "sctp")]
         Transport::Sctp => tokio::time::timeout(timeout, crate::sctp::connect(addr)).await,
         _ => {
@@ -475,109 +496,45 @@ async fn connect_peer(peer: PeerId, attempt: u64, conf: PeerOptions, addr: Socke
             .await
         }
     };
-    let stream = match stream {
-        Ok(Ok(s)) => s,
-        Ok(Err(error)) => {
-            let _ = net
-                .send(NetEvent::ConnectFailed {
-                    peer,
-                    attempt,
-                    error,
-                })
-                .await;
-            return;
-        }
-        Err(_) => {
-            let source = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-            let _ = net
-                .send(NetEvent::ConnectFailed {
-                    peer,
-                    attempt,
-                    error: Error::Connect { addr, source },
-                })
-                .await;
-            return;
-        }
-    };
+    let stream = connected.map_err(|_| Error::Connect {
+        addr,
+        source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+    })??;
     let _ = stream.set_nodelay(true);
     let id = ConnId(next_conn.fetch_add(1, Ordering::Relaxed));
-    let Some(addrs) = tcp_addrs(id, &stream) else {
-        let source = std::io::Error::other("connection has no address");
-        let _ = net
-            .send(NetEvent::ConnectFailed {
-                peer,
-                attempt,
-                error: Error::Connect { addr, source },
-            })
-            .await;
-        return;
-    };
+    let addrs = tcp_addrs(id, &stream).ok_or_else(|| Error::Connect {
+        addr,
+        source: std::io::Error::other("connection has no address"),
+    })?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let events = conn_events(&net);
+    let up = NetEvent::Connected {
+        peer,
+        attempt,
+        addrs,
+        tx,
+    };
     let tap = opts.tap.clone();
     match &conf.transport {
         Transport::Tls {
             config,
             server_name,
         } => {
-            let name = match rustls::pki_types::ServerName::try_from(server_name.clone()) {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = net
-                        .send(NetEvent::ConnectFailed {
-                            peer,
-                            attempt,
-                            error: Error::Tls(format!("server name {server_name}: {e}")),
-                        })
-                        .await;
-                    return;
-                }
-            };
+            let name = rustls::pki_types::ServerName::try_from(server_name.clone())
+                .map_err(|e| Error::Tls(format!("server name {server_name}: {e}")))?;
             let connector = tokio_rustls::TlsConnector::from(config.clone());
-            match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
-                Ok(Ok(tls)) => {
-                    let _ = net
-                        .send(NetEvent::Connected {
-                            peer,
-                            attempt,
-                            addrs,
-                            tx,
-                        })
-                        .await;
-                    conn::run(tls, addrs, framer, rx, events, tap).await;
-                }
-                Ok(Err(e)) => {
-                    let _ = net
-                        .send(NetEvent::ConnectFailed {
-                            peer,
-                            attempt,
-                            error: Error::Tls(e.to_string()),
-                        })
-                        .await;
-                }
-                Err(_) => {
-                    let _ = net
-                        .send(NetEvent::ConnectFailed {
-                            peer,
-                            attempt,
-                            error: Error::Tls("handshake timed out".into()),
-                        })
-                        .await;
-                }
-            }
+            let tls = tokio::time::timeout(timeout, connector.connect(name, stream))
+                .await
+                .map_err(|_| Error::Tls("handshake timed out".into()))?
+                .map_err(|e| Error::Tls(e.to_string()))?;
+            let _ = net.send(up).await;
+            conn::run(tls, addrs, framer, rx, conn_events(&net), tap).await;
         }
         _ => {
-            let _ = net
-                .send(NetEvent::Connected {
-                    peer,
-                    attempt,
-                    addrs,
-                    tx,
-                })
-                .await;
-            conn::run(stream, addrs, framer, rx, events, tap).await;
+            let _ = net.send(up).await;
+            conn::run(stream, addrs, framer, rx, conn_events(&net), tap).await;
         }
     }
+    Ok(())
 }
 
 struct ConnEntry {
