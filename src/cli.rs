@@ -239,10 +239,26 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logging::init(&cfg.log)?;
             lab::run(cfg, lab::Selection::All)
         }
-        Command::Hss => not_available("the HSS"),
-        Command::Icscf => not_available("the I-CSCF"),
-        Command::Scscf => not_available("the S-CSCF"),
-        Command::Pcscf => not_available("the P-CSCF"),
+        Command::Hss => {
+            let cfg = load_config(&cli)?;
+            logging::init(&cfg.log)?;
+            lab::run(cfg, lab::Selection::Hss)
+        }
+        Command::Icscf => {
+            let cfg = load_config(&cli)?;
+            logging::init(&cfg.log)?;
+            lab::run(cfg, lab::Selection::Icscf)
+        }
+        Command::Scscf => {
+            let cfg = load_config(&cli)?;
+            logging::init(&cfg.log)?;
+            lab::run(cfg, lab::Selection::Scscf)
+        }
+        Command::Pcscf => {
+            let cfg = load_config(&cli)?;
+            logging::init(&cfg.log)?;
+            lab::run(cfg, lab::Selection::Pcscf)
+        }
         Command::Pgw {
             action: Some(PgwCommand::Sessions { json }),
         } => {

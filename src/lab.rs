@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use imslab_config::Config;
-use imslab_store::{EventRecorder, RecorderOptions, Retention, Store};
-use imslab_types::UeEventSink;
+use imslab_hss::cx::ppr::PprContent;
+use imslab_hss::cx::rtr::RtrScope;
+use imslab_store::{EventRecorder, RecorderOptions, Retention, Store, SubscriberKey};
+use imslab_types::{Impu, Imsi, UeEventSink};
 use tokio_util::sync::CancellationToken;
 
 /// How long the functions get to stop after a signal.
@@ -27,6 +29,14 @@ pub(crate) enum Selection {
     Web,
     /// The P-GW PCO stub only.
     Pgw,
+    /// The HSS only.
+    Hss,
+    /// The I-CSCF only.
+    Icscf,
+    /// The S-CSCF only.
+    Scscf,
+    /// The P-CSCF only.
+    Pcscf,
 }
 
 /// Services every function shares: the store and the per-UE event timeline (kept in it).
@@ -35,6 +45,64 @@ pub(crate) struct Shared {
     pub(crate) events: Arc<dyn UeEventSink>,
     /// The running P-GW, for the API's session listing.
     pub(crate) pgw: Option<Arc<PgwView>>,
+    /// The running HSS, for the API's RTR and PPR.
+    pub(crate) hss: Option<Arc<imslab_hss::Hss>>,
+}
+
+/// The API's view of a running HSS: RTR and PPR on request.
+struct HssAdmin(Arc<imslab_hss::Hss>);
+
+impl HssAdmin {
+    fn key(identity: &str) -> Result<SubscriberKey, String> {
+        if let Ok(imsi) = Imsi::new(identity) {
+            return Ok(SubscriberKey::Imsi(imsi));
+        }
+        Impu::new(identity)
+            .map(SubscriberKey::Impu)
+            .map_err(|_| format!("{identity:?} is neither an IMSI nor a public identity"))
+    }
+}
+
+impl imslab_web::HssCommands for HssAdmin {
+    fn deregister(
+        &self,
+        identity: String,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
+        Box::pin(async move {
+            let key = Self::key(&identity)?;
+            let scope = match &key {
+                SubscriberKey::Impu(impu) => RtrScope::Impu(impu.clone()),
+                _ => RtrScope::Subscriber,
+            };
+            let reason = imslab_diameter::enums::ReasonCode::PERMANENT_TERMINATION;
+            let done = self
+                .0
+                .deregister(
+                    &key,
+                    scope,
+                    reason,
+                    Some("deregistered by the operator".into()),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let list: Vec<String> = done.iter().map(ToString::to_string).collect();
+            Ok(format!("deregistered {}", list.join(", ")))
+        })
+    }
+
+    fn push_profile(
+        &self,
+        imsi: String,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
+        Box::pin(async move {
+            let key = Self::key(&imsi)?;
+            self.0
+                .push_profile(&key, PprContent::Both)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("profile of {imsi} pushed to its S-CSCF"))
+        })
+    }
 }
 
 /// Read access to a running P-GW's sessions; the handle is taken out at shutdown.
@@ -114,9 +182,22 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
         store: store.clone(),
         events: Arc::new(recorder),
         pgw: None,
+        hss: None,
     };
     let shutdown = CancellationToken::new();
     let mut started = Vec::new();
+    if matches!(selection, Selection::All | Selection::Hss) {
+        started.push(hss(&cfg, &mut shared, shutdown.clone()).await?);
+    }
+    if matches!(selection, Selection::All | Selection::Scscf) {
+        started.push(scscf(&cfg, &shared, shutdown.clone()).await?);
+    }
+    if matches!(selection, Selection::All | Selection::Icscf) {
+        started.push(icscf(&cfg, &shared, shutdown.clone()).await?);
+    }
+    if matches!(selection, Selection::All | Selection::Pcscf) {
+        started.push(pcscf(&cfg, &shared, shutdown.clone()).await?);
+    }
     if matches!(selection, Selection::All | Selection::Pgw) {
         started.push(pgw(&cfg, &mut shared, shutdown.clone()).await?);
     }
@@ -195,7 +276,7 @@ fn banner(cfg: &Config, started: &[Started]) {
     );
     for s in started {
         for e in &s.endpoints {
-            out.push_str(&format!("  {:<8} {:<28} {}\n", s.name, e.what, e.addr));
+            out.push_str(&format!("  {:<6} {:<36} {}\n", s.name, e.what, e.addr));
         }
     }
     out.push_str(&format!(
@@ -204,6 +285,133 @@ fn banner(cfg: &Config, started: &[Started]) {
         cfg.web.listen
     ));
     eprint!("{out}");
+}
+
+fn sip_what(kind: imslab_sip_io::TransportKind) -> &'static str {
+    use imslab_sip_io::TransportKind as K;
+    match kind {
+        K::Udp => "SIP (UDP)",
+        K::Tcp => "SIP (TCP)",
+        K::Tls => "SIP (TLS)",
+        K::Ws => "SIP (WebSocket)",
+        K::Wss => "SIP (secure WebSocket)",
+    }
+}
+
+async fn hss(
+    cfg: &Config,
+    shared: &mut Shared,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
+    let listener = tcp_listener(cfg.hss.listen, "the HSS (Diameter Cx)").await?;
+    let addr = listener.local_addr()?;
+    let hss = imslab_hss::Hss::start(
+        &cfg.hss,
+        &cfg.network.domain,
+        shared.store.clone(),
+        listener,
+        shared.events.clone(),
+    )
+    .context("cannot start the HSS")?;
+    let hss = Arc::new(hss);
+    shared.hss = Some(hss.clone());
+    let serve = async move {
+        shutdown.cancelled().await;
+        hss.shutdown().await;
+        Ok(())
+    };
+    Ok(Started {
+        name: "hss",
+        endpoints: vec![Endpoint {
+            what: "Diameter Cx (TCP)",
+            addr,
+        }],
+        serve: Box::pin(serve),
+    })
+}
+
+async fn scscf(
+    cfg: &Config,
+    shared: &Shared,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
+    let server = imslab_scscf::Server::bind(
+        cfg,
+        shared.store.clone(),
+        shared.events.clone(),
+        &cfg.data_dir,
+    )
+    .await
+    .with_context(|| format!("cannot start the S-CSCF on {}", cfg.scscf.listen))?;
+    let endpoints = server
+        .local_addrs()
+        .into_iter()
+        .map(|(kind, addr)| Endpoint {
+            what: sip_what(kind),
+            addr,
+        })
+        .collect();
+    let serve = async move { server.run(shutdown).await.context("S-CSCF") };
+    Ok(Started {
+        name: "scscf",
+        endpoints,
+        serve: Box::pin(serve),
+    })
+}
+
+async fn icscf(
+    cfg: &Config,
+    shared: &Shared,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
+    let server = imslab_icscf::Server::bind(
+        cfg,
+        shared.store.clone(),
+        shared.events.clone(),
+        &cfg.data_dir,
+    )
+    .await
+    .with_context(|| format!("cannot start the I-CSCF on {}", cfg.icscf.listen))?;
+    let endpoints = server
+        .local_addrs()
+        .into_iter()
+        .map(|(kind, addr)| Endpoint {
+            what: sip_what(kind),
+            addr,
+        })
+        .collect();
+    let serve = async move { server.run(shutdown).await.context("I-CSCF") };
+    Ok(Started {
+        name: "icscf",
+        endpoints,
+        serve: Box::pin(serve),
+    })
+}
+
+async fn pcscf(
+    cfg: &Config,
+    shared: &Shared,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
+    let deps = imslab_pcscf::Deps {
+        store: shared.store.clone(),
+        events: shared.events.clone(),
+        data_dir: cfg.data_dir.clone(),
+    };
+    let server = imslab_pcscf::Server::bind(cfg, deps)
+        .await
+        .with_context(|| format!("cannot start the P-CSCF on {}", cfg.pcscf.listen))?;
+    let endpoints = server
+        .local_addrs()
+        .into_iter()
+        .map(|(what, addr)| Endpoint { what, addr })
+        .collect();
+    let serve = async move { server.run(shutdown).await.context("P-CSCF") };
+    Ok(Started {
+        name: "pcscf",
+        endpoints,
+        serve: Box::pin(serve),
+    })
 }
 
 async fn pgw(
@@ -266,6 +474,10 @@ async fn web(
         cfg.network.domain.clone(),
         cfg.web.token.clone(),
     );
+    let state = match &shared.hss {
+        Some(hss) => state.with_hss(Arc::new(HssAdmin(hss.clone()))),
+        None => state,
+    };
     let state = match &shared.pgw {
         Some(view) => state.with_pgw(view.clone()),
         None => state,

@@ -56,6 +56,10 @@ impl Lab {
 pub(crate) struct Ports {
     pub(crate) web: SocketAddr,
     pub(crate) gtpc: SocketAddr,
+    pub(crate) hss: SocketAddr,
+    pub(crate) icscf: SocketAddr,
+    pub(crate) scscf: SocketAddr,
+    pub(crate) pcscf: SocketAddr,
 }
 
 impl Ports {
@@ -64,17 +68,47 @@ impl Ports {
         Self {
             web: at(free_port()),
             gtpc: at(free_udp_port()),
+            hss: at(free_port()),
+            icscf: at(free_sip_port()),
+            scscf: at(free_sip_port()),
+            pcscf: at(free_sip_port()),
         }
     }
 
-    /// A configuration putting every function on these ports.
+    /// A configuration putting every function on these ports, and pointing each at the others.
     pub(crate) fn yaml(&self) -> String {
+        let domain = "ims.mnc001.mcc001.3gppnetwork.org";
+        let scscf_uri = format!("sip:scscf.{domain}:{}", self.scscf.port());
         format!(
-            "web:\n  listen: {}\npgw:\n  gtpc_listen: {}\n  gtpu_listen: 127.0.0.1:{}\n",
-            self.web,
-            self.gtpc,
-            free_udp_port()
+            "web:\n  listen: {web}\n\
+             pgw:\n  gtpc_listen: {gtpc}\n  gtpu_listen: 127.0.0.1:{gtpu}\n\
+             hss:\n  listen: {hss}\n\
+             icscf:\n  listen: {icscf}\n  hss: {hss}\n  scscfs:\n    - uri: {scscf_uri}\n      address: {scscf}\n\
+             scscf:\n  listen: {scscf}\n  uri: {scscf_uri}\n  hss: {hss}\n\
+             pcscf:\n  listen: {pcscf}\n  port_c: {port_c}\n  port_s: {port_s}\n  icscf: {icscf}\n\
+             \x20 hosts:\n    - name: scscf.{domain}\n      addr: {scscf}\n\
+             \x20   - name: icscf.{domain}\n      addr: {icscf}\n",
+            web = self.web,
+            gtpc = self.gtpc,
+            gtpu = free_udp_port(),
+            hss = self.hss,
+            icscf = self.icscf,
+            scscf = self.scscf,
+            pcscf = self.pcscf,
+            port_c = free_sip_port(),
+            port_s = free_sip_port(),
         )
+    }
+}
+
+/// A loopback port free for both UDP and TCP a moment ago (SIP listens on both).
+pub(crate) fn free_sip_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
