@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::support::{Lab, Ports, terminate, wait_exit, wait_listening};
+use crate::support::{Lab, Ports, stop_cleanly, wait_listening};
 
 /// One HTTP/1.1 request; returns the status code and the body.
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -67,8 +67,7 @@ fn api_and_cli_provision_the_same_running_lab() {
     assert_eq!(status, 200);
     assert!(resp.contains("\"openapi\""));
 
-    terminate(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(5)).is_some_and(|s| s.success()));
+    stop_cleanly(&mut child);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::{Lab, Ports, terminate, wait_exit, wait_listening};
+use crate::support::{Lab, Ports, stop_cleanly, terminate, wait_exit, wait_listening};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -151,10 +151,10 @@ fn data_dir_and_log_filter_come_from_the_environment() {
     let mut child = lab
         .command(&["--config", "lab.yaml", "up"])
         .env("IMSLAB_DATA_DIR", lab.path().join("elsewhere"))
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     assert!(wait_listening(web, Duration::from_secs(10)).is_some());
     assert!(lab.path().join("elsewhere").is_dir());
-    terminate(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(5)).is_some_and(|s| s.success()));
+    stop_cleanly(&mut child);
 }

@@ -3,7 +3,7 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use crate::support::{Lab, Ports, terminate, wait_exit, wait_listening};
+use crate::support::{Lab, Ports, stop_cleanly, wait_listening};
 
 /// GTPv2-C Echo Request (TS 29.274 §7.1.1) with sequence number 1 and a Recovery IE.
 const ECHO_REQUEST: [u8; 13] = [
@@ -38,8 +38,7 @@ fn pgw_answers_echo_and_its_restart_counter_survives_restarts() {
             "lab started"
         );
         counters.push(echo(&sock, ports.gtpc));
-        terminate(&child);
-        assert!(wait_exit(&mut child, Duration::from_secs(5)).is_some_and(|s| s.success()));
+        stop_cleanly(&mut child);
     }
     assert_eq!(
         counters[1],
@@ -106,6 +105,5 @@ fn pgw_sessions_lists_a_session_created_by_an_independent_client() {
         });
     assert!(line.contains("ims") && line.contains("10.46.0.1"), "{line}");
     assert!(line.contains("2001:db8:46::1"), "{line}");
-    terminate(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(5)).is_some_and(|s| s.success()));
+    stop_cleanly(&mut child);
 }

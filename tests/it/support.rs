@@ -163,3 +163,19 @@ pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::proce
     child.wait().ok();
     None
 }
+
+/// Sends SIGTERM and asserts the lab exits with status 0 within five seconds; on failure the
+/// message carries the lab's stderr. Returns that stderr.
+pub(crate) fn stop_cleanly(child: &mut Child) -> String {
+    terminate(child);
+    let status = wait_exit(child, Duration::from_secs(5));
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut err).ok();
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "imslab did not stop cleanly ({status:?}); its stderr:\n{err}"
+    );
+    err
+}
