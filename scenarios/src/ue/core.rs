@@ -525,12 +525,33 @@ impl UeCore {
 
     fn push_tx(&mut self, o: TxOutput) {
         if let TxOutput::Transmit { to, bytes, .. } = o {
+            let link = Link::of_peer(&to);
+            let dest = match &link {
+                Link::Protected { src_port } => self.protected_destination(*src_port, to.addr),
+                Link::Plain { .. } => to.addr,
+            };
             self.out.push_back(Output::Transmit {
-                link: Link::of_peer(&to),
-                to: to.addr,
+                link,
+                to: dest,
                 bytes,
             });
         }
+    }
+
+    /// TS 33.203 §7.1: what leaves our port-s goes to the P-CSCF's port-c and what leaves our
+    /// port-c to its port-s, whatever the Via says (responses to the P-CSCF's requests follow
+    /// the SA pair, not the sent-by port).
+    fn protected_destination(&self, src_port: u16, fallback: SocketAddr) -> SocketAddr {
+        let sets = [self.reg.sa.as_ref(), self.reg.pending_sa.as_ref()];
+        for b in sets.into_iter().flatten().map(|s| &s.bundle) {
+            if b.local.port_s == src_port {
+                return SocketAddr::new(b.remote.ip, b.remote.port_c);
+            }
+            if b.local.port_c == src_port {
+                return SocketAddr::new(b.remote.ip, b.remote.port_s);
+            }
+        }
+        fallback
     }
 
     pub(crate) fn tx_outputs(&mut self, now: Instant, outs: Vec<TxOutput>) {

@@ -63,7 +63,7 @@ pub(crate) struct Registration {
     refresh_at: Option<Instant>,
     expires_at: Option<Instant>,
     pub(crate) sa: Option<SaSet>,
-    pending_sa: Option<SaSet>,
+    pub(crate) pending_sa: Option<SaSet>,
     /// The Security-Client value of the attempt in progress.
     security_client: Option<String>,
     /// Our offer in that value: (spi-c, spi-s, port-c).

@@ -1,0 +1,175 @@
+//! The scenario library against a real lab in this process: the HSS (SQLite store), I-CSCF,
+//! S-CSCF and P-CSCF (userspace ESP on 127.0.0.1) on free loopback ports, and the REST API
+//! for RTR/PPR, exactly as `imslab up` wires them. Each test imports
+//! `library/subscribers.csv` into a fresh store and replays library files with the binary's
+//! entry point (`imslab_scenarios::replay`).
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use imslab_scenarios::{LoadSettings, ReplayOptions, replay};
+use imslab_test_support::tshark_check;
+
+use support::TestLab;
+
+fn library(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("library").join(name)
+}
+
+async fn run(lab: &TestLab, file: &str) -> imslab_scenarios::ReplayReport {
+    let opts = ReplayOptions {
+        scenario: library(file),
+        lab: lab.lab.clone(),
+        store: Some(lab.store.clone()),
+        junit: None,
+        pcap: None,
+        load: None,
+        print_log: false,
+    };
+    let report = tokio::time::timeout(Duration::from_secs(120), replay(opts))
+        .await
+        .unwrap_or_else(|_| panic!("{file} did not finish within 120 s"))
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert!(
+        report.passed(),
+        "{file} failed: {:?}\n{}\nUE events of the lab:\n{}",
+        report.failure,
+        report.log.join("\n"),
+        lab.events_text()
+    );
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aka_with_ipsec_registers_for_every_alg_and_ealg_pair() {
+    let lab = TestLab::start(|_| {}).await;
+    for alg in ["sha1", "md5"] {
+        for ealg in ["null", "aes-cbc", "des-ede3-cbc"] {
+            run(&lab, &format!("aka-ipsec-{alg}-{ealg}.yaml")).await;
+        }
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_library_passes_against_the_lab() {
+    let lab = TestLab::start(|_| {}).await;
+    for f in [
+        "akav2.yaml",
+        "sqn-resync.yaml",
+        "wrong-k.yaml",
+        "wrong-k-res.yaml",
+        "barred-impu.yaml",
+        "reregistration.yaml",
+        "deregistration.yaml",
+        "two-ues-one-impu.yaml",
+        "handsets-parallel.yaml",
+        "cx-uar-lir.yaml",
+        "raw-options.yaml",
+    ] {
+        run(&lab, f).await;
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reg_event_after_rtr_and_ppr_through_the_rest_api() {
+    let lab = TestLab::start(|_| {}).await;
+    run(&lab, "reg-event-rtr.yaml").await;
+    run(&lab, "ppr.yaml").await;
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_ipsec_aka_and_md5_register_over_udp_and_tcp() {
+    let lab = TestLab::start(|c| c.pcscf.ipsec.mode = imslab_config::IpsecMode::Off).await;
+    for f in ["aka-no-ipsec.yaml", "aka-no-ipsec-tcp.yaml", "md5-digest.yaml"] {
+        run(&lab, f).await;
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_is_announced_by_reg_event() {
+    let lab = TestLab::start(|c| c.scscf.reg_expires_min = 1).await;
+    // The library file asks for 60 s; the same flow with a 3 s registration.
+    let text = std::fs::read_to_string(library("expiry.yaml"))
+        .unwrap()
+        .replace("short: 60", "short: 3")
+        .replace("within: 90s", "within: 15s");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("expiry-short.yaml");
+    std::fs::write(&file, text).unwrap();
+    let opts = ReplayOptions {
+        scenario: file,
+        lab: lab.lab.clone(),
+        store: Some(lab.store.clone()),
+        junit: None,
+        pcap: None,
+        load: None,
+        print_log: false,
+    };
+    let report = replay(opts).await.unwrap();
+    assert!(report.passed(), "{:?}\n{}", report.failure, report.log.join("\n"));
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_mode_registers_many_ues_and_reports_percentiles() {
+    let lab = TestLab::start(|_| {}).await;
+    lab.import(&support::load_subscribers(40)).await;
+    let opts = ReplayOptions {
+        scenario: library("load-registration.yaml"),
+        lab: lab.lab.clone(),
+        store: Some(lab.store.clone()),
+        junit: None,
+        pcap: None,
+        load: Some(LoadSettings {
+            ues: 10,
+            rate: 20.0,
+            duration: Duration::from_secs(2),
+        }),
+        print_log: false,
+    };
+    let report = replay(opts).await.unwrap();
+    let load = report.load.clone().expect("load report");
+    assert!(load.attempts >= 20, "{load:?}");
+    assert_eq!(load.successes, load.attempts, "{}", load.table());
+    assert_eq!(load.latency.len(), 2, "{load:?}");
+    assert!(load.latency.iter().all(|l| l.p50_ms <= l.p90_ms && l.p90_ms <= l.p99_ms));
+    let json = serde_json::to_value(&load).unwrap();
+    assert!(json["latency"][0]["p99_ms"].is_number());
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_of_a_library_run_decodes_in_tshark_with_the_expected_sequence() {
+    let lab = TestLab::start(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("reg.pcap");
+    let opts = ReplayOptions {
+        scenario: library("aka-ipsec-sha1-aes-cbc.yaml"),
+        lab: lab.lab.clone(),
+        store: Some(lab.store.clone()),
+        junit: None,
+        pcap: Some(pcap.clone()),
+        load: None,
+        print_log: false,
+    };
+    let report = replay(opts).await.unwrap();
+    assert!(report.passed(), "{:?}", report.log);
+    let packets = tshark_check(&pcap, &[], &["sip.Method", "sip.Status-Code", "esp.spi"]);
+    let sip: Vec<String> = packets
+        .iter()
+        .filter_map(|p| {
+            let (m, s) = (&p.fields[0], &p.fields[1]);
+            (!m.is_empty() || !s.is_empty()).then(|| format!("{m}{s}"))
+        })
+        .collect();
+    let want = ["REGISTER", "401", "REGISTER", "200"];
+    assert_eq!(&sip[..4], &want, "{sip:?}");
+    assert!(packets.iter().any(|p| !p.fields[2].is_empty()), "ESP in the capture");
+    lab.stop().await;
+}
