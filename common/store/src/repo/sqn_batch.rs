@@ -27,10 +27,14 @@ struct Request {
     reply: oneshot::Sender<Result<Vec<Sqn>, Error>>,
 }
 
-/// A handle to the allocator task. Cheap to clone; the task ends when every handle is dropped.
+/// A handle to the allocator tasks. Cheap to clone; the tasks end when every handle is dropped.
+///
+/// On PostgreSQL the identities are spread over four lanes by hash, each with its own task and
+/// connection: one identity always uses the same lane (its SQNs stay in order), and two lanes
+/// never touch the same row, so they cannot deadlock. SQLite has one writer: one lane.
 #[derive(Debug, Clone)]
 pub struct SqnAllocator {
-    tx: mpsc::Sender<Request>,
+    lanes: Vec<mpsc::Sender<Request>>,
 }
 
 impl std::fmt::Debug for Request {
@@ -42,9 +46,18 @@ impl std::fmt::Debug for Request {
 impl SqnAllocator {
     /// Starts the allocator on the current tokio runtime, for SQNs with `ind_bits` of IND.
     pub fn spawn(store: Store, ind_bits: u8) -> Self {
-        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(store, ind_bits.min(16), rx));
-        Self { tx }
+        let n = match store.kind() {
+            crate::BackendKind::Sqlite => 1,
+            crate::BackendKind::Postgres => 4,
+        };
+        let lanes = (0..n)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+                tokio::spawn(run(store.clone(), ind_bits.min(16), rx));
+                tx
+            })
+            .collect();
+        Self { lanes }
     }
 
     /// The next `count` SQNs of `impi`, with the guarantees of
@@ -53,15 +66,23 @@ impl SqnAllocator {
         if count == 0 {
             return Ok(Vec::new());
         }
+        let lane = {
+            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+            let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(impi.as_str());
+            usize::try_from(h % self.lanes.len() as u64).unwrap_or(0)
+        };
         let (reply, rx) = oneshot::channel();
         let req = Request {
             impi: impi.clone(),
             count,
             reply,
         };
-        self.tx.send(req).await.map_err(|_| Error::BatcherStopped {
-            what: "SQN allocator",
-        })?;
+        self.lanes[lane]
+            .send(req)
+            .await
+            .map_err(|_| Error::BatcherStopped {
+                what: "SQN allocator",
+            })?;
         rx.await.map_err(|_| Error::BatcherStopped {
             what: "SQN allocator",
         })?
