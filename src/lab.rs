@@ -184,64 +184,83 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
         pgw: None,
         hss: None,
     };
-    let shutdown = CancellationToken::new();
+    // One token per function: they stop in reverse start order (web and phones' side first,
+    // the HSS last), so the CSCFs' DPRs reach an HSS that is still open (RFC 6733 §5.4).
+    let mut tokens = Vec::new();
+    let mut token = || {
+        let t = CancellationToken::new();
+        tokens.push(t.clone());
+        t
+    };
     let mut started = Vec::new();
     if matches!(selection, Selection::All | Selection::Hss) {
-        started.push(hss(&cfg, &mut shared, shutdown.clone()).await?);
+        started.push(hss(&cfg, &mut shared, token()).await?);
     }
     if matches!(selection, Selection::All | Selection::Scscf) {
-        started.push(scscf(&cfg, &shared, shutdown.clone()).await?);
+        started.push(scscf(&cfg, &shared, token()).await?);
     }
     if matches!(selection, Selection::All | Selection::Icscf) {
-        started.push(icscf(&cfg, &shared, shutdown.clone()).await?);
+        started.push(icscf(&cfg, &shared, token()).await?);
     }
     if matches!(selection, Selection::All | Selection::Pcscf) {
-        started.push(pcscf(&cfg, &shared, shutdown.clone()).await?);
+        started.push(pcscf(&cfg, &shared, token()).await?);
     }
     if matches!(selection, Selection::All | Selection::Pgw) {
-        started.push(pgw(&cfg, &mut shared, shutdown.clone()).await?);
+        started.push(pgw(&cfg, &mut shared, token()).await?);
     }
     if matches!(selection, Selection::All | Selection::Web) {
-        started.push(web(&cfg, &shared, shutdown.clone()).await?);
+        started.push(web(&cfg, &shared, token()).await?);
     }
     drop(shared);
     banner(&cfg, &started);
 
-    let mut tasks = tokio::task::JoinSet::new();
+    let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
     for s in started {
         let name = s.name;
-        tasks.spawn(async move { (name, s.serve.await) });
+        let ended = ended_tx.clone();
+        let task = tokio::spawn(async move {
+            let result = s.serve.await;
+            let _ = ended.send(name);
+            result
+        });
+        tasks.push((name, task));
     }
+    drop(ended_tx);
     let mut failed = false;
     tokio::select! {
         signal = stop_signal() => {
             let signal = signal?;
             tracing::info!("{signal} received, stopping");
         }
-        Some(done) = tasks.join_next() => {
+        Some(name) = ended_rx.recv() => {
             // A function stopped on its own: that is a failure of the lab.
-            let (name, result) = done.context("a function panicked")?;
-            match result {
-                Ok(()) => tracing::error!(function = name, "stopped unexpectedly"),
-                Err(e) => tracing::error!(function = name, "failed: {e:#}"),
-            }
+            tracing::error!(function = name, "stopped unexpectedly");
             failed = true;
         }
     }
-    shutdown.cancel();
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while let Some(done) = tasks.join_next().await {
-            if let Ok((name, Err(e))) = done {
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    for ((name, task), token) in tasks.into_iter().rev().zip(tokens.into_iter().rev()) {
+        token.cancel();
+        let abort = task.abort_handle();
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
                 tracing::warn!(function = name, "error while stopping: {e:#}");
             }
+            Ok(Err(e)) => {
+                tracing::error!(function = name, "panicked: {e}");
+                failed = true;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    function = name,
+                    "did not stop within {SHUTDOWN_GRACE:?}; aborted"
+                );
+                abort.abort();
+            }
         }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("some functions did not stop within {SHUTDOWN_GRACE:?}; aborting them");
-        tasks.abort_all();
     }
-    drop(tasks);
     // Every recorder clone is gone with the functions: the writer flushes the last events.
     if tokio::time::timeout(Duration::from_millis(150), recorder_task)
         .await
