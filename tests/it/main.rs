@@ -4,5 +4,6 @@
 mod api;
 mod cli;
 mod pgw;
+mod sipp;
 mod subscriber;
 mod support;

@@ -1,5 +1,6 @@
 //! Running the real binary in a scratch directory.
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -171,11 +172,32 @@ pub(crate) fn stop_cleanly(child: &mut Child) -> String {
     let status = wait_exit(child, Duration::from_secs(5));
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {
-        std::io::Read::read_to_string(&mut e, &mut err).ok();
+        e.read_to_string(&mut err).ok();
     }
     assert!(
         status.is_some_and(|s| s.success()),
         "imslab did not stop cleanly ({status:?}); its stderr:\n{err}"
     );
     err
+}
+
+/// One HTTP/1.1 request; returns the status code and the body.
+pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -109,6 +109,58 @@ fn parse_numbers(s: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Reading SIPp's output.
+pub mod sipp {
+    use std::path::Path;
+
+    /// A counter from SIPp's final statistics screen (`Successful call`, `Failed call`...):
+    /// the cumulative column of the last occurrence.
+    pub fn stat(stdout: &str, what: &str) -> usize {
+        stdout
+            .lines()
+            .rev()
+            .find(|l| l.contains(what))
+            .and_then(|l| l.split('|').next_back())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The nonces of the challenges SIPp answered with a non-empty digest response, from the
+    /// `*_messages.log` files that `-trace_msg` writes in `dir`.
+    pub fn answered_nonces(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return out;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if !path.to_string_lossy().ends_with("_messages.log") {
+                continue;
+            }
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            for block in log.split("message sent") {
+                let Some(at) = block.find("Authorization: Digest") else {
+                    continue;
+                };
+                let line = block[at..].lines().next().unwrap_or_default();
+                let param = |name: &str| {
+                    line.trim_start_matches("Authorization: Digest")
+                        .split(',')
+                        .map(str::trim)
+                        .find_map(|p| p.strip_prefix(name))
+                        .map(|v| v.trim_matches('"').to_owned())
+                };
+                let Some(nonce) = param("nonce=") else {
+                    continue;
+                };
+                if !nonce.is_empty() && param("response=").is_some_and(|r| !r.is_empty()) {
+                    out.push(nonce);
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
