@@ -288,17 +288,36 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 SubscriberCommand::Export { with_keys } => subscriber::Action::Export {
                     with_keys: *with_keys,
                 },
-                SubscriberCommand::Deregister { .. } => {
-                    return not_available("network-initiated deregistration (RTR)");
+                SubscriberCommand::Deregister { identity } => {
+                    return hss_action(&cfg, identity, "deregister");
                 }
-                SubscriberCommand::PushProfile { .. } => {
-                    return not_available("profile push (PPR)");
+                SubscriberCommand::PushProfile { imsi } => {
+                    return hss_action(&cfg, imsi, "push-profile");
                 }
             };
             subscriber::run(&cfg, action)
         }
         Command::Replay(_) => not_available("scenario replay"),
     }
+}
+
+/// Asks the running lab's HSS, through the REST API, to send an RTR or a PPR.
+fn hss_action(cfg: &Config, identity: &str, action: &str) -> anyhow::Result<ExitCode> {
+    let encoded: String = identity
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let path = format!("/api/v1/subscribers/{encoded}/{action}");
+    let body = crate::http::post(cfg.web.listen, &path, cfg.web.token.as_deref())?;
+    let v: serde_json::Value = serde_json::from_str(&body).context("the API answered non-JSON")?;
+    println!("{}", v["result"].as_str().unwrap_or(&body));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn pgw_sessions(cfg: &Config, json: bool) -> anyhow::Result<ExitCode> {

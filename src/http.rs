@@ -14,6 +14,11 @@ pub(crate) fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> anyhow::
     request(addr, "GET", path, token)
 }
 
+/// POSTs an empty body to `path`; fails with the API's error message on a non-2xx.
+pub(crate) fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> anyhow::Result<String> {
+    request(addr, "POST", path, token)
+}
+
 fn request(
     addr: SocketAddr,
     method: &str,

@@ -97,7 +97,7 @@ impl imslab_web::HssCommands for HssAdmin {
         Box::pin(async move {
             let key = Self::key(&imsi)?;
             self.0
-                .push_profile(&key, PprContent::Both)
+                .push_profile(&key, PprContent::UserData)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(format!("profile of {imsi} pushed to its S-CSCF"))
@@ -161,6 +161,7 @@ pub(crate) fn run(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode>
 }
 
 async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
+    let mut signals = StopSignals::install()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -229,8 +230,7 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
     drop(ended_tx);
     let mut failed = false;
     tokio::select! {
-        signal = stop_signal() => {
-            let signal = signal?;
+        signal = signals.recv() => {
             tracing::info!("{signal} received, stopping");
         }
         Some(name) = ended_rx.recv() => {
@@ -276,13 +276,30 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Waits for Ctrl-C or SIGTERM and names it.
-async fn stop_signal() -> anyhow::Result<&'static str> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => { r.context("cannot listen for Ctrl-C")?; Ok("Ctrl-C") }
-        _ = term.recv() => Ok("SIGTERM"),
+/// Ctrl-C and SIGTERM, installed before any socket is bound so that a signal arriving during
+/// startup still stops the lab cleanly instead of killing it.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())
+                .context("cannot install the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate())
+                .context("cannot install the SIGTERM handler")?,
+        })
+    }
+
+    /// Waits for either and names it.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
     }
 }
 

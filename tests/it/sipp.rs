@@ -166,5 +166,39 @@ fn sipp_registers_with_ims_aka_through_the_whole_chain() {
 
     let (_, regs) = http(ports.web, "GET", "/api/v1/registrations", "");
     assert!(regs.contains("\"state\":\"registered\""), "{regs}");
+
+    // Network-initiated deregistration from the CLI: the HSS sends RTR to the S-CSCF.
+    let registered = |imsi: &str| {
+        let (_, regs) = http(ports.web, "GET", "/api/v1/registrations", "");
+        let v: serde_json::Value = serde_json::from_str(&regs).unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["imsi"] == imsi && r["state"] == "registered")
+    };
+    let imsi = "001010000000000";
+    assert!(registered(imsi), "{imsi} registered before the RTR");
+    let out = lab.run(&["--config", "lab.yaml", "subscriber", "deregister", imsi]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deregistered"));
+    assert!(!registered(imsi), "{imsi} still registered after the RTR");
+    // And a profile push (PPR) to the S-CSCF serving another subscriber.
+    let out = lab.run(&[
+        "--config",
+        "lab.yaml",
+        "subscriber",
+        "push-profile",
+        "001010000000001",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stop_cleanly(&mut child);
 }
