@@ -57,12 +57,20 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-echo "== cargo fmt"
-cargo fmt --all -- --check
-echo "== cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
-echo "== fuzz targets build"
-cargo check --manifest-path fuzz/Cargo.toml --quiet
-echo "== tests"
-cargo nextest run --workspace --no-fail-fast "$@"
-cargo test --workspace --doc --quiet
+# Every step runs; the script fails at the end if any failed, naming them.
+failed=()
+step() {
+  local name=$1; shift
+  echo "== $name"
+  if ! "$@"; then failed+=("$name"); fi
+}
+step "cargo fmt" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "fuzz targets build" cargo check --manifest-path fuzz/Cargo.toml --quiet
+step "tests" cargo nextest run --workspace --no-fail-fast "$@"
+step "doc tests" cargo test --workspace --doc --quiet
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test.sh: FAILED steps: ${failed[*]}" >&2
+  exit 1
+fi
+echo "test.sh: all steps passed"
