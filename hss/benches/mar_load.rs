@@ -15,13 +15,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use imslab_config::HssConfig;
+use imslab_diameter::Address;
 use imslab_diameter::base::{Capabilities, Cer, VendorSpecificApplicationId};
 use imslab_diameter::cx::{Maa, Mar, SipAuthDataItem};
 use imslab_diameter::{Framer, Message, VendorId};
 use imslab_hss::Hss;
 use imslab_store::provision::{ImpuInput, NewSubscriber, ProvisionDefaults, SubscriberInput};
 use imslab_store::{EventRecorder, RecorderOptions, Store};
-use imslab_diameter::Address;
 use imslab_types::{DiameterIdentity, Impi, Impu, Realm};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -71,7 +71,11 @@ fn cer_bytes() -> Vec<u8> {
         vendor_specific_application_ids: vec![VendorSpecificApplicationId::CX],
         firmware_revision: None,
     };
-    let mut m = Cer { capabilities: caps, extra: vec![] }.to_message();
+    let mut m = Cer {
+        capabilities: caps,
+        extra: vec![],
+    }
+    .to_message();
     m.header.hop_by_hop = 1;
     m.header.end_to_end = 1;
     m.encode().unwrap().to_vec()
@@ -91,7 +95,11 @@ struct Stats {
     latencies: Mutex<Vec<u32>>,
 }
 
-async fn read_frame(stream: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut BytesMut, framer: &Framer) -> Option<bytes::Bytes> {
+async fn read_frame(
+    stream: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+    framer: &Framer,
+) -> Option<bytes::Bytes> {
     loop {
         if let Ok(Some(f)) = framer.next_frame(buf) {
             return Some(f);
@@ -102,7 +110,13 @@ async fn read_frame(stream: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Bytes
     }
 }
 
-async fn connection(addr: std::net::SocketAddr, templates: Arc<Vec<Vec<u8>>>, in_flight: usize, stats: Arc<Stats>, next: Arc<AtomicU64>) {
+async fn connection(
+    addr: std::net::SocketAddr,
+    templates: Arc<Vec<Vec<u8>>>,
+    in_flight: usize,
+    stats: Arc<Stats>,
+    next: Arc<AtomicU64>,
+) {
     let stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (mut rd, mut wr) = stream.into_split();
@@ -129,12 +143,14 @@ async fn connection(addr: std::net::SocketAddr, templates: Arc<Vec<Vec<u8>>>, in
                 }
                 let slot = msg.header.hop_by_hop as usize % SLOTS;
                 let t0 = sent.lock().unwrap()[slot].take();
-                let ok = Maa::decode(&msg).is_ok_and(|a| a.result.is_success() && a.sip_auth_data_items.len() == 1);
+                let ok = Maa::decode(&msg)
+                    .is_ok_and(|a| a.result.is_success() && a.sip_auth_data_items.len() == 1);
                 if stats.measuring.load(Ordering::Relaxed) {
                     if ok {
                         stats.answers.fetch_add(1, Ordering::Relaxed);
                         if let Some(t0) = t0 {
-                            let us = u32::try_from(at.duration_since(t0).as_micros()).unwrap_or(u32::MAX);
+                            let us = u32::try_from(at.duration_since(t0).as_micros())
+                                .unwrap_or(u32::MAX);
                             stats.latencies.lock().unwrap().push(us);
                         }
                     } else {
@@ -173,7 +189,10 @@ fn pct(sorted: &[u32], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let backend = args.first().cloned().unwrap_or_else(|| "sqlite".into());
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let in_flight: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(64);
@@ -218,16 +237,30 @@ async fn main() {
             .unwrap()
         })
         .collect();
-    store.subscribers().insert_all(&news, SystemTime::now()).await.unwrap();
+    store
+        .subscribers()
+        .insert_all(&news, SystemTime::now())
+        .await
+        .unwrap();
     let (recorder, _task) = EventRecorder::spawn(store.clone(), RecorderOptions::default());
-    let cfg = HssConfig { origin_host: "hss.ims.example".into(), ..HssConfig::default() };
+    let cfg = HssConfig {
+        origin_host: "hss.ims.example".into(),
+        ..HssConfig::default()
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sink: Arc<dyn imslab_types::UeEventSink> = if record_events {
         Arc::new(recorder.clone())
     } else {
         Arc::new(NullSink)
     };
-    let hss = Hss::start(&cfg, &Realm::new(REALM).unwrap(), store.clone(), listener, sink).unwrap();
+    let hss = Hss::start(
+        &cfg,
+        &Realm::new(REALM).unwrap(),
+        store.clone(),
+        listener,
+        sink,
+    )
+    .unwrap();
     let addr = hss.local_addr().unwrap();
 
     let templates = Arc::new((1..=SUBSCRIBERS).map(mar_bytes).collect::<Vec<_>>());
@@ -241,7 +274,15 @@ async fn main() {
     let next = Arc::new(AtomicU64::new(0));
     let per_conn = in_flight.div_ceil(CONNECTIONS).max(1);
     let conns: Vec<_> = (0..CONNECTIONS)
-        .map(|_| tokio::spawn(connection(addr, templates.clone(), per_conn, stats.clone(), next.clone())))
+        .map(|_| {
+            tokio::spawn(connection(
+                addr,
+                templates.clone(),
+                per_conn,
+                stats.clone(),
+                next.clone(),
+            ))
+        })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     stats.measuring.store(true, Ordering::Relaxed);
