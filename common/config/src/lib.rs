@@ -24,14 +24,14 @@ mod scscf;
 mod store;
 mod web;
 
-pub use hss::HssConfig;
+pub use hss::{HssChargingConfig, HssConfig};
 pub use icscf::{IcscfConfig, ScscfEntry};
 pub use log::{LogConfig, LogFormat};
 pub use network::NetworkConfig;
 pub use pcscf::{IpsecConfig, IpsecMode, PcscfConfig};
 pub use pgw::{ApnConfig, PcscfSelection, PgwConfig, StaticAddress, UserPlaneMode};
 pub use scscf::ScscfConfig;
-pub use store::StoreConfig;
+pub use store::{SqliteSynchronous, StoreConfig};
 pub use web::WebConfig;
 
 /// Why a configuration could not be loaded.
