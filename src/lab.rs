@@ -13,7 +13,7 @@ use anyhow::Context;
 use imslab_config::Config;
 use imslab_hss::cx::ppr::PprContent;
 use imslab_hss::cx::rtr::RtrScope;
-use imslab_store::{EventRecorder, RecorderOptions, Retention, Store, SubscriberKey};
+use imslab_store::{EventRecorder, RecorderOptions, Store, SubscriberKey};
 use imslab_types::{Impu, Imsi, UeEventSink};
 use tokio_util::sync::CancellationToken;
 
@@ -169,16 +169,8 @@ async fn serve(cfg: Config, selection: Selection) -> anyhow::Result<ExitCode> {
         )
     })?;
     let store = crate::subscriber::open_store(&cfg).await?;
-    let (recorder, recorder_task) = EventRecorder::spawn(
-        store.clone(),
-        RecorderOptions {
-            retention: Retention {
-                max_rows: cfg.store.ue_events_max_rows,
-                max_age: Duration::from_secs(cfg.store.ue_events_max_age_hours * 3600),
-            },
-            ..RecorderOptions::default()
-        },
-    );
+    let (recorder, recorder_task) =
+        EventRecorder::spawn(store.clone(), RecorderOptions::from_config(&cfg.store));
     let mut shared = Shared {
         store: store.clone(),
         events: Arc::new(recorder),

@@ -40,22 +40,15 @@ pub(crate) enum Action {
 
 /// Opens the store the configuration names (the SQLite file in the data directory by default).
 pub(crate) async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
-    let mut opts = match &cfg.store.url {
-        Some(url) => StoreOptions::new(url.clone()),
-        None => {
-            std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
-                format!(
-                    "cannot create the data directory {}",
-                    cfg.data_dir.display()
-                )
-            })?;
-            StoreOptions::sqlite_file(&cfg.data_dir.join("imslab.db"))
-        }
-    };
-    opts.max_connections = cfg.store.max_connections;
-    opts.busy_timeout = std::time::Duration::from_millis(cfg.store.busy_timeout_ms);
-    opts.sqlite_synchronous_full = cfg.store.sqlite_synchronous_full();
-    Ok(Store::open(&opts).await?)
+    if cfg.store.url.is_none() {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                cfg.data_dir.display()
+            )
+        })?;
+    }
+    Ok(Store::open(&StoreOptions::from_config(&cfg.store, &cfg.data_dir)).await?)
 }
 
 pub(crate) fn run(cfg: &Config, action: Action) -> anyhow::Result<ExitCode> {
