@@ -1164,6 +1164,21 @@ impl Pcscf {
                     let acts = t.discard(id);
                     self.push_sa(now, acts, true);
                 }
+                // The registration was dropped meanwhile (network de-registration): its SAs
+                // were kept for this answer only.
+                if let Some(contact) = p.parts.contact.clone() {
+                    let key = RegKey {
+                        impu: p.parts.impu.clone(),
+                        contact,
+                    };
+                    if self.regs.get(&key).is_none()
+                        && let Some(t) = self.sas.as_mut()
+                        && t.established(&key).is_some()
+                    {
+                        let acts = t.remove_ue(&key, RemovalReason::NetworkDeregistered);
+                        self.push_sa(now, acts, true);
+                    }
+                }
             }
         }
         if self.toward_phone.contains(&ctx) {
@@ -1438,13 +1453,27 @@ impl Pcscf {
             _ => Outcome::Info,
         };
         self.event(now, reg.ue_ref(), "deregistered", outcome, why);
+        // A REGISTER of this phone is in progress (the S-CSCF's NOTIFY can overtake the 200 OK
+        // to a de-REGISTER): its response still goes out over the SAs, which are removed when
+        // it is forwarded.
+        let awaiting = self.pending.values().any(|p| {
+            p.parts.impu == reg.key.impu && p.parts.contact.as_deref() == Some(&reg.key.contact)
+        });
+        if awaiting && reason == RemovalReason::NetworkDeregistered {
+            return self.end_subscription_if_last(now, &reg.key.impu);
+        }
         if let Some(t) = self.sas.as_mut() {
             let acts = t.remove_ue(&reg.key, reason);
             self.push_sa(now, acts, true);
         }
-        let others = self.regs.iter().any(|r| r.key.impu == reg.key.impu);
+        self.end_subscription_if_last(now, &reg.key.impu);
+    }
+
+    /// Lets the subscription of `impu` linger and end when no registration of it is left.
+    fn end_subscription_if_last(&mut self, now: Instant, impu: &Impu) {
+        let others = self.regs.iter().any(|r| &r.key.impu == impu);
         if !others
-            && let Some(call_id) = self.subs_by_impu.get(&reg.key.impu).cloned()
+            && let Some(call_id) = self.subs_by_impu.get(impu).cloned()
             && let Some(s) = self.subs.get_mut(&call_id)
         {
             let until = now + SUBSCRIPTION_LINGER;

@@ -1123,3 +1123,79 @@ fn natted_phone_contact_is_aliased_toward_the_core_and_restored_toward_the_phone
         Some("sip:001010000000001@10.0.0.5:5060")
     );
 }
+
+#[test]
+fn terminated_notify_overtaking_the_200_to_a_deregister_keeps_the_sas_for_that_200() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    let suites = [("hmac-sha-1-96", "aes-cbc")];
+    let outs = lab.ue_sends(
+        &UE,
+        register(&UE, 1, 5070, &sec_agree_headers(&UE, &suites, None)),
+    );
+    let fwd = sent_to(&outs, icscf());
+    let outs = lab.core_sends(icscf(), challenge(&fwd, CK, IK));
+    let (_, spi_s, ss) = security_server_spis(&sent_to(&outs, UE.plain()));
+    let outs = lab.ue_sends_protected(
+        &UE,
+        register(
+            &UE,
+            2,
+            UE.port_c,
+            &sec_agree_headers(&UE, &suites, Some(&ss)),
+        ),
+        spi_s,
+    );
+    let fwd = sent_to(&outs, icscf());
+    let outs = lab.core_sends(icscf(), ok_200(&fwd, 600));
+    let (call_id, tag) = lab.accept_subscribe(&outs);
+    let mut dereg = register(
+        &UE,
+        3,
+        UE.port_c,
+        &sec_agree_headers(&UE, &suites, Some(&ss)),
+    );
+    dereg
+        .set_header(
+            HeaderName::CONTACT,
+            format!("<sip:001010000000001@{}>;expires=0", UE.server()),
+        )
+        .unwrap();
+    let dereg = Message::parse(dereg.to_bytes()).unwrap();
+    let outs = lab.ue_sends_protected(&UE, dereg, spi_s);
+    let fwd = sent_to(&outs, icscf());
+    // The S-CSCF's NOTIFY arrives before its 200 OK.
+    let body = format!(
+        "<reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" version=\"1\" state=\"full\">\
+         <registration aor=\"{IMPU}\" state=\"terminated\"><contact state=\"terminated\" \
+         event=\"unregistered\"><uri>sip:001010000000001@{}</uri></contact></registration></reginfo>",
+        UE.server()
+    );
+    let notify = Message::parse(
+        format!(
+            "NOTIFY sip:pcscf@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6060;branch=z9hG4bKn2\r\n\
+             Max-Forwards: 70\r\nFrom: <{IMPU}>;tag=notifier1\r\nTo: <sip:pcscf@127.0.0.1:5060>;tag={tag}\r\n\
+             Call-ID: {call_id}\r\nCSeq: 3 NOTIFY\r\nEvent: reg\r\nSubscription-State: terminated\r\n\
+             Content-Type: application/reginfo+xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.core_sends(scscf(), notify);
+    assert!(lab.p.registrations().is_empty());
+    assert!(
+        outs.iter()
+            .all(|o| !matches!(o, Output::Sa(SaAction::Remove { .. })))
+    );
+    let outs = lab.core_sends(icscf(), answer(&fwd, 200, &[]));
+    let tx = outs
+        .iter()
+        .position(|o| matches!(o, Output::Transmit { to, .. } if to.flow == Some(PROTECTED_SERVER)))
+        .expect("the 200 OK goes to the phone over its SAs");
+    let rm = outs
+        .iter()
+        .position(|o| matches!(o, Output::Sa(SaAction::Remove { .. })))
+        .expect("then the SAs go");
+    assert!(tx < rm);
+    assert!(lab.p.sa_table().unwrap().is_empty());
+}

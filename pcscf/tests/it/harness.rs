@@ -101,7 +101,7 @@ pub(crate) struct Lab {
     pub(crate) store: Store,
     pub(crate) owner: String,
     pub(crate) dir: tempfile::TempDir,
-    cfg: Config,
+    pub(crate) cfg: Config,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<Result<(), imslab_pcscf::Error>>>,
 }
@@ -127,6 +127,15 @@ impl Lab {
         mode: IpsecMode,
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Self, imslab_pcscf::Error> {
+        let mut lab = Self::unlaunched(mode).await;
+        tweak(&mut lab.cfg);
+        lab.launch().await?;
+        Ok(lab)
+    }
+
+    /// A lab whose P-CSCF is not started yet: provision, start other functions, edit `cfg`,
+    /// then [`Lab::launch`].
+    pub(crate) async fn unlaunched(mode: IpsecMode) -> Self {
         let net = NEXT_NET.fetch_add(1, Ordering::Relaxed);
         let pcscf_ip = ip(net, 1);
         let dir = tempfile::tempdir().unwrap();
@@ -145,9 +154,7 @@ impl Lab {
         cfg.pcscf.listen = SocketAddr::new(pcscf_ip, 0);
         cfg.pcscf.icscf = core_addr;
         cfg.pcscf.ipsec.mode = mode;
-        tweak(&mut cfg);
-        let events = Arc::new(Collector::default());
-        let mut lab = Self {
+        Self {
             net,
             pcscf: cfg.pcscf.listen,
             ws: None,
@@ -156,19 +163,17 @@ impl Lab {
             core_log,
             core_cmd,
             status: StatusHandle::default(),
-            events,
+            events: Arc::new(Collector::default()),
             store,
             owner: String::new(),
             dir,
             cfg,
             shutdown: CancellationToken::new(),
             task: None,
-        };
-        lab.launch().await?;
-        Ok(lab)
+        }
     }
 
-    async fn launch(&mut self) -> Result<(), imslab_pcscf::Error> {
+    pub(crate) async fn launch(&mut self) -> Result<(), imslab_pcscf::Error> {
         let server = Server::bind(
             &self.cfg,
             Deps {
@@ -751,6 +756,35 @@ impl TestUe {
             self.esp.remove(&b);
         }
         ok
+    }
+
+    /// A MESSAGE to another phone.
+    pub(crate) fn message_to(&mut self, to: &str) -> Message {
+        let m = self.message(None);
+        let text = String::from_utf8(m.to_bytes().to_vec())
+            .unwrap()
+            .replace(&format!("sip:bob@{DOMAIN}"), to);
+        Message::parse(text.into_bytes()).unwrap()
+    }
+
+    /// Answers a request that came over the SAs (from the P-CSCF's port-c to our port-s).
+    pub(crate) async fn answer(&self, req: &Message, status: StatusCode) {
+        let resp = req.response(status, Some("ue-answer")).unwrap();
+        self.esp
+            .send_udp(
+                self.port_s,
+                SocketAddr::new(self.pcscf.ip(), 5100),
+                &resp.to_bytes(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// A re-registration over the SAs that the network accepts without a new challenge.
+    pub(crate) async fn refresh(&mut self) -> Message {
+        let m = self.register_msg(600, &self.empty_auth(), true, true, self.port_c);
+        self.send_protected(&m).await;
+        self.recv_protected().await.2
     }
 
     /// A MESSAGE over the SAs.
