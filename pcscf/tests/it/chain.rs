@@ -48,12 +48,12 @@ async fn provision(store: &imslab_store::Store, n: u32) {
 }
 
 /// The I-CSCF, S-CSCF and HSS of a lab, on its network address.
-struct Core {
-    stop: CancellationToken,
-    hss: imslab_hss::Hss,
+pub(crate) struct Core {
+    pub(crate) stop: CancellationToken,
+    pub(crate) hss: imslab_hss::Hss,
 }
 
-async fn start_core(
+pub(crate) async fn start_core(
     lab_net: u8,
     store: imslab_store::Store,
     cfg: &mut imslab_config::Config,

@@ -6,3 +6,4 @@ mod chain;
 mod harness;
 mod ipsec;
 mod plain;
+mod sipp;
