@@ -29,10 +29,26 @@
 //!   SAs from port-c to the phone's port-s.
 //! - A reg-event NOTIFY saying terminated drops the registration and its SAs.
 //!
+//! # Wiring
+//!
+//! ```text
+//! let server = Server::bind(&config, Deps { store, events, data_dir }).await?; // binds, or names the address
+//! server.local_addrs();   // [("P-CSCF SIP (UDP)", 127.0.0.1:5060), ...] for the banner
+//! server.status();        // a StatusHandle: registrations, SA sets, ESP counters
+//! server.run(shutdown).await?;   // returns within about a second of cancellation
+//! ```
+//!
+//! Registrations and reg-event subscriptions are written to the store (owner
+//! `sip:pcscf@<listen>`) and reloaded by [`Server::bind`]. With `pcscf.pcap` the server writes
+//! `pcscf.pcap` (every SIP message, the protected ones decrypted, on their protected ports) and
+//! `pcscf.esp_sa` (Wireshark's ESP SA table of every SA installed) in the data directory.
+//!
 //! # What it is not
 //!
-//! No Rx/PCRF, no emergency registration, no SigComp, no GRUU handling, no TLS or IPsec UDP
-//! encapsulation for NATed IPsec phones, no TCP over userspace ESP (UDP only).
+//! No Rx/PCRF, no emergency registration, no SigComp, no GRUU handling, no IPsec UDP
+//! encapsulation for NATed IPsec phones. Over userspace ESP only UDP is carried (TCP segments
+//! are dropped and logged). SAs are not kept across a restart: IPsec registrations come back
+//! from the store without them, and those phones must register again.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -186,10 +186,12 @@ impl Server {
     pub async fn bind(config: &Config, deps: Deps) -> Result<Self, Error> {
         let mut pc = config.pcscf.clone();
         let mode = pc.ipsec.mode;
-        if mode != IpsecMode::Off && pc.listen.ip().is_unspecified() {
+        if pc.listen.ip().is_unspecified() {
             return Err(Error::Config {
                 field: "pcscf.listen",
-                reason: "IPsec needs a specific address, not a wildcard".into(),
+                reason: "must be a specific address, not a wildcard: it goes into Path, \
+                         Record-Route and Via, and the IPsec SAs are bound to it"
+                    .into(),
             });
         }
         let key = flow_key(&deps.data_dir)?;
