@@ -28,7 +28,7 @@ pub use hss::{HssChargingConfig, HssConfig};
 pub use icscf::{IcscfConfig, ScscfEntry};
 pub use log::{LogConfig, LogFormat};
 pub use network::NetworkConfig;
-pub use pcscf::{IpsecConfig, IpsecMode, PcscfConfig};
+pub use pcscf::{HostEntry, IpsecConfig, IpsecMode, PcscfConfig};
 pub use pgw::{ApnConfig, PcscfSelection, PgwConfig, StaticAddress, UserPlaneMode};
 pub use scscf::ScscfConfig;
 pub use store::{SqliteSynchronous, StoreConfig};
