@@ -183,7 +183,11 @@ pub async fn run_load(sc: Scenario, opts: &ReplayOptions) -> Result<ReplayReport
     let ue_name = spec
         .as_ref()
         .and_then(|l| l.ue.clone())
-        .or_else(|| (sc.ues.len() == 1).then(|| sc.ues.keys().next().cloned()).flatten())
+        .or_else(|| {
+            (sc.ues.len() == 1)
+                .then(|| sc.ues.keys().next().cloned())
+                .flatten()
+        })
         .ok_or_else(|| Error::Invalid {
             path: opts.scenario.clone(),
             line: 0,

@@ -36,8 +36,8 @@ fn stamp() -> u64 {
 }
 
 impl CxClient {
-    /// Starts a Diameter node with the HSS as its only peer.
-    pub fn connect(lab: &Lab) -> Result<Self, String> {
+    /// Starts a Diameter node with the HSS as its only peer and waits for the connection.
+    pub async fn connect(lab: &Lab, timeout: std::time::Duration) -> Result<Self, String> {
         let host = DiameterIdentity::new(HOST).map_err(|e| e.to_string())?;
         let realm = lab.domain.clone();
         let hss = DiameterIdentity::new(lab.hss_host.clone()).map_err(|e| e.to_string())?;
@@ -56,8 +56,11 @@ impl CxClient {
             firmware_revision: None,
         };
         let mut opts = NodeOptions::new(caps);
-        opts.peers
-            .push(PeerOptions::connect_tcp(hss.clone(), realm.clone(), lab.hss));
+        opts.peers.push(PeerOptions::connect_tcp(
+            hss.clone(),
+            realm.clone(),
+            lab.hss,
+        ));
         let node = DiameterNode::start(
             opts,
             RefuseRequests(Origin {
@@ -65,7 +68,11 @@ impl CxClient {
                 realm: realm.clone(),
             }),
             None,
-        ).map_err(|e| e.to_string())?;
+        )
+        .map_err(|e| e.to_string())?;
+        node.wait_peer_up(&lab.hss_host, timeout)
+            .await
+            .map_err(|e| format!("the HSS at {} did not come up: {e}", lab.hss))?;
         Ok(Self {
             node,
             origin: Origin {
@@ -141,4 +148,3 @@ fn code(r: &CxResult) -> u32 {
         CxResult::Experimental { code, .. } => code.0,
     }
 }
-

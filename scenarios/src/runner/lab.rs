@@ -61,7 +61,9 @@ impl Lab {
 /// 127.0.0.2 next to a P-CSCF on 127.0.0.1 (any other loopback address otherwise).
 pub fn default_ue_address(pcscf: IpAddr) -> IpAddr {
     match pcscf {
-        IpAddr::V4(v4) if v4 == Ipv4Addr::new(127, 0, 0, 2) => IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+        IpAddr::V4(v4) if v4 == Ipv4Addr::new(127, 0, 0, 2) => {
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3))
+        }
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
         v6 => v6,
     }
@@ -77,7 +79,8 @@ fn bad(name: &str, message: String) -> Error {
 
 fn suite(name: &str, alg: &str, ealg: &str) -> Result<CipherSuite, Error> {
     let i = IntegrityAlg::from_str(alg).map_err(|_| bad(name, format!("unknown alg {alg:?}")))?;
-    let e = EncryptionAlg::from_str(ealg).map_err(|_| bad(name, format!("unknown ealg {ealg:?}")))?;
+    let e =
+        EncryptionAlg::from_str(ealg).map_err(|_| bad(name, format!("unknown ealg {ealg:?}")))?;
     Ok(CipherSuite::new(i, e))
 }
 
@@ -102,8 +105,12 @@ pub async fn ue_config(
     if let Some(k) = &spec.k {
         let k = K::from_hex(k).map_err(|e| bad(name, format!("bad K: {e}")))?;
         let op = match (&spec.opc, &spec.op) {
-            (Some(o), _) => OperatorKey::Opc(Opc::from_hex(o).map_err(|e| bad(name, format!("bad OPc: {e}")))?),
-            (None, Some(o)) => OperatorKey::Op(Op::from_hex(o).map_err(|e| bad(name, format!("bad OP: {e}")))?),
+            (Some(o), _) => {
+                OperatorKey::Opc(Opc::from_hex(o).map_err(|e| bad(name, format!("bad OPc: {e}")))?)
+            }
+            (None, Some(o)) => {
+                OperatorKey::Op(Op::from_hex(o).map_err(|e| bad(name, format!("bad OP: {e}")))?)
+            }
             (None, None) => return Err(bad(name, "k without opc or op".into())),
         };
         creds.aka = Some((k, op));

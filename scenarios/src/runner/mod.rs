@@ -137,7 +137,11 @@ pub(crate) async fn start_ues(
             Some(crate::scenario::model::IpsecSpec::Enabled(false))
         );
         let ip = spec.address.unwrap_or(lab.ue_address);
-        let hub = if wants_ipsec { Some(hubs.get(ip)?) } else { None };
+        let hub = if wants_ipsec {
+            Some(hubs.get(ip)?)
+        } else {
+            None
+        };
         let ports = hub.as_ref().map(|h| h.allocate_ports());
         let serial = serial_base.wrapping_add(i as u32);
         let cfg = lab::ue_config(name, spec, lab, store, ports, serial).await?;
@@ -190,7 +194,11 @@ pub async fn run_scenario(sc: &Scenario, opts: &ReplayOptions) -> Result<ReplayR
     )
     .await?;
     let runner = Runner::new(opts.lab.clone(), ues, sc.timeout, opts.print_log);
-    runner.say(format!("scenario {}: {}", sc.name, sc.description.as_deref().unwrap_or("")));
+    runner.say(format!(
+        "scenario {}: {}",
+        sc.name,
+        sc.description.as_deref().unwrap_or("")
+    ));
     let outcome = runner.run_steps(&sc.steps, String::new()).await;
     let failure = outcome.err().map(|e| {
         let msg = e.to_string();
@@ -238,10 +246,9 @@ fn summarize(e: &Event) -> String {
             String::from_utf8_lossy(response.reason_phrase().unwrap_or_default()),
             purpose
         ),
-        Event::Request { request } => format!(
-            "{} request",
-            request.method().map_or("?", Method::as_str)
-        ),
+        Event::Request { request } => {
+            format!("{} request", request.method().map_or("?", Method::as_str))
+        }
         Event::Registered { expires } => format!("registered ({expires} s)"),
         Event::RegistrationFailed { status, reason } => {
             format!("registration failed ({status:?}: {reason})")
@@ -302,7 +309,9 @@ pub(crate) fn check_message(e: &Expect, msg: Option<&Message>) -> Result<(), Str
         }
     }
     if let Some(needle) = &e.body_contains {
-        let body = msg.map(|m| String::from_utf8_lossy(m.body()).into_owned()).unwrap_or_default();
+        let body = msg
+            .map(|m| String::from_utf8_lossy(m.body()).into_owned())
+            .unwrap_or_default();
         if !body.contains(needle.as_str()) {
             return Err(format!(
                 "expected the body to contain {needle:?}, got {:?}",
@@ -350,15 +359,24 @@ impl Runner {
     }
 
     fn results_len(&self) -> usize {
-        self.results.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.results
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     pub(crate) fn results(&self) -> Vec<StepResult> {
-        self.results.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.results
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn log_lines(&self) -> Vec<String> {
-        self.log.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) async fn shutdown(&self) {
@@ -395,7 +413,8 @@ impl Runner {
             Step::Repeat(r) => {
                 self.say(format!("{label} (line {line})"));
                 for k in 0..r.times {
-                    self.run_steps(&r.steps, format!("{index}.{}.", k + 1)).await?;
+                    self.run_steps(&r.steps, format!("{index}.{}.", k + 1))
+                        .await?;
                 }
                 return Ok(());
             }
@@ -515,7 +534,8 @@ impl Runner {
                         continue;
                     }
                     if let Some(t) = pick(&e) {
-                        slot.buffer.retain(|(_, b)| !matches!(b, Event::Response { .. }));
+                        slot.buffer
+                            .retain(|(_, b)| !matches!(b, Event::Response { .. }));
                         return Ok((t, at));
                     }
                     seen.push(summarize(&e));
@@ -650,7 +670,10 @@ impl Runner {
                     .await?;
                 check_message(e, Some(&msg))?;
                 check_after(e, t0, at)?;
-                Ok(format!("{call_id}: {}", msg.status().map_or(0, |s| s.as_u16())))
+                Ok(format!(
+                    "{call_id}: {}",
+                    msg.status().map_or(0, |s| s.as_u16())
+                ))
             }
             Step::Answer(a) => {
                 let deadline = self.deadline(t0, a.expect.as_ref());
@@ -710,14 +733,20 @@ impl Runner {
                             .map_err(|e| e.to_string())?;
                     }
                     (None, Some(sms)) => {
-                        let smsc = sms.smsc.clone().unwrap_or(format!("sip:smsc@{domain}"));
-                        let dest = sms.destination.clone().unwrap_or_else(|| {
-                            crate::ue::core::user_digits(&to)
-                        });
+                        let smsc = sms
+                            .smsc
+                            .clone()
+                            .unwrap_or_else(|| format!("sip:smsc@{domain}"));
+                        let dest = sms
+                            .destination
+                            .clone()
+                            .unwrap_or_else(|| crate::ue::core::user_digits(&to));
                         let text = sms.text.clone();
-                        self.on_ue(&m.from, move |c, now| c.message_sms(now, &smsc, &dest, &text))
-                            .await?
-                            .map_err(|e| e.to_string())?;
+                        self.on_ue(&m.from, move |c, now| {
+                            c.message_sms(now, &smsc, &dest, &text)
+                        })
+                        .await?
+                        .map_err(|e| e.to_string())?;
                     }
                     (None, None) => return Err("message without body".into()),
                 }
@@ -770,12 +799,13 @@ impl Runner {
                 };
                 let mut guard = self.cx.lock().await;
                 if guard.is_none() {
-                    *guard = Some(cx::CxClient::connect(&self.lab)?);
+                    *guard = Some(cx::CxClient::connect(&self.lab, self.timeout).await?);
                 }
                 let client = guard.as_ref().ok_or("no Cx client")?;
-                let code = tokio::time::timeout(self.timeout, client.request(c.request, &impu, &impi))
-                    .await
-                    .map_err(|_| "the HSS did not answer in time".to_owned())??;
+                let code =
+                    tokio::time::timeout(self.timeout, client.request(c.request, &impu, &impi))
+                        .await
+                        .map_err(|_| "the HSS did not answer in time".to_owned())??;
                 if code != c.expect_result {
                     return Err(format!("expected result {}, got {code}", c.expect_result));
                 }
@@ -789,9 +819,13 @@ impl Runner {
                 };
                 let imsi = self.imsi_of(who).await;
                 let path = format!("/api/v1/subscribers/{imsi}/{action}");
-                let (status, body) =
-                    http::post(self.lab.web, &path, self.lab.web_token.as_deref(), self.timeout)
-                        .await?;
+                let (status, body) = http::post(
+                    self.lab.web,
+                    &path,
+                    self.lab.web_token.as_deref(),
+                    self.timeout,
+                )
+                .await?;
                 let want = h.expect_http.unwrap_or(200);
                 if status != want {
                     return Err(format!(
@@ -862,25 +896,45 @@ impl Runner {
         Ok(detail)
     }
 
-    async fn expect(&self, x: &crate::scenario::model::ExpectStep, t0: Instant) -> Result<String, String> {
+    async fn expect(
+        &self,
+        x: &crate::scenario::model::ExpectStep,
+        t0: Instant,
+    ) -> Result<String, String> {
         let deadline = self.deadline(t0, Some(&x.expect));
         let e = &x.expect;
         if let Some(ev) = &x.event {
             let ev = ev.clone();
             let (desc, at) = self
                 .wait_for(&x.ue, deadline, |e| {
-                    let hit = match (ev.as_str(), e) {
-                        ("registered", Event::Registered { .. }) => true,
-                        ("deregistered", Event::Deregistered { .. }) => true,
-                        ("registration-failed", Event::RegistrationFailed { .. }) => true,
-                        ("call-ringing", Event::Call { state: CallState::Ringing, .. }) => true,
-                        ("call-confirmed", Event::Call { state: CallState::Confirmed, .. }) => true,
-                        ("call-terminated", Event::Call { state: CallState::Terminated, .. }) => {
-                            true
-                        }
-                        ("sms", Event::Sms { .. }) => true,
-                        _ => false,
-                    };
+                    let hit = matches!(
+                        (ev.as_str(), e),
+                        ("registered", Event::Registered { .. })
+                            | ("deregistered", Event::Deregistered { .. })
+                            | ("registration-failed", Event::RegistrationFailed { .. })
+                            | (
+                                "call-ringing",
+                                Event::Call {
+                                    state: CallState::Ringing,
+                                    ..
+                                }
+                            )
+                            | (
+                                "call-confirmed",
+                                Event::Call {
+                                    state: CallState::Confirmed,
+                                    ..
+                                }
+                            )
+                            | (
+                                "call-terminated",
+                                Event::Call {
+                                    state: CallState::Terminated,
+                                    ..
+                                }
+                            )
+                            | ("sms", Event::Sms { .. })
+                    );
                     hit.then(|| summarize(e))
                 })
                 .await?;
@@ -898,13 +952,20 @@ impl Runner {
             .wait_for(&x.ue, deadline, |ev| match (ev, &request) {
                 (Event::Request { request: m }, Some(want)) => {
                     let ok = m.method().is_some_and(|me| me.as_str() == want)
-                        && check_message(&Expect { status: None, ..e.clone() }, Some(m)).is_ok();
+                        && check_message(
+                            &Expect {
+                                status: None,
+                                ..e.clone()
+                            },
+                            Some(m),
+                        )
+                        .is_ok();
                     ok.then(|| m.clone())
                 }
                 (Event::Response { response: m, .. }, None) => {
-                    let method_ok = response.as_deref().is_none_or(|want| {
-                        m.cseq().is_ok_and(|c| c.method.as_str() == want)
-                    });
+                    let method_ok = response
+                        .as_deref()
+                        .is_none_or(|want| m.cseq().is_ok_and(|c| c.method.as_str() == want));
                     let status_ok = e
                         .status
                         .as_ref()
@@ -915,7 +976,10 @@ impl Runner {
             })
             .await?;
         let check = if request.is_some() {
-            Expect { status: None, ..e.clone() }
+            Expect {
+                status: None,
+                ..e.clone()
+            }
         } else {
             e.clone()
         };
@@ -968,11 +1032,14 @@ fn describe(step: &Step) -> String {
             .deregister
             .as_deref()
             .map(|d| format!("deregister {d}"))
-            .or_else(|| h.push_profile.as_deref().map(|p| format!("push-profile {p}")))
+            .or_else(|| {
+                h.push_profile
+                    .as_deref()
+                    .map(|p| format!("push-profile {p}"))
+            })
             .unwrap_or_default(),
         Step::Repeat(r) => format!("{} times", r.times),
         Step::Parallel(b) => format!("{} branches", b.len()),
         Step::Log(_) => String::new(),
     }
 }
-

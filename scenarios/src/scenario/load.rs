@@ -94,7 +94,10 @@ pub fn parse(
         invalid(line, e.to_string())
     })?;
     if sc.ues.is_empty() {
-        return Err(invalid(1, "a scenario needs at least one UE under `ues`".into()));
+        return Err(invalid(
+            1,
+            "a scenario needs at least one UE under `ues`".into(),
+        ));
     }
     for (name, ue) in &sc.ues {
         if ue.imsi.is_none() && (ue.impi.is_none() || ue.impu.is_none()) {
@@ -143,7 +146,7 @@ pub fn parse(
     let names: BTreeSet<&str> = sc.ues.keys().map(String::as_str).collect();
     check_steps(&sc.steps, &names, &invalid)?;
     if let Some(l) = &sc.load {
-        if l.ues == 0 || !(l.rate > 0.0) {
+        if l.ues == 0 || l.rate.is_nan() || l.rate <= 0.0 {
             return Err(invalid(0, "load: `ues` and `rate` must be positive".into()));
         }
         if let Some(u) = &l.ue
@@ -198,7 +201,10 @@ fn check_steps(
         }
         match step {
             Step::Message(m) if m.text.is_some() == m.sms.is_some() => {
-                return Err(invalid(line, "message: give exactly one of `text` and `sms`".into()));
+                return Err(invalid(
+                    line,
+                    "message: give exactly one of `text` and `sms`".into(),
+                ));
             }
             Step::Hss(h) if h.deregister.is_some() == h.push_profile.is_some() => {
                 return Err(invalid(
@@ -219,7 +225,9 @@ fn check_steps(
                 ));
             }
             Step::Expect(e)
-                if e.event.as_deref().is_some_and(|ev| !super::EVENTS.contains(&ev)) =>
+                if e.event
+                    .as_deref()
+                    .is_some_and(|ev| !super::EVENTS.contains(&ev)) =>
             {
                 return Err(invalid(
                     line,

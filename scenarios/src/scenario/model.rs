@@ -426,7 +426,7 @@ pub enum Step {
     /// Repeat steps.
     Repeat(RepeatStep),
     /// Run branches of steps at the same time.
-    Parallel(Vec<Vec<Spanned<Step>>>),
+    Parallel(Vec<Vec<Spanned<Self>>>),
     /// Print a line in the log.
     Log(String),
 }
@@ -529,9 +529,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         DurRepr::Num(n) if n >= 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(n)),
         DurRepr::Num(n) => Err(serde::de::Error::custom(format!("bad duration {n}"))),
         DurRepr::Text(t) => parse_duration(&t).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "bad duration {t:?} (write 500ms, 2s, 1.5s or 3m)"
-            ))
+            serde::de::Error::custom(format!("bad duration {t:?} (write 500ms, 2s, 1.5s or 3m)"))
         }),
     }
 }

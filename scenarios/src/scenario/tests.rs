@@ -57,7 +57,10 @@ fn valid_scenario_loads_with_variables_substituted_and_step_lines() {
     }
     match &sc.steps[2].value {
         Step::Expect(e) => {
-            assert_eq!(e.expect.body_contains.as_deref(), Some("aor=\"sip:x@ims.example\""));
+            assert_eq!(
+                e.expect.body_contains.as_deref(),
+                Some("aor=\"sip:x@ims.example\"")
+            );
             assert_eq!(e.expect.within, Some(Duration::from_secs(2)));
         }
         other => panic!("{other:?}"),

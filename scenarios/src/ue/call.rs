@@ -166,7 +166,10 @@ impl UeCore {
             .h("To", format!("<{to}>"))
             .h("Call-ID", &call_id)
             .h("CSeq", "1 INVITE")
-            .h("Contact", format!("<{}>;{}", self.contact_uri(), p.contact_params))
+            .h(
+                "Contact",
+                format!("<{}>;{}", self.contact_uri(), p.contact_params),
+            )
             .h("P-Preferred-Identity", format!("<{impu}>"))
             .h(
                 "P-Preferred-Service",
@@ -296,7 +299,9 @@ impl UeCore {
             if status == StatusCode::TRYING {
                 return;
             }
-            let reliable = header_list(&resp, &HeaderName::REQUIRE).iter().any(|t| t == "100rel");
+            let reliable = header_list(&resp, &HeaderName::REQUIRE)
+                .iter()
+                .any(|t| t == "100rel");
             let rseq = resp
                 .header_str(&HeaderName::RSEQ)
                 .and_then(Result::ok)
@@ -307,9 +312,7 @@ impl UeCore {
                 CallState::Early
             };
             self.set_state(call_id, state);
-            if reliable
-                && let Some(rseq) = rseq
-            {
+            if reliable && let Some(rseq) = rseq {
                 let fresh = self
                     .calls
                     .get(call_id)
@@ -365,8 +368,13 @@ impl UeCore {
                 c.updated = true;
             }
             let body = self.sdp_for(call_id, Some((QosState::SendRecv, QosState::None)));
-            match self.dialog_request(call_id, "UPDATE", None, &[], Some(("application/sdp", body)))
-            {
+            match self.dialog_request(
+                call_id,
+                "UPDATE",
+                None,
+                &[],
+                Some(("application/sdp", body)),
+            ) {
                 Ok((m, peer)) => self.send(now, m, peer, Purpose::Update(call_id.to_owned())),
                 Err(e) => self.diag("update", Outcome::Failed, e.to_string()),
             }
@@ -459,9 +467,7 @@ impl UeCore {
         }
         let from_hdr = req.from_header().ok();
         let remote_tag = from_hdr.as_ref().and_then(|f| f.tag().map(str::to_owned));
-        let remote_uri = from_hdr
-            .map(|f| format!("<{}>", f.uri))
-            .unwrap_or_default();
+        let remote_uri = from_hdr.map(|f| format!("<{}>", f.uri)).unwrap_or_default();
         let local_uri = req
             .to_header()
             .map(|t| format!("<{}>", t.uri))
@@ -470,7 +476,10 @@ impl UeCore {
         let require = header_list(req, &HeaderName::REQUIRE);
         let rel = supported.iter().chain(&require).any(|t| t == "100rel");
         let preconditions = sdp::has_preconditions(req.body())
-            && supported.iter().chain(&require).any(|t| t == "precondition");
+            && supported
+                .iter()
+                .chain(&require)
+                .any(|t| t == "precondition");
         let tag = self.ids.token();
         let session_id = self.ids.next_u64() >> 16;
         let route_set = req

@@ -272,11 +272,22 @@ impl UeCore {
                 super::config::OperatorKey::Opc(opc) => imslab_aka::Milenage::new(k, opc),
                 super::config::OperatorKey::Op(op) => imslab_aka::Milenage::with_op(k, op),
             };
-            let mut u =
-                Usim::with_config(m, imslab_aka::SqnConfig::default(), imslab_aka::AmfPolicy::Any);
+            let mut u = Usim::with_config(
+                m,
+                imslab_aka::SqnConfig::default(),
+                imslab_aka::AmfPolicy::Any,
+            );
             if let Some(sqn) = cfg.credentials.sqn_ms {
+                // A card that has seen SEQ at every IND (TS 33.102 Annex C.1.2): any older SEQ
+                // from the network fails the freshness check, whatever its IND.
                 let mut arr = u.sqn_array().clone();
-                arr.accept(sqn);
+                let c = *arr.config();
+                let seq = c.seq(sqn);
+                for ind in 0..c.ind_count() as u32 {
+                    if let Ok(s) = c.compose(seq, ind) {
+                        arr.accept(s);
+                    }
+                }
                 u.set_sqn_array(arr);
             }
             u
@@ -358,7 +369,11 @@ impl UeCore {
     pub fn handle_message(&mut self, now: Instant, msg: Message, from: Peer) {
         match self.layer.handle_message(now, msg, from) {
             Ok(outs) => self.tx_outputs(now, outs),
-            Err(e) => self.diag("receive", Outcome::Failed, format!("unmatchable message: {e}")),
+            Err(e) => self.diag(
+                "receive",
+                Outcome::Failed,
+                format!("unmatchable message: {e}"),
+            ),
         }
     }
 
@@ -428,11 +443,10 @@ impl UeCore {
 
     /// The Contact URI: the protected server port with IPsec (TS 24.229 §5.1.1.2.1).
     pub(crate) fn contact_uri(&self) -> String {
-        let user = self
-            .cfg
-            .imsi
-            .as_ref()
-            .map_or_else(|| user_of(self.cfg.impu.as_str()), |i| i.as_str().to_owned());
+        let user = self.cfg.imsi.as_ref().map_or_else(
+            || user_of(self.cfg.impu.as_str()),
+            |i| i.as_str().to_owned(),
+        );
         let port = match &self.cfg.ipsec {
             Some(s) => s.ports.port_s,
             None => self.cfg.local_port,
@@ -672,7 +686,10 @@ impl UeCore {
             Some(Method::Options) => {
                 let extra = [
                     ("Allow", self.cfg.profile.allow.to_owned()),
-                    ("Accept", "application/sdp, application/vnd.3gpp.sms".to_owned()),
+                    (
+                        "Accept",
+                        "application/sdp, application/vnd.3gpp.sms".to_owned(),
+                    ),
                     ("Supported", self.cfg.profile.invite_supported.to_owned()),
                 ];
                 if let Some(r) = self.response_to(&req, 200, None, &extra, None) {
@@ -739,7 +756,10 @@ impl UeCore {
             .h("Event", "reg")
             .h("Accept", "application/reginfo+xml")
             .h("Expires", expires)
-            .h("P-Access-Network-Info", self.cfg.profile.access_network_info)
+            .h(
+                "P-Access-Network-Info",
+                self.cfg.profile.access_network_info,
+            )
             .h("User-Agent", self.cfg.profile.user_agent)
             .build()?;
         self.sub = Some(sub);
@@ -771,17 +791,18 @@ impl UeCore {
             return;
         }
         let Some(info) = reginfo::parse(req.body()) else {
-            self.diag("reg-event", Outcome::Failed, "NOTIFY body is not reginfo XML");
+            self.diag(
+                "reg-event",
+                Outcome::Failed,
+                "NOTIFY body is not reginfo XML",
+            );
             return;
         };
         let impu = self.cfg.impu.as_str().to_owned();
         let contact = self.contact_uri();
         let mut ended = None;
         if let Some(r) = info.registration(&impu) {
-            let mine = r
-                .contacts
-                .iter()
-                .find(|c| same_contact(&c.uri, &contact));
+            let mine = r.contacts.iter().find(|c| same_contact(&c.uri, &contact));
             match mine {
                 Some(c) if c.state == "terminated" => ended = Some(c.event.clone()),
                 None if r.state == "terminated" => ended = Some("terminated".to_owned()),
@@ -853,7 +874,10 @@ impl UeCore {
             )
             .h("CSeq", "1 MESSAGE")
             .h("P-Preferred-Identity", format!("<{impu}>"))
-            .h("P-Access-Network-Info", self.cfg.profile.access_network_info)
+            .h(
+                "P-Access-Network-Info",
+                self.cfg.profile.access_network_info,
+            )
             .h("Request-Disposition", "no-fork")
             .opt(
                 "Accept-Contact",

@@ -46,6 +46,9 @@ impl UeHandle {
             })?;
         let cfg = IoConfig {
             pcap: capture.as_ref().map(|c| c.tap()),
+            // Phones keep a large REGISTER (six Security-Client offers) on UDP: a switch to TCP
+            // (RFC 3261 §18.1.1) would leave from another source address than the SAs use.
+            udp_request_limit: 65_000,
             ..IoConfig::default()
         };
         let (transport, io_events) = SipTransport::new(cfg);

@@ -52,7 +52,9 @@ pub struct EspHub {
 
 impl std::fmt::Debug for EspHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EspHub").field("local", &self.local).finish()
+        f.debug_struct("EspHub")
+            .field("local", &self.local)
+            .finish()
     }
 }
 
@@ -75,7 +77,8 @@ impl EspHub {
             .map_err(io("open raw ESP socket (needs CAP_NET_RAW)"))?;
         s.bind(&SocketAddr::new(local, 0).into())
             .map_err(io("bind raw ESP socket"))?;
-        s.set_nonblocking(true).map_err(io("raw socket non-blocking"))?;
+        s.set_nonblocking(true)
+            .map_err(io("raw socket non-blocking"))?;
         let std_sock: std::net::UdpSocket = s.into();
         let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(io("register raw socket"))?;
         let base = 20_000 + (rand::rng().next_u32() % 2000) as u16 * 10;
@@ -133,8 +136,10 @@ impl EspHub {
         for sa in bundle.sas() {
             match sa.direction() {
                 Direction::Inbound => {
-                    sad.inbound
-                        .insert(sa.spi, (InboundSa::new(sa.spi, &bundle.keys)?, sa, tx.clone()));
+                    sad.inbound.insert(
+                        sa.spi,
+                        (InboundSa::new(sa.spi, &bundle.keys)?, sa, tx.clone()),
+                    );
                 }
                 Direction::Outbound => {
                     sad.outbound.insert(
@@ -178,7 +183,12 @@ impl EspHub {
     }
 
     /// Sends `payload` as UDP from our protected `src_port` to `dst` inside ESP.
-    pub async fn send_udp(&self, src_port: u16, dst: SocketAddr, payload: &[u8]) -> Result<(), Error> {
+    pub async fn send_udp(
+        &self,
+        src_port: u16,
+        dst: SocketAddr,
+        payload: &[u8],
+    ) -> Result<(), Error> {
         let src = SocketAddr::new(self.local, src_port);
         let mut udp = Vec::with_capacity(payload.len() + 8);
         inner::build_udp(src, dst, payload, &mut udp);
@@ -189,7 +199,12 @@ impl EspHub {
                 .get_mut(&(src_port, dst))
                 .ok_or(imslab_ipsec::Error::NoOutboundSa { src_port, dst })?;
             let mut p = Vec::with_capacity(udp.len() + 64);
-            sa.protect(next_header::UDP, &udp, |iv| rand::rng().fill_bytes(iv), &mut p)?;
+            sa.protect(
+                next_header::UDP,
+                &udp,
+                |iv| rand::rng().fill_bytes(iv),
+                &mut p,
+            )?;
             p
         };
         if let Some(c) = &self.capture {
@@ -205,7 +220,9 @@ impl EspHub {
 
     async fn on_packet(&self, mut data: Vec<u8>, from: IpAddr) {
         let (src, esp_start, esp_end) = if self.local.is_ipv4() {
-            let Ok(h) = inner::parse_ipv4(&data) else { return };
+            let Ok(h) = inner::parse_ipv4(&data) else {
+                return;
+            };
             if h.protocol != 50 || IpAddr::V4(h.dst) != self.local {
                 return;
             }
@@ -216,14 +233,20 @@ impl EspHub {
         let Some(spi) = data.get(esp_start..esp_end).and_then(peek_spi) else {
             return;
         };
-        let wire = with_ip_header(src, self.local, data.get(esp_start..esp_end).unwrap_or_default());
+        let wire = with_ip_header(
+            src,
+            self.local,
+            data.get(esp_start..esp_end).unwrap_or_default(),
+        );
         let delivered = {
             let mut sad = self.sad();
             let Some((sa, sel, tx)) = sad.inbound.get_mut(&spi) else {
                 return; // another hub's (or the P-CSCF's) SPI
             };
             let (sel, tx) = (*sel, tx.clone());
-            let Some(esp) = data.get_mut(esp_start..esp_end) else { return };
+            let Some(esp) = data.get_mut(esp_start..esp_end) else {
+                return;
+            };
             let u = match sa.unprotect(esp) {
                 Ok(u) => u,
                 Err(e) => {
@@ -234,7 +257,9 @@ impl EspHub {
             if u.next_header != next_header::UDP || src != sel.src.ip() {
                 return;
             }
-            let Ok(d) = inner::parse_udp(src, self.local, u.payload) else { return };
+            let Ok(d) = inner::parse_udp(src, self.local, u.payload) else {
+                return;
+            };
             (
                 EspDatagram {
                     from: SocketAddr::new(src, d.src_port),
@@ -247,7 +272,11 @@ impl EspHub {
         let (dgram, tx) = delivered;
         if let Some(c) = &self.capture {
             c.ip_packet(&wire);
-            c.udp(dgram.from, SocketAddr::new(self.local, dgram.to_port), &dgram.payload);
+            c.udp(
+                dgram.from,
+                SocketAddr::new(self.local, dgram.to_port),
+                &dgram.payload,
+            );
         }
         let _ = tx.send(dgram).await;
     }

@@ -11,7 +11,11 @@ impl Ids {
     /// A generator from `seed` (zero is replaced, xorshift needs a non-zero state).
     pub fn new(seed: u64) -> Self {
         Self {
-            state: if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed },
+            state: if seed == 0 {
+                0x9e37_79b9_7f4a_7c15
+            } else {
+                seed
+            },
         }
     }
 

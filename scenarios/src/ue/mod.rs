@@ -11,15 +11,17 @@ pub mod driver;
 pub mod esp;
 pub mod ids;
 pub mod profile;
-mod register;
 pub mod reginfo;
+mod register;
 pub mod sdp;
 pub mod sms;
 
 pub use call::{CallOptions, CallState, Role};
-pub use config::{AuthHint, Credentials, IpsecSettings, OperatorKey, UeConfig, UePorts, UeTransport};
+pub use config::{
+    AuthHint, Credentials, IpsecSettings, OperatorKey, UeConfig, UePorts, UeTransport,
+};
 pub use core::{Event, FLOW_PROTECTED, Link, Output, Purpose, UeCore};
-pub use profile::Profile;
-pub use register::SaSet;
 pub use driver::UeHandle;
 pub use esp::{EspHub, EspHubs};
+pub use profile::Profile;
+pub use register::SaSet;

@@ -55,7 +55,8 @@ fn suite(i: IntegrityAlg, e: EncryptionAlg) -> CipherSuite {
     CipherSuite::new(i, e)
 }
 
-const ALLOW: &str = "INVITE, ACK, OPTIONS, CANCEL, BYE, UPDATE, INFO, REFER, NOTIFY, MESSAGE, PRACK";
+const ALLOW: &str =
+    "INVITE, ACK, OPTIONS, CANCEL, BYE, UPDATE, INFO, REFER, NOTIFY, MESSAGE, PRACK";
 const MMTEL: &str = "+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mmtel\"";
 const CELL: &str = "3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=001010001000019B";
 

@@ -71,6 +71,8 @@ pub(crate) struct Registration {
     challenge: Option<Challenge>,
     rounds: u32,
     asked_expires: u32,
+    /// SAs kept after the registration expired, until this instant.
+    lingering: Option<(Instant, SaSet)>,
 }
 
 impl Registration {
@@ -92,17 +94,29 @@ impl Registration {
             challenge: None,
             rounds: 0,
             asked_expires: 0,
+            lingering: None,
         }
     }
 
     pub(crate) fn is_registered(&self) -> bool {
-        matches!(self.phase, Phase::Registered) || (self.was_registered && self.phase != Phase::Idle)
+        matches!(self.phase, Phase::Registered)
+            || (self.was_registered && self.phase != Phase::Idle)
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.refresh_at, self.expires_at].into_iter().flatten().min()
+        [
+            self.refresh_at,
+            self.expires_at,
+            self.lingering.as_ref().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
+
+/// How long SAs outlive an expired registration.
+const SA_GRACE: Duration = Duration::from_secs(30);
 
 /// Most 401s answered in one registration attempt before the UE gives up.
 const MAX_ROUNDS: u32 = 4;
@@ -270,8 +284,8 @@ impl UeCore {
                 }
             }
             code => {
-                let reason = String::from_utf8_lossy(resp.reason_phrase().unwrap_or_default())
-                    .into_owned();
+                let reason =
+                    String::from_utf8_lossy(resp.reason_phrase().unwrap_or_default()).into_owned();
                 self.registration_failed(now, Some(code), format!("{code} {reason}"));
             }
         }
@@ -314,7 +328,11 @@ impl UeCore {
                 AkaOutcome::Ok { res, ck, ik } => {
                     let h = Ha1::aka(algorithm, &impi, &realm, &res, &ik, &ck);
                     keys = Some((ck, ik));
-                    self.diag("aka", Outcome::Ok, format!("{algorithm} challenge answered"));
+                    self.diag(
+                        "aka",
+                        Outcome::Ok,
+                        format!("{algorithm} challenge answered"),
+                    );
                     match h {
                         Ok(h) => h,
                         Err(e) => {
@@ -344,7 +362,9 @@ impl UeCore {
                         algorithm.as_str()
                     );
                     self.reg.challenge = None;
-                    if let Err(e) = self.send_register(now, self.reg.asked_expires, Some((a, false))) {
+                    if let Err(e) =
+                        self.send_register(now, self.reg.asked_expires, Some((a, false)))
+                    {
                         self.registration_failed(now, Some(401), e.to_string());
                     }
                     return;
@@ -358,7 +378,11 @@ impl UeCore {
             match &self.cfg.credentials.password {
                 Some(pw) => Ha1::new(&impi, &realm, pw.as_bytes()),
                 None => {
-                    self.registration_failed(now, Some(401), "MD5 challenge but no password".into());
+                    self.registration_failed(
+                        now,
+                        Some(401),
+                        "MD5 challenge but no password".into(),
+                    );
                     return;
                 }
             }
@@ -409,7 +433,8 @@ impl UeCore {
                 }
             }
         }
-        if let Err(e) = self.send_register(now, self.reg.asked_expires, Some((header, over_pending)))
+        if let Err(e) =
+            self.send_register(now, self.reg.asked_expires, Some((header, over_pending)))
         {
             self.registration_failed(now, Some(401), e.to_string());
         }
@@ -515,10 +540,10 @@ impl UeCore {
     fn register_ok(&mut self, now: Instant, resp: &Message) {
         let dereg = self.reg.phase == Phase::Deregistering || self.reg.asked_expires == 0;
         // The SA set the 200 came over becomes the one in use; the previous one goes.
-        if let Some(new) = self.reg.pending_sa.take() {
-            if let Some(old) = self.reg.sa.replace(new) {
-                self.out.push_back(Output::RemoveSa(Box::new(old.bundle)));
-            }
+        if let Some(new) = self.reg.pending_sa.take()
+            && let Some(old) = self.reg.sa.replace(new)
+        {
+            self.out.push_back(Output::RemoveSa(Box::new(old.bundle)));
         }
         if dereg {
             self.ended("unregistered");
@@ -548,14 +573,27 @@ impl UeCore {
         self.reg.expires_at = Some(now + secs(granted));
         // TS 24.229 §5.1.1.4.1: refresh 600 s before expiry, or at half time for short ones.
         self.reg.refresh_at = self.cfg.auto_refresh.then(|| {
-            let before = if granted > 1200 { granted - 600 } else { granted / 2 };
+            let before = if granted > 1200 {
+                granted - 600
+            } else {
+                granted / 2
+            };
             now + secs(before)
         });
-        self.diag("register", Outcome::Ok, format!("registered for {granted} s"));
+        self.diag(
+            "register",
+            Outcome::Ok,
+            format!("registered for {granted} s"),
+        );
         self.emit(Event::Registered { expires: granted });
     }
 
-    pub(crate) fn registration_failed(&mut self, now: Instant, status: Option<u16>, reason: String) {
+    pub(crate) fn registration_failed(
+        &mut self,
+        now: Instant,
+        status: Option<u16>,
+        reason: String,
+    ) {
         let _ = now;
         if let Some(p) = self.reg.pending_sa.take() {
             self.out.push_back(Output::RemoveSa(Box::new(p.bundle)));
@@ -569,10 +607,18 @@ impl UeCore {
         self.emit(Event::RegistrationFailed { status, reason });
     }
 
-    /// The registration is over: drop SAs and state.
+    /// The registration is over: drop SAs and state. After an expiry the SAs stay for
+    /// [`SA_GRACE`] more (TS 24.229 §5.1.1.2.1: the SA lifetime is the registration's plus 30 s),
+    /// so the network's NOTIFY about it still decrypts.
     fn ended(&mut self, reason: &str) {
-        for s in [self.reg.sa.take(), self.reg.pending_sa.take()].into_iter().flatten() {
-            self.out.push_back(Output::RemoveSa(Box::new(s.bundle)));
+        let now_sets = [self.reg.sa.take(), self.reg.pending_sa.take()];
+        for s in now_sets.into_iter().flatten() {
+            match (reason, self.reg.expires_at) {
+                ("expired", Some(at)) if self.reg.lingering.is_none() => {
+                    self.reg.lingering = Some((at + SA_GRACE, s));
+                }
+                _ => self.out.push_back(Output::RemoveSa(Box::new(s.bundle))),
+            }
         }
         self.reg.phase = Phase::Idle;
         self.reg.was_registered = false;
@@ -592,6 +638,12 @@ impl UeCore {
     }
 
     pub(crate) fn registration_timers(&mut self, now: Instant) {
+        if let Some((at, _)) = &self.reg.lingering
+            && now >= *at
+            && let Some((_, s)) = self.reg.lingering.take()
+        {
+            self.out.push_back(Output::RemoveSa(Box::new(s.bundle)));
+        }
         if let Some(at) = self.reg.expires_at
             && now >= at
         {
@@ -618,7 +670,9 @@ impl UeCore {
 
     /// Seconds left of the registration.
     pub fn remaining(&self, now: Instant) -> Option<Duration> {
-        self.reg.expires_at.map(|e| e.saturating_duration_since(now))
+        self.reg
+            .expires_at
+            .map(|e| e.saturating_duration_since(now))
     }
 }
 
@@ -678,5 +732,3 @@ fn digest_header(
     }
     s
 }
-
-

@@ -11,7 +11,9 @@ use imslab_aka::{
     verify_auts,
 };
 use imslab_ipsec::header::{parse_value, print_list};
-use imslab_ipsec::negotiate::{Advertise, LocalParams, Preference, ProtectedPorts, choose, security_server};
+use imslab_ipsec::negotiate::{
+    Advertise, LocalParams, Preference, ProtectedPorts, choose, security_server,
+};
 use imslab_ipsec::{CipherSuite, Endpoint, EspKeys, SaBundle, Spi};
 use imslab_sip::header::Auth;
 use imslab_sip::{HeaderName, Message, StatusCode};
@@ -127,8 +129,16 @@ impl FakeNet {
             .map(|b| SocketAddr::new(b.remote.ip, b.remote.port_s))
     }
 
-    pub(crate) fn handle(&mut self, req: &Message, from: SocketAddr, protected: bool) -> Vec<NetOut> {
-        let method = req.method().map(|m| m.as_str().to_owned()).unwrap_or_default();
+    pub(crate) fn handle(
+        &mut self,
+        req: &Message,
+        from: SocketAddr,
+        protected: bool,
+    ) -> Vec<NetOut> {
+        let method = req
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
         self.seen.push(format!(
             "{method}{}",
             if protected { " (protected)" } else { "" }
@@ -145,7 +155,10 @@ impl FakeNet {
                     .unwrap_or_default();
                 self.sub = Some((call_id, from_hdr, contact));
                 let ok = self.respond(req, 200, &[("Expires", "600000".into())]);
-                vec![NetOut::Respond(ok), NetOut::Request(self.notify("active", "registered"))]
+                vec![
+                    NetOut::Respond(ok),
+                    NetOut::Request(self.notify("active", "registered")),
+                ]
             }
             "MESSAGE" | "OPTIONS" => vec![NetOut::Respond(self.respond(req, 200, &[]))],
             "ACK" => Vec::new(),
@@ -157,7 +170,11 @@ impl FakeNet {
     pub(crate) fn notify(&mut self, state: &str, event: &str) -> Message {
         let (call_id, from, contact) = self.sub.clone().expect("subscribed");
         let impu = format!("sip:{IMSI}@{DOMAIN}");
-        let reg_state = if state == "terminated" { "terminated" } else { "active" };
+        let reg_state = if state == "terminated" {
+            "terminated"
+        } else {
+            "active"
+        };
         let body = format!(
             "<?xml version=\"1.0\"?>\r\n<reginfo xmlns=\"urn:ietf:params:xml:ns:reginfo\" \
              version=\"{}\" state=\"full\">\r\n<registration aor=\"{impu}\" id=\"a1\" \
@@ -241,7 +258,13 @@ impl FakeNet {
                 spi_s: Spi(0x5001 + self.counter * 2),
                 ports: self.ports,
             };
-            let ss = print_list(&security_server(&chosen, &local, &client, &pref, Advertise::ChosenOnly));
+            let ss = print_list(&security_server(
+                &chosen,
+                &local,
+                &client,
+                &pref,
+                Advertise::ChosenOnly,
+            ));
             let keys = EspKeys::derive(chosen.suite(), &ik, &ck);
             bundle = Some(SaBundle::new(
                 Endpoint::local(self.pcscf.ip(), &local),
@@ -294,7 +317,10 @@ impl FakeNet {
             return vec![NetOut::Respond(self.respond(req, 403, &[]))];
         }
         if let Some(ss) = &p.security_server {
-            assert!(protected, "the answer to an IPsec challenge must come over the SAs");
+            assert!(
+                protected,
+                "the answer to an IPsec challenge must come over the SAs"
+            );
             let verify = hdr(req, &HeaderName::SECURITY_VERIFY);
             assert_eq!(&verify, ss, "Security-Verify must repeat Security-Server");
         }
@@ -345,4 +371,3 @@ impl FakeNet {
         )
     }
 }
-

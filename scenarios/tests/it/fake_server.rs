@@ -50,7 +50,9 @@ impl FakePcscf {
                         Err(_) => break,
                     },
                 };
-                let Ok(msg) = Message::parse(msg) else { continue };
+                let Ok(msg) = Message::parse(msg) else {
+                    continue;
+                };
                 if !msg.is_request() {
                     continue;
                 }

@@ -12,7 +12,10 @@ const SCHEMA: &str = include_str!("../../scenario.schema.json");
 
 fn builtins() -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("domain".to_owned(), "ims.mnc001.mcc001.3gppnetwork.org".to_owned()),
+        (
+            "domain".to_owned(),
+            "ims.mnc001.mcc001.3gppnetwork.org".to_owned(),
+        ),
         ("pcscf".to_owned(), "127.0.0.1:5060".to_owned()),
         ("pcscf_ip".to_owned(), "127.0.0.1".to_owned()),
     ])
@@ -93,27 +96,47 @@ fn validate(root: &Value, s: &Value, v: &Value, path: &str, errs: &mut Vec<Strin
         errs.push(format!("{path}: {text:?} does not match /{p}/"));
     }
     if let Some(n) = v.as_f64() {
-        if s.get("minimum").and_then(Value::as_f64).is_some_and(|m| n < m) {
+        if s.get("minimum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| n < m)
+        {
             errs.push(format!("{path}: below minimum"));
         }
-        if s.get("maximum").and_then(Value::as_f64).is_some_and(|m| n > m) {
+        if s.get("maximum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| n > m)
+        {
             errs.push(format!("{path}: above maximum"));
         }
-        if s.get("exclusiveMinimum").and_then(Value::as_f64).is_some_and(|m| n <= m) {
+        if s.get("exclusiveMinimum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| n <= m)
+        {
             errs.push(format!("{path}: not above exclusiveMinimum"));
         }
     }
     if let Some(obj) = v.as_object() {
         let props = s.get("properties").and_then(Value::as_object);
-        for r in s.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for r in s
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if !obj.contains_key(r.as_str().unwrap()) {
                 errs.push(format!("{path}: missing {r}"));
             }
         }
-        if s.get("minProperties").and_then(Value::as_u64).is_some_and(|m| (obj.len() as u64) < m) {
+        if s.get("minProperties")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| (obj.len() as u64) < m)
+        {
             errs.push(format!("{path}: too few properties"));
         }
-        if s.get("maxProperties").and_then(Value::as_u64).is_some_and(|m| (obj.len() as u64) > m) {
+        if s.get("maxProperties")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| (obj.len() as u64) > m)
+        {
             errs.push(format!("{path}: too many properties"));
         }
         for (k, val) in obj {

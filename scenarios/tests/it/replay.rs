@@ -65,11 +65,18 @@ async fn replay_over_userspace_esp_passes_writes_junit_and_a_decodable_capture()
     assert_eq!(report.exit_code(), 0);
     let seen = fake.net.lock().unwrap().seen.clone();
     assert_eq!(seen[0], "REGISTER");
-    assert!(seen[1..].iter().all(|s| s.ends_with("(protected)")), "{seen:?}");
+    assert!(
+        seen[1..].iter().all(|s| s.ends_with("(protected)")),
+        "{seen:?}"
+    );
     // The P-CSCF side decrypted everything the UE protected.
     let stats = fake.esp.stats();
     assert!(stats.received >= 6, "{stats:?}");
-    assert_eq!(stats.bad_icv + stats.replay + stats.bad_padding, 0, "{stats:?}");
+    assert_eq!(
+        stats.bad_icv + stats.replay + stats.bad_padding,
+        0,
+        "{stats:?}"
+    );
     // JUnit: one test case per step, none failed.
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<testcase ").count(), 7, "{xml}");
@@ -95,7 +102,10 @@ async fn replay_over_userspace_esp_passes_writes_junit_and_a_decodable_capture()
 async fn failed_expectation_stops_the_run_and_says_what_came() {
     let fake = FakePcscf::start(|n| n.barred.push(format!("sip:{IMSI}@{DOMAIN}"))).await;
     let l = lab(fake.addr, "127.0.0.13");
-    let text = scenario("true", "  - register: {ue: alice}\n  - deregister: {ue: alice}\n");
+    let text = scenario(
+        "true",
+        "  - register: {ue: alice}\n  - deregister: {ue: alice}\n",
+    );
     let sc = parse(&text, Path::new("t.yaml"), &BTreeMap::new()).unwrap();
     let opts = ReplayOptions {
         scenario: "t.yaml".into(),
@@ -123,7 +133,10 @@ async fn barred_impu_scenario_expecting_403_passes_without_ipsec() {
     })
     .await;
     let l = lab(fake.addr, "127.0.0.14");
-    let text = scenario("false", "  - register: {ue: alice, expect: {status: 403}}\n");
+    let text = scenario(
+        "false",
+        "  - register: {ue: alice, expect: {status: 403}}\n",
+    );
     let sc = parse(&text, Path::new("t.yaml"), &BTreeMap::new()).unwrap();
     let opts = ReplayOptions {
         scenario: "t.yaml".into(),

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use imslab_ipsec::{CipherSuite, EncryptionAlg, IntegrityAlg, SaBundle};
 use imslab_scenarios::ue::{
-    AuthHint, CallOptions, CallState, Credentials, Event, IpsecSettings, Link, OperatorKey,
-    Output, Profile, Purpose, UeConfig, UeCore, UePorts, UeTransport,
+    AuthHint, CallOptions, CallState, Credentials, Event, IpsecSettings, Link, OperatorKey, Output,
+    Profile, Purpose, UeConfig, UeCore, UePorts, UeTransport,
 };
 use imslab_sip::header::Transport;
 use imslab_sip::transaction::Peer;
@@ -85,7 +85,7 @@ impl Harness {
         }
     }
 
-    fn to_ue(&mut self, msg: Message, protected_from: Option<SocketAddr>, ue_port: u16) {
+    fn deliver(&mut self, msg: Message, protected_from: Option<SocketAddr>, ue_port: u16) {
         let peer = match protected_from {
             Some(from) => Link::protected_peer(from, ue_port),
             None => Peer::new(Transport::Udp, pcscf()),
@@ -115,7 +115,7 @@ impl Harness {
                     for out in self.net.handle(&msg, from, protected) {
                         match out {
                             NetOut::Respond(r) => {
-                                self.to_ue(r, protected.then_some(to), src_port);
+                                self.deliver(r, protected.then_some(to), src_port);
                             }
                             NetOut::Request(r) => self.net_request(r),
                             NetOut::Install(b) => self.net_sas.push(b),
@@ -133,9 +133,9 @@ impl Harness {
         match self.net.ue_server() {
             Some(server) => {
                 let from = SocketAddr::new(pcscf().ip(), self.net.ports.port_c);
-                self.to_ue(r, Some(from), server.port());
+                self.deliver(r, Some(from), server.port());
             }
-            None => self.to_ue(r, None, UE_PORT),
+            None => self.deliver(r, None, UE_PORT),
         }
     }
 
@@ -186,9 +186,15 @@ fn first_register_carries_empty_authorization_security_client_and_sec_agree() {
     };
     let m = Message::parse(bytes).unwrap();
     let auth = m.header_str(&HeaderName::AUTHORIZATION).unwrap().unwrap();
-    assert!(auth.contains("response=\"\"") && auth.contains("nonce=\"\""), "{auth}");
+    assert!(
+        auth.contains("response=\"\"") && auth.contains("nonce=\"\""),
+        "{auth}"
+    );
     assert!(auth.contains(&format!("username=\"{IMSI}@{DOMAIN}\"")));
-    assert_eq!(m.header_str(&HeaderName::REQUIRE).unwrap().unwrap(), "sec-agree");
+    assert_eq!(
+        m.header_str(&HeaderName::REQUIRE).unwrap().unwrap(),
+        "sec-agree"
+    );
     assert_eq!(
         m.header_str(&HeaderName::PROXY_REQUIRE).unwrap().unwrap(),
         "sec-agree"
@@ -196,8 +202,14 @@ fn first_register_carries_empty_authorization_security_client_and_sec_agree() {
     // The Samsung profile offers six alg/ealg pairs.
     assert_eq!(m.values(&HeaderName::SECURITY_CLIENT).count(), 6);
     let contact = m.header_str(&HeaderName::CONTACT).unwrap().unwrap();
-    assert!(contact.contains(":31002>"), "Contact uses port-s: {contact}");
-    assert!(contact.contains("+sip.instance=\"<urn:gsma:imei:"), "{contact}");
+    assert!(
+        contact.contains(":31002>"),
+        "Contact uses port-s: {contact}"
+    );
+    assert!(
+        contact.contains("+sip.instance=\"<urn:gsma:imei:"),
+        "{contact}"
+    );
     assert!(
         m.header_str(&HeaderName::USER_AGENT)
             .unwrap()
@@ -220,10 +232,11 @@ fn sqn_out_of_range_sends_auts_and_registers_after_the_resynchronised_challenge(
         ["REGISTER", "REGISTER", "REGISTER (protected)"],
         "initial, AUTS, protected answer"
     );
-    assert!(h.events.iter().any(|e| matches!(
-        e,
-        Event::Diagnosis { step: "resync", .. }
-    )));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::Diagnosis { step: "resync", .. }))
+    );
 }
 
 #[test]
@@ -296,7 +309,11 @@ fn reregistration_goes_over_the_sas_with_a_new_offer_and_deregistration_drops_th
     assert_eq!(h.ue_sas.len(), 1, "the SA set stays when no challenge came");
     h.ue.deregister(h.now).unwrap();
     h.pump();
-    assert!(h.events.iter().any(|e| matches!(e, Event::Deregistered { .. })));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::Deregistered { .. }))
+    );
     assert!(h.ue_sas.is_empty());
     assert!(!h.ue.is_registered());
 }
@@ -315,9 +332,11 @@ fn registration_expires_on_the_virtual_clock() {
     h.ue.handle_timeout(h.now);
     h.pump();
     assert!(!h.ue.is_registered());
-    assert!(h.events.iter().any(
-        |e| matches!(e, Event::Deregistered { reason } if reason == "expired")
-    ));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::Deregistered { reason } if reason == "expired"))
+    );
 }
 
 #[test]
@@ -339,9 +358,11 @@ fn reg_event_notify_terminated_ends_the_registration_and_removes_the_sas() {
     h.net_request(notify);
     h.pump();
     assert!(!h.ue.is_registered());
-    assert!(h.events.iter().any(
-        |e| matches!(e, Event::Deregistered { reason } if reason == "deactivated")
-    ));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::Deregistered { reason } if reason == "deactivated"))
+    );
     assert!(h.ue_sas.is_empty());
 }
 
@@ -350,9 +371,13 @@ fn sms_over_ip_and_options_get_their_200() {
     let mut h = Harness::new(config("alice", Some(all_suites()), K_HEX));
     h.ue.register(h.now, None).unwrap();
     h.pump();
-    h.ue
-        .message_sms(h.now, &format!("sip:smsc@{DOMAIN}"), "491701234567", "hello")
-        .unwrap();
+    h.ue.message_sms(
+        h.now,
+        &format!("sip:smsc@{DOMAIN}"),
+        "491701234567",
+        "hello",
+    )
+    .unwrap();
     h.ue.options(h.now, &format!("sip:bob@{DOMAIN}")).unwrap();
     h.pump();
     let finals: Vec<(Purpose, u16)> = h
@@ -366,10 +391,7 @@ fn sms_over_ip_and_options_get_their_200() {
         })
         .filter(|(p, _)| matches!(p, Purpose::Message | Purpose::Options))
         .collect();
-    assert_eq!(
-        finals,
-        [(Purpose::Message, 200), (Purpose::Options, 200)]
-    );
+    assert_eq!(finals, [(Purpose::Message, 200), (Purpose::Options, 200)]);
 }
 
 /// Two UEs back to back (the "network" forwards every message unchanged).
@@ -388,7 +410,11 @@ fn call_flow(preconditions: bool) -> (Vec<String>, Vec<CallState>, Vec<CallState
     let mut wire = Vec::new();
     let (mut sa, mut sb) = (Vec::new(), Vec::new());
     let call = a
-        .invite(now, &format!("sip:bob@{DOMAIN}"), CallOptions { preconditions })
+        .invite(
+            now,
+            &format!("sip:bob@{DOMAIN}"),
+            CallOptions { preconditions },
+        )
         .unwrap();
     let mut answered = false;
     let mut hung_up = false;
@@ -512,9 +538,7 @@ fn cancel_before_answer_ends_the_call_with_487() {
     let mut a = UeCore::new(a_cfg, 1);
     let mut b = UeCore::new(b_cfg, 2);
     let now = Instant::now();
-    let call = a
-        .invite(now, "sip:bob@x", CallOptions::default())
-        .unwrap();
+    let call = a.invite(now, "sip:bob@x", CallOptions::default()).unwrap();
     let mut statuses = Vec::new();
     let mut cancelled = false;
     for _ in 0..20 {
@@ -522,7 +546,11 @@ fn cancel_before_answer_ends_the_call_with_487() {
         while let Some(o) = a.poll_output() {
             if let Output::Transmit { bytes, .. } = o {
                 moved = true;
-                b.handle_message(now, Message::parse(bytes).unwrap(), Peer::new(Transport::Udp, a_addr));
+                b.handle_message(
+                    now,
+                    Message::parse(bytes).unwrap(),
+                    Peer::new(Transport::Udp, a_addr),
+                );
             }
         }
         while let Some(o) = b.poll_output() {

@@ -37,6 +37,8 @@ async fn free_port() -> u16 {
     }
 }
 
+/// The REST API's view of the HSS. PPR pushes the user data only: with `Both`, this HSS
+/// refuses subscribers that have no SIP Digest secret (AKA-only ones).
 struct Admin(Arc<Hss>);
 
 impl imslab_web::HssCommands for Admin {
@@ -67,7 +69,7 @@ impl imslab_web::HssCommands for Admin {
         Box::pin(async move {
             let imsi = Imsi::new(imsi).map_err(|e| e.to_string())?;
             self.0
-                .push_profile(&SubscriberKey::Imsi(imsi), PprContent::Both)
+                .push_profile(&SubscriberKey::Imsi(imsi), PprContent::UserData)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok("pushed".into())
@@ -102,8 +104,10 @@ impl TestLab {
         let (store, db) = imslab_store::testing::sqlite_store().await;
         let data = tempfile::tempdir().unwrap();
         let events = Arc::new(Events::default());
-        let mut c = Config::default();
-        c.data_dir = data.path().to_owned();
+        let mut c = Config {
+            data_dir: data.path().to_owned(),
+            ..Config::default()
+        };
         let hss_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         c.hss.listen = hss_listener.local_addr().unwrap();
         c.hss.request_timeout_ms = 3000;
@@ -124,13 +128,23 @@ impl TestLab {
         let base = 40_000 + (free_port().await % 10_000);
         c.pcscf.port_c = base;
         c.pcscf.port_s = base + 1;
+        // Every P-CSCF on 127.0.0.1 sees every ESP packet to it: parallel labs get their own
+        // SPI ranges, so none tries another's keys.
+        c.pcscf.ipsec.spi_min = 0x10_0000 * u32::from(base % 2000 + 1);
+        c.pcscf.ipsec.spi_max = c.pcscf.ipsec.spi_min + 0xf_ffff;
         let web_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         c.web.listen = web_listener.local_addr().unwrap();
         configure(&mut c);
 
         let hss = Arc::new(
-            Hss::start(&c.hss, &c.network.domain, store.clone(), hss_listener, events.clone())
-                .expect("HSS starts"),
+            Hss::start(
+                &c.hss,
+                &c.network.domain,
+                store.clone(),
+                hss_listener,
+                events.clone(),
+            )
+            .expect("HSS starts"),
         );
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -212,7 +226,15 @@ impl TestLab {
             .lock()
             .unwrap()
             .iter()
-            .map(|e| format!("{:?} {} {:?} {}", e.function, e.step, e.outcome, e.reason.clone().unwrap_or_default()))
+            .map(|e| {
+                format!(
+                    "{:?} {} {:?} {}",
+                    e.function,
+                    e.step,
+                    e.outcome,
+                    e.reason.clone().unwrap_or_default()
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }

@@ -1,0 +1,150 @@
+//! The reference captures in `pcaps/`: produced from library scenarios against the lab and
+//! checked with tshark (no malformed packet, no expert error, the expected SIP sequence).
+//!
+//! `IMSLAB_REGEN_PCAPS=1 cargo test -p imslab-scenarios --test lab reference_captures`
+//! rewrites `pcaps/*.pcap` (and `.esp_sa`); without it the test makes fresh captures in a
+//! temporary directory and checks them and the committed ones alike.
+
+use std::path::{Path, PathBuf};
+
+use imslab_config::IpsecMode;
+use imslab_scenarios::{ReplayOptions, replay};
+use imslab_test_support::tshark_check;
+
+use crate::support::TestLab;
+
+/// (library file, capture name, SIP messages that must appear in this order).
+const CAPTURES: &[(&str, &str, &[&str])] = &[
+    (
+        "aka-ipsec-sha1-aes-cbc.yaml",
+        "aka-ipsec-sha1-aes-cbc",
+        &[
+            "REGISTER", "401", "REGISTER", "200", "OPTIONS", "REGISTER", "200",
+        ],
+    ),
+    (
+        "sqn-resync.yaml",
+        "sqn-resync",
+        &["REGISTER", "401", "REGISTER", "401", "REGISTER", "200"],
+    ),
+    (
+        "wrong-k.yaml",
+        "wrong-k",
+        &["REGISTER", "401", "REGISTER", "403"],
+    ),
+    (
+        "deregistration.yaml",
+        "deregistration",
+        // The SUBSCRIBE's 200 and the first NOTIFY may cross.
+        &[
+            "REGISTER",
+            "401",
+            "REGISTER",
+            "200",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "200",
+            "REGISTER",
+            "401",
+            "REGISTER",
+            "200",
+        ],
+    ),
+];
+
+const PLAIN_CAPTURES: &[(&str, &str, &[&str])] = &[(
+    "md5-digest.yaml",
+    "md5-digest",
+    &[
+        "REGISTER", "401", "REGISTER", "200", "REGISTER", "200", "REGISTER", "200",
+    ],
+)];
+
+fn pcaps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
+}
+
+/// The SIP requests and status codes of a capture, in order.
+pub(crate) fn sip_sequence(pcap: &Path) -> Vec<String> {
+    tshark_check(
+        pcap,
+        &[],
+        &["sip.Method", "sip.Status-Code", "sip.CSeq.method"],
+    )
+    .into_iter()
+    .filter_map(|p| {
+        let (m, s) = (p.fields[0].clone(), p.fields[1].clone());
+        match (m.is_empty(), s.is_empty()) {
+            (false, _) => Some(m),
+            (true, false) => Some(s),
+            _ => None,
+        }
+    })
+    .collect()
+}
+
+/// Whether `want` appears in `got` in order (other messages may come between).
+fn in_order(got: &[String], want: &[&str]) -> bool {
+    let mut it = got.iter();
+    want.iter().all(|w| it.any(|g| g == w))
+}
+
+async fn produce(lab: &TestLab, file: &str, out: &Path) {
+    let opts = ReplayOptions {
+        scenario: Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("library")
+            .join(file),
+        lab: lab.lab.clone(),
+        store: Some(lab.store.clone()),
+        junit: None,
+        pcap: Some(out.to_owned()),
+        load: None,
+        print_log: false,
+    };
+    let report = replay(opts).await.unwrap();
+    assert!(
+        report.passed(),
+        "{file}: {:?}\n{}\nUE events of the lab:\n{}",
+        report.failure,
+        report.log.join("\n"),
+        lab.events_text()
+    );
+}
+
+async fn check_set(lab: &TestLab, set: &[(&str, &str, &[&str])], regen: bool, tmp: &Path) {
+    for (file, name, want) in set {
+        let dir = if regen { pcaps_dir() } else { tmp.to_owned() };
+        let fresh = dir.join(format!("{name}.pcap"));
+        produce(lab, file, &fresh).await;
+        let got = sip_sequence(&fresh);
+        assert!(
+            in_order(&got, want),
+            "{name} (fresh): {got:?} lacks {want:?}"
+        );
+        let committed = pcaps_dir().join(format!("{name}.pcap"));
+        assert!(
+            committed.exists(),
+            "{} is missing: run IMSLAB_REGEN_PCAPS=1 cargo test -p imslab-scenarios --test lab reference_captures",
+            committed.display()
+        );
+        let got = sip_sequence(&committed);
+        assert!(
+            in_order(&got, want),
+            "{name} (committed): {got:?} lacks {want:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_captures_decode_cleanly_with_the_expected_sequences() {
+    let regen = std::env::var_os("IMSLAB_REGEN_PCAPS").is_some();
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = TestLab::start(|_| {}).await;
+    check_set(&lab, CAPTURES, regen, tmp.path()).await;
+    lab.stop().await;
+    let lab = TestLab::start(|c| c.pcscf.ipsec.mode = IpsecMode::Off).await;
+    check_set(&lab, PLAIN_CAPTURES, regen, tmp.path()).await;
+    lab.stop().await;
+    // The IPsec captures come with their Wireshark keys.
+    assert!(pcaps_dir().join("aka-ipsec-sha1-aes-cbc.esp_sa").exists());
+}
