@@ -36,13 +36,25 @@ pub struct Lab {
 impl Lab {
     /// The lab described by an imslab configuration.
     pub fn from_config(cfg: &imslab_config::Config) -> Self {
-        let pcscf = cfg.pcscf.listen;
+        let mut pcscf = cfg.pcscf.listen;
+        if pcscf.ip().is_unspecified() {
+            // A P-CSCF on every address is reached on loopback.
+            pcscf.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        let mut web = cfg.web.listen;
+        if web.ip().is_unspecified() {
+            web.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        let mut hss = cfg.hss.listen;
+        if hss.ip().is_unspecified() {
+            hss.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
         Self {
             domain: cfg.network.domain.clone(),
             pcscf,
-            hss: cfg.hss.listen,
+            hss,
             hss_host: cfg.hss.origin_host.clone(),
-            web: cfg.web.listen,
+            web,
             web_token: cfg.web.token.clone(),
             ue_address: default_ue_address(pcscf.ip()),
         }
@@ -58,7 +70,8 @@ impl Lab {
     }
 }
 
-/// 127.0.0.2 next to a P-CSCF on 127.0.0.1 (any other loopback address otherwise).
+/// 127.0.0.2 next to a P-CSCF on any other IPv4 address (127.0.0.3 next to one on 127.0.0.2);
+/// an IPv6 P-CSCF gets its own address (IPsec then needs `address:` in the scenario).
 pub fn default_ue_address(pcscf: IpAddr) -> IpAddr {
     match pcscf {
         IpAddr::V4(v4) if v4 == Ipv4Addr::new(127, 0, 0, 2) => {
@@ -214,4 +227,31 @@ pub async fn ue_config(
         auto_refresh: spec.auto_refresh,
         serial,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_from_the_default_config_puts_ues_on_127_0_0_2() {
+        let lab = Lab::from_config(&imslab_config::Config::default());
+        assert_eq!(lab.pcscf, "127.0.0.1:5060".parse::<SocketAddr>().unwrap());
+        assert_eq!(lab.ue_address, "127.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(lab.variables()["pcscf_ip"], "127.0.0.1");
+    }
+
+    #[test]
+    fn wildcard_listen_addresses_are_reached_on_loopback() {
+        let mut cfg = imslab_config::Config::default();
+        cfg.pcscf.listen = "0.0.0.0:5060".parse().unwrap();
+        cfg.web.listen = "0.0.0.0:8080".parse().unwrap();
+        let lab = Lab::from_config(&cfg);
+        assert_eq!(lab.pcscf.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(lab.web.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            default_ue_address("127.0.0.2".parse().unwrap()).to_string(),
+            "127.0.0.3"
+        );
+    }
 }

@@ -160,6 +160,32 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// A [`Event::Diagnosis`] as the lab's per-UE timeline event (function `ue`), for callers
+    /// that record the soft UE's view next to the network's.
+    pub fn to_ue_event(
+        &self,
+        at: std::time::SystemTime,
+        ue: imslab_types::UeRef,
+    ) -> Option<imslab_types::UeEvent> {
+        match self {
+            Self::Diagnosis {
+                step,
+                outcome,
+                reason,
+            } => Some(imslab_types::UeEvent {
+                at,
+                function: imslab_types::Function::Ue,
+                ue,
+                step,
+                outcome: *outcome,
+                reason: reason.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// What the driver must do.
 #[derive(Debug)]
 pub enum Output {
