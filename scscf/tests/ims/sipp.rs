@@ -234,3 +234,181 @@ fn free_std_port() -> u16 {
     let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     u.local_addr().expect("addr").port()
 }
+
+const REREGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="ims-aka-register-reregister-deregister">
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:DOMAIN SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      Max-Forwards: 70
+      From: <sip:[field0]@DOMAIN>;tag=[call_number]
+      To: <sip:[field0]@DOMAIN>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
+      Authorization: Digest username="[field0]@DOMAIN", realm="DOMAIN", nonce="", uri="sip:DOMAIN", response="", algorithm=AKAv1-MD5
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:DOMAIN SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      Max-Forwards: 70
+      From: <sip:[field0]@DOMAIN>;tag=[call_number]
+      To: <sip:[field0]@DOMAIN>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
+      [field1]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:DOMAIN SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      Max-Forwards: 70
+      From: <sip:[field0]@DOMAIN>;tag=[call_number]
+      To: <sip:[field0]@DOMAIN>
+      Call-ID: [call_id]
+      CSeq: 3 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
+      [field1]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:DOMAIN SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      Max-Forwards: 70
+      From: <sip:[field0]@DOMAIN>;tag=[call_number]
+      To: <sip:[field0]@DOMAIN>
+      Call-ID: [call_id]
+      CSeq: 4 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=0
+      [field1]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_reregisters_and_deregisters_in_one_call() {
+    let sipp = peer("sipp", "sip-tester");
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    provision_op(&lab, 200).await;
+    let auth = format!(
+        "[authentication username={{user}}@{DOMAIN} aka_K={} aka_OP={} aka_AMF={}]",
+        escaped(K_HEX),
+        escaped(OP_HEX),
+        escaped(AMF_HEX)
+    );
+    let mut csv = String::from("SEQUENTIAL\n");
+    for n in 200..200 + USERS {
+        csv.push_str(&format!(
+            "{};{}\n",
+            imsi(n),
+            auth.replace("{user}", &imsi(n))
+        ));
+    }
+    std::fs::write(dir.path().join("users.csv"), csv).expect("csv");
+    std::fs::write(
+        dir.path().join("rereg.xml"),
+        REREGISTER.replace("DOMAIN", DOMAIN),
+    )
+    .expect("xml");
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        let target = lab.icscf.to_string();
+        move || {
+            Command::new(sipp)
+                .current_dir(&dir)
+                .args([
+                    "-sf",
+                    "rereg.xml",
+                    "-inf",
+                    "users.csv",
+                    "-t",
+                    "u1",
+                    "-i",
+                    "127.0.0.1",
+                ])
+                .args(["-p", &free_std_port().to_string()])
+                .args(["-m", "20", "-r", "20", "-l", "5", "-nostdin"])
+                .args(["-trace_msg", "-timeout", "60s", "-timeout_error"])
+                .arg(&target)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .output()
+                .expect("sipp runs")
+        }
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ok, failed) = (
+        sipp_count(&stdout, "Successful call"),
+        sipp_count(&stdout, "Failed call"),
+    );
+    assert_eq!(ok + failed, 20, "SIPp ran every call:\n{stdout}");
+    let mut nonces = answered_nonces(dir.path());
+    nonces.sort();
+    nonces.dedup();
+    assert_eq!(
+        nonces.len(),
+        20,
+        "one challenge per call, reused for re- and de-registration"
+    );
+    let m = Milenage::with_op(
+        &K::from_hex(K_HEX).expect("k"),
+        &Op::from_hex(OP_HEX).expect("op"),
+    );
+    let nul = nonces
+        .iter()
+        .filter(|n| {
+            m.f2(&Nonce::parse(n).expect("nonce").rand)
+                .expose()
+                .contains(&0)
+        })
+        .count();
+    assert_eq!(
+        failed, nul,
+        "only SIPp's NUL-byte RES answers fail:\n{stdout}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let left = lab
+        .store
+        .scscf(&lab.config.scscf.uri)
+        .registrations()
+        .await
+        .expect("store");
+    assert!(
+        left.is_empty(),
+        "every successful call de-registered: {left:?}"
+    );
+    lab.stop().await;
+}
+
+fn sipp_count(stdout: &str, what: &str) -> usize {
+    stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains(what))
+        .and_then(|l| l.split('|').next_back())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
