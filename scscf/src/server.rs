@@ -29,7 +29,7 @@ use crate::registrar::{
 };
 
 /// How long shutdown waits for the store writer and the Diameter disconnect.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(600);
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1000);
 
 enum Input {
     Register {
@@ -327,7 +327,7 @@ impl Server {
                 input = engine_rx.recv() => {
                     let Some(input) = input else { break };
                     engine.input(input);
-                    // Take what is already queued before looking at timers again.
+                    // Take what is already queued, then look at the timers.
                     for _ in 0..256 {
                         match engine_rx.try_recv() {
                             Ok(i) => engine.input(i),
@@ -335,17 +335,26 @@ impl Server {
                         }
                     }
                 }
-                () = sleep_until(deadline) => {
-                    engine.registrar.handle_timeout(Now::system());
-                    engine.drain();
-                }
+                () = sleep_until(deadline) => {}
+            }
+            if engine
+                .registrar
+                .poll_timeout()
+                .is_some_and(|t| t <= std::time::Instant::now())
+            {
+                engine.registrar.handle_timeout(Now::system());
+                engine.drain();
             }
         }
         sip_stop.cancel();
         drop(engine);
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, diameter.shutdown()).await;
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, writer).await;
-        match tokio::time::timeout(SHUTDOWN_GRACE, sip).await {
+        // The store writer finishes what is queued; the Diameter node says goodbye (DPR).
+        let stopped = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            let (_, _, sip) = tokio::join!(diameter.shutdown(), writer, sip);
+            sip
+        })
+        .await;
+        match stopped {
             Ok(Ok(r)) => r.map_err(Error::from),
             _ => Ok(()),
         }

@@ -278,6 +278,8 @@ impl SipNode {
         let mut cmds = self.cmds;
         loop {
             let deadline = lp.proxy.poll_timeout().map(tokio::time::Instant::from_std);
+            // Each turn takes a batch of transport events and of commands, then fires due
+            // timers, so that none of the three starves the others under load.
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
@@ -297,10 +299,18 @@ impl SipNode {
                         lp.on_cmd(cmd).await;
                     }
                 }
-                () = sleep_until(deadline) => {
-                    let ev = lp.proxy.handle_timeout(Instant::now());
-                    lp.process(ev).await;
+                () = sleep_until(deadline) => {}
+            }
+            for _ in 0..EVENT_BATCH {
+                match cmds.try_recv() {
+                    Ok(cmd) => lp.on_cmd(cmd).await,
+                    Err(_) => break,
                 }
+            }
+            let now = Instant::now();
+            if lp.proxy.poll_timeout().is_some_and(|t| t <= now) {
+                let ev = lp.proxy.handle_timeout(now);
+                lp.process(ev).await;
             }
         }
         lp.handle.shared.transport.shutdown();
