@@ -179,9 +179,22 @@ struct ReplayArgs {
     /// Write a JUnit report.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Write every message the UEs sent and received to a pcap.
+    /// Write every message the UEs sent and received to a pcap (SIP inside ESP also shown
+    /// decrypted; the ESP keys for Wireshark go beside it as FILE.esp_sa).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Load mode: at most this many UEs at once (overrides the file's `load`).
+    #[arg(long, requires_all = ["rate", "duration"])]
+    ues: Option<u32>,
+    /// Load mode: UEs started per second.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Load mode: how long to keep starting UEs, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Print the load report as JSON instead of the step log and table.
+    #[arg(long)]
+    json: bool,
 }
 
 impl From<&SubscriberFields> for subscriber::Fields {
@@ -220,11 +233,6 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         };
     }
     Ok(cfg)
-}
-
-fn not_available(what: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("imslab: {what} is not available in this build yet");
-    Ok(ExitCode::from(2))
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -297,7 +305,33 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             subscriber::run(&cfg, action)
         }
-        Command::Replay(_) => not_available("scenario replay"),
+        Command::Replay(r) => {
+            let cfg = load_config(&cli)?;
+            logging::init(&cfg.log)?;
+            let load = match (r.ues, r.rate, r.duration) {
+                (Some(ues), Some(rate), Some(secs)) if rate > 0.0 && secs > 0.0 => {
+                    Some(imslab_scenarios::LoadSettings {
+                        ues,
+                        rate,
+                        duration: std::time::Duration::from_secs_f64(secs),
+                    })
+                }
+                (None, None, None) => None,
+                _ => anyhow::bail!("--ues, --rate and --duration go together, all positive"),
+            };
+            crate::replay::run(
+                &cfg,
+                crate::replay::Args {
+                    file: r.file.clone(),
+                    spawn: r.spawn,
+                    config: cli.config.clone(),
+                    junit: r.junit.clone(),
+                    pcap: r.pcap.clone(),
+                    load,
+                    json: r.json,
+                },
+            )
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod http;
 mod lab;
 mod logging;
+mod replay;
 mod subscriber;
 
 use std::process::ExitCode;

@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod pgw;
+mod replay;
 mod sipp;
 mod subscriber;
 mod support;
