@@ -4,7 +4,8 @@
 //! Each registration is two SIP round trips and four Cx transactions (UAR, MAR, UAR, SAR).
 //!
 //! `cargo bench -p imslab-scscf --bench sipp_load -- [calls] [rate] [limit]`
-//! (defaults 20000 calls at 3000/s, at most 300 in flight).
+//! (defaults 20000 calls at 3000/s, at most 300 in flight); `NO_EVENTS=1` drops the per-UE
+//! events instead of recording them, to see what the timeline costs.
 //!
 //! SIPp 3.6.1 gets about 3 % of AKA answers wrong (RES with a 0x00 byte, peers.md); those
 //! failures are not traced at load (see the `ims` test for that proof); the report
@@ -121,6 +122,13 @@ async fn provision(store: &Store) {
         .expect("provisioned");
 }
 
+/// A sink that drops everything (`NO_EVENTS=1`), to see what the timeline costs.
+struct NoEvents;
+
+impl imslab_types::UeEventSink for NoEvents {
+    fn emit(&self, _: imslab_types::UeEvent) {}
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -141,7 +149,11 @@ fn main() {
             .expect("store");
         provision(&store).await;
         let (recorder, _rec) = EventRecorder::spawn(store.clone(), RecorderOptions::default());
-        let events: Arc<dyn imslab_types::UeEventSink> = Arc::new(recorder.clone());
+        let events: Arc<dyn imslab_types::UeEventSink> = if std::env::var_os("NO_EVENTS").is_some() {
+            Arc::new(NoEvents)
+        } else {
+            Arc::new(recorder.clone())
+        };
         let mut config = Config::default();
         let hss_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("hss");
         config.hss.listen = hss_listener.local_addr().expect("addr");
