@@ -485,6 +485,35 @@ pub fn select_for_terminating(lia: &Lia, s: &Settings) -> Result<Selected, Refus
     }
 }
 
+/// The answer to a request addressed to the I-CSCF itself (Request-URI without user part
+/// naming its address, or its Diameter host name, and no Route left): 200 to OPTIONS (a
+/// keep-alive probe, RFC 3261 §11), 404 to anything else. `None` for other requests.
+pub fn to_self(request: &Message, local: &SocketAddr, s: &Settings) -> Option<Decision> {
+    if matches!(request.method(), Some(Method::Register | Method::Ack))
+        || request.routes().next().is_some()
+    {
+        return None;
+    }
+    let uri = Uri::parse(request.request_uri_str()?).ok()?;
+    let sip = uri.as_sip()?;
+    if sip.user.is_some() {
+        return None;
+    }
+    let host = sip.host.to_string();
+    let ours = (sip.host.ip() == Some(local.ip()) && sip.port_or_default() == local.port())
+        || host.eq_ignore_ascii_case(s.origin.host.as_str());
+    if !ours {
+        return None;
+    }
+    Some(Decision::Respond(
+        if request.method() == Some(&Method::Options) {
+            Refusal::new(StatusCode::OK, "OK", "").response(request)
+        } else {
+            Refusal::new(StatusCode::NOT_FOUND, "Not Found", "").response(request)
+        },
+    ))
+}
+
 /// Forwards `request` to the selected S-CSCF, the Request-URI unchanged.
 pub fn forward(request: Message, sel: &Selected) -> Decision {
     Decision::forward(request, Target::next_hop().via(sel.destination.clone()))

@@ -178,6 +178,13 @@ struct SipHandler(Arc<Inner>);
 
 impl Handler for SipHandler {
     async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        if let Some(d) = crate::routing::to_self(
+            &incoming.request,
+            &incoming.interface.addr,
+            &self.0.settings,
+        ) {
+            return d;
+        }
         if incoming.request.method() == Some(&Method::Register) {
             self.0.register(incoming).await
         } else {

@@ -278,3 +278,28 @@ fn unknown_s_cscf_name_without_address_is_a_clear_500() {
     assert_eq!(r.status, StatusCode::SERVER_INTERNAL_ERROR);
     assert!(r.reason.contains("icscf.scscfs"), "{}", r.reason);
 }
+
+#[test]
+fn options_to_the_icscf_itself_is_answered_and_others_pass() {
+    let local: SocketAddr = "127.0.0.1:4060".parse().expect("addr");
+    let opt = Message::parse(
+        b"OPTIONS sip:127.0.0.1:4060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK9\r\n\
+          Max-Forwards: 70\r\nFrom: <sip:p@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1:4060>\r\n\
+          Call-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            .to_vec(),
+    )
+    .expect("parses");
+    let Some(Decision::Respond(r)) = to_self(&opt, &local, &settings()) else {
+        panic!("answered");
+    };
+    assert_eq!(r.status(), Some(StatusCode::OK));
+    assert!(
+        to_self(
+            &invite(&format!("sip:alice@{DOMAIN}"), false),
+            &local,
+            &settings()
+        )
+        .is_none()
+    );
+    assert!(to_self(&register("", "<sip:ue@10.0.0.1>"), &local, &settings()).is_none());
+}

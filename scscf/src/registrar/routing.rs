@@ -9,6 +9,24 @@ use super::register::{aor_of, respond};
 use super::{Now, Registrar, ReqId};
 
 impl Registrar {
+    /// Whether the Request-URI names this S-CSCF (its URI's host and port, no user part).
+    fn is_own_uri(&self, msg: &Message) -> bool {
+        let (Some(ruri), Ok(own)) = (
+            msg.request_uri_str().and_then(|u| Uri::parse(u).ok()),
+            Uri::parse(&self.s.uri),
+        ) else {
+            return false;
+        };
+        match (ruri.as_sip(), own.as_sip()) {
+            (Some(r), Some(o)) => {
+                r.user.is_none()
+                    && r.host.to_string().eq_ignore_ascii_case(&o.host.to_string())
+                    && r.port_or_default() == o.port_or_default()
+            }
+            _ => false,
+        }
+    }
+
     /// Routes a request that is not a REGISTER nor a reg-event SUBSCRIBE:
     ///
     /// - a request for a public identity registered here goes to every contact of its
@@ -18,6 +36,22 @@ impl Registrar {
     ///   unknown here: 404;
     /// - anything else (in-dialog requests, other domains) follows its own next hop.
     pub fn handle_request(&mut self, now: Now, req: ReqId, mut msg: Message, stateless: bool) {
+        if !stateless && msg.routes().next().is_none() && self.is_own_uri(&msg) {
+            // Addressed to the S-CSCF itself: OPTIONS is a keep-alive probe (RFC 3261 §11).
+            let r = if msg.method() == Some(&Method::Options) {
+                let mut ok = respond(&msg, StatusCode::OK, None);
+                let _ = ok.push_header(
+                    HeaderName::ALLOW,
+                    "REGISTER, SUBSCRIBE, NOTIFY, INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, \
+                     PRACK, UPDATE, INFO, REFER",
+                );
+                ok
+            } else {
+                respond(&msg, StatusCode::NOT_FOUND, Some("No such user here"))
+            };
+            self.decide(req, Decision::Respond(r));
+            return;
+        }
         let target = msg
             .request_uri_str()
             .and_then(|u| Uri::parse(u).ok())

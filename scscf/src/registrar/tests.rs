@@ -1176,3 +1176,23 @@ fn timeout_deregistration_sends_a_third_party_deregister_to_the_as() {
     assert_eq!(tp.len(), 1);
     assert_eq!(header(&tp[0].request, &HeaderName::EXPIRES), ["0"]);
 }
+
+#[test]
+fn options_to_the_scscf_itself_is_answered_200() {
+    let mut lab = Lab::new();
+    let text = "OPTIONS sip:scscf.ims.mnc001.mcc001.3gppnetwork.org:6060 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKopt\r\nMax-Forwards: 70\r\n\
+        From: <sip:pcscf@127.0.0.1>;tag=o\r\nTo: <sip:scscf.ims.mnc001.mcc001.3gppnetwork.org:6060>\r\n\
+        Call-ID: opt-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let req = lab.req_id();
+    lab.r.handle_request(
+        lab.now,
+        req,
+        Message::parse(text.as_bytes().to_vec()).expect("parses"),
+        false,
+    );
+    lab.pump();
+    let r = lab.response_to(req);
+    assert_eq!(r.status(), Some(StatusCode::OK));
+    assert!(!header(&r, &HeaderName::ALLOW).is_empty());
+}
