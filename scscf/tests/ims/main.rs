@@ -308,3 +308,53 @@ async fn unknown_user_is_answered_404_by_the_icscf() {
     assert!(lab.events.has("uar", "user unknown"));
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_sync_sim_resynchronises_through_the_hss_and_registers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    provision(&lab.store, 6, None, None).await;
+    let mut ue = Ue::new(6, dir.path(), K_HEX).await;
+    // The card already accepted SQNs far beyond what the HSS hands out next, in every IND.
+    let m = Milenage::new(
+        &K::from_hex(K_HEX).expect("k"),
+        &Opc::from_hex(OPC_HEX).expect("opc"),
+    );
+    let cfg = imslab_aka::SqnConfig::default();
+    for ind in 0..32 {
+        let sqn = cfg.compose(100_000 + u64::from(ind), ind).expect("sqn");
+        let v = imslab_aka::generate_vector(
+            &m,
+            imslab_types::Rand([ind as u8; 16]),
+            sqn,
+            imslab_types::Amf([0x80, 0]),
+        );
+        ue.usim.authenticate(&v.rand, &v.autn).expect("accepted");
+    }
+    let text = ue.register_text(&ue.initial_auth(), 600);
+    let r401 = ue.request(lab.icscf, text).await;
+    let ch = challenge(&r401);
+    let auts = match ue.usim.authenticate_nonce(ch.nonce().expect("nonce")) {
+        Err(imslab_aka::Error::SyncFailure { auts, .. }) => auts,
+        other => panic!("expected a synchronisation failure, got {other:?}"),
+    };
+    let empty = Ha1::empty_password(&impi(6), DOMAIN);
+    ue.reset_nc();
+    let auth = ue
+        .answer(&ch, &empty, "AKAv1-MD5")
+        .replace("\r\n", &format!(", auts=\"{}\"\r\n", auts.to_base64()));
+    let text = ue.register_text(&auth, 600);
+    let fresh = ue.request(lab.icscf, text).await;
+    assert_ne!(
+        challenge(&fresh).nonce(),
+        ch.nonce(),
+        "a fresh challenge after the resync"
+    );
+    let auth = ue.aka_answer(&fresh);
+    let text = ue.register_text(&auth, 600);
+    let ok = ue.request(lab.icscf, text).await;
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+    assert!(lab.events.has("aka-resync", "synchronisation failure"));
+    tshark_sip(&mut ue, &lab);
+    lab.stop().await;
+}
