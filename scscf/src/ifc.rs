@@ -231,6 +231,15 @@ impl ImsSubscription {
         })
     }
 
+    /// The document when it has initial filter criteria, else `None`: what the registrar keeps
+    /// (the identities live in the registration already).
+    pub fn with_ifcs(self) -> Option<Self> {
+        self.profiles
+            .iter()
+            .any(|p| !p.ifcs.is_empty())
+            .then_some(self)
+    }
+
     /// Every public identity of the document, in order: the implicit registration set the HSS
     /// sent (TS 29.228 §6.1.2, default identity first).
     pub fn identities(&self) -> impl Iterator<Item = &PublicIdentity> {

@@ -205,7 +205,7 @@ impl Registrar {
                     aor.implicit = implicit;
                 }
                 aor.user_data = Some(text.clone());
-                aor.profile = Some(prof.clone());
+                aor.profile = prof.clone().with_ifcs();
             }
             if charging.is_some() {
                 aor.charging.clone_from(&charging);

@@ -314,8 +314,6 @@ pub enum Output {
 #[derive(Debug, Clone)]
 struct Contact {
     binding: Binding,
-    /// Contact as sent, without `expires` (name-addr with its parameters).
-    text: String,
     expires: Instant,
 }
 
@@ -330,6 +328,8 @@ struct Aor {
     profile: Option<ImsSubscription>,
     charging: Option<ChargingInfo>,
     contacts: Vec<Contact>,
+    /// When its binding timer is armed (one live timer entry per registration).
+    timer_at: Option<Instant>,
 }
 
 impl Aor {
@@ -499,11 +499,21 @@ impl Registrar {
             if *at > now.at {
                 break;
             }
-            let Some(Reverse((_, key))) = self.timers.pop() else {
+            let Some(Reverse((at, key))) = self.timers.pop() else {
                 break;
             };
             match key {
-                TimerKey::Aor(impu) => self.expire_contacts(now, &impu),
+                TimerKey::Aor(impu) => {
+                    // Only the entry the registration armed last counts; refreshed bindings
+                    // leave earlier entries behind.
+                    let live = self
+                        .aors
+                        .get_mut(&impu)
+                        .is_some_and(|a| a.timer_at == Some(at) && a.timer_at.take().is_some());
+                    if live {
+                        self.expire_contacts(now, &impu);
+                    }
+                }
                 TimerKey::Sub(call_id, tag) => self.expire_subscription(now, &call_id, &tag),
             }
         }
@@ -539,9 +549,10 @@ impl Registrar {
                 impu: r.impu.clone(),
                 implicit,
                 user_data: r.user_data,
-                profile,
+                profile: profile.and_then(ImsSubscription::with_ifcs),
                 charging: r.charging,
                 contacts: Vec::new(),
+                timer_at: None,
             };
             self.index(&aor);
             self.aors.insert(r.impu, aor);
@@ -551,21 +562,15 @@ impl Registrar {
                 continue;
             };
             let expires = now.instant_of(b.expires_at);
-            let text = register::contact_text(&b);
             aor.contacts.push(Contact {
                 binding: b,
-                text,
                 expires,
             });
         }
         let keys: Vec<Impu> = self.aors.keys().cloned().collect();
         for k in keys {
-            let at = self
-                .aors
-                .get(&k)
-                .and_then(|a| a.contacts.iter().map(|c| c.expires).min())
-                .unwrap_or(now.at);
-            self.timers.push(Reverse((at, TimerKey::Aor(k))));
+            // A registration without contacts ends at the first timeout.
+            self.schedule(now, &k);
         }
         for rs in subscriptions {
             if rs.role != imslab_store::SubscriptionRole::Notifier {
@@ -661,6 +666,24 @@ impl Registrar {
         self.out.push_back(Output::Cx { task: id, request });
     }
 
+    /// Arms the binding timer of `impu`'s registration for its earliest expiry (now when it
+    /// has no contact), unless an earlier one is armed.
+    pub(super) fn schedule(&mut self, now: Now, impu: &Impu) {
+        let Some(aor) = self.aors.get_mut(impu) else {
+            return;
+        };
+        let at = aor
+            .contacts
+            .iter()
+            .map(|c| c.expires)
+            .min()
+            .unwrap_or(now.at);
+        if aor.timer_at.is_none_or(|t| at < t) {
+            aor.timer_at = Some(at);
+            self.timers.push(Reverse((at, TimerKey::Aor(impu.clone()))));
+        }
+    }
+
     /// Removes contacts of `impu`'s registration that have expired; when none is left, the
     /// registration ends with a timeout de-registration (SAR type 4) and terminated NOTIFYs.
     fn expire_contacts(&mut self, now: Now, impu: &Impu) {
@@ -673,8 +696,8 @@ impl Registrar {
         aor.contacts = kept;
         let next = aor.contacts.iter().map(|c| c.expires).min();
         let impi = aor.impi.clone();
-        if let Some(at) = next {
-            self.timers.push(Reverse((at, TimerKey::Aor(impu.clone()))));
+        if next.is_some() {
+            self.schedule(now, impu);
         }
         if gone.is_empty() && next.is_some() {
             return;

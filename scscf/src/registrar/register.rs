@@ -14,7 +14,7 @@ use imslab_sip::{HeaderName, Message, StatusCode, Uri};
 use imslab_store::{Binding, ChargingInfo};
 use imslab_types::{Impi, Impu, Outcome};
 
-use super::{Aor, Contact, CxOut, CxReply, Now, Persist, Registrar, ReqId, Task, TaskId, TimerKey};
+use super::{Aor, Contact, CxOut, CxReply, Now, Persist, Registrar, ReqId, Task, TaskId};
 use crate::auth::{self, Scheme, Verdict};
 use crate::ifc::ImsSubscription;
 use crate::reg_event::ContactEvent;
@@ -84,8 +84,6 @@ impl SarKind {
 #[derive(Debug, Clone)]
 pub(super) struct ReqContact {
     uri: String,
-    /// The value without `expires`.
-    text: String,
     expires: u32,
     q_milli: Option<i64>,
     instance: Option<String>,
@@ -279,7 +277,6 @@ impl Registrar {
                 })
                 .collect();
             contacts.get_or_insert_with(Vec::new).push(ReqContact {
-                text: format!("<{uri}>{params}"),
                 uri,
                 expires: expires.min(self.s.expires_max),
                 q_milli,
@@ -471,6 +468,11 @@ impl Registrar {
             }
             Some(Verdict::Ok) => {
                 st.failures = 0;
+                // Keep the answered challenge alone (its nonce may serve refreshes), in as
+                // little memory as a registered phone needs.
+                if let Some(ch) = st.challenges.remove(i) {
+                    st.challenges = std::collections::VecDeque::from([ch]);
+                }
                 self.event(
                     now,
                     Some(&p.impi),
@@ -1026,6 +1028,7 @@ impl Registrar {
                 profile: None,
                 charging: None,
                 contacts: Vec::new(),
+                timer_at: None,
             });
             aor.impi = p.impi.clone();
             if let Some((text, prof)) = profile {
@@ -1039,7 +1042,7 @@ impl Registrar {
                     implicit
                 };
                 aor.user_data = Some(text);
-                aor.profile = Some(prof);
+                aor.profile = prof.with_ifcs();
             }
             if charging.is_some() {
                 aor.charging = charging;
@@ -1107,11 +1110,7 @@ impl Registrar {
                 user_agent: p.user_agent.clone(),
                 contact_params: rc.params.clone(),
             };
-            let contact = Contact {
-                binding,
-                text: rc.text.clone(),
-                expires,
-            };
+            let contact = Contact { binding, expires };
             match pos {
                 Some(i) => {
                     if let Some(slot) = aor.contacts.get_mut(i) {
@@ -1137,9 +1136,8 @@ impl Registrar {
         for (c, _) in &changed {
             self.persist(Persist::PutBinding(c.binding.clone()));
         }
-        if let Some(at) = next {
-            self.timers
-                .push(std::cmp::Reverse((at, TimerKey::Aor(p.impu.clone()))));
+        if next.is_some() {
+            self.schedule(now, &p.impu);
         }
         if remaining == 0 {
             let r = self.ok_response(now, &p, None);
@@ -1227,7 +1225,10 @@ impl Registrar {
         if let Some(a) = aor {
             for c in &a.contacts {
                 let left = c.expires.saturating_duration_since(now.at).as_secs();
-                let _ = r.push_header(HeaderName::CONTACT, format!("{};expires={left}", c.text));
+                let _ = r.push_header(
+                    HeaderName::CONTACT,
+                    format!("{};expires={left}", contact_text(&c.binding)),
+                );
             }
         }
         for v in &p.path {

@@ -379,6 +379,24 @@ impl Lab {
         self.send_register(second)
     }
 
+    /// The answer to the last AKA challenge with the next nonce count.
+    fn reuse_answer(&mut self) -> String {
+        let nonce = self.last_nonce.clone().expect("a registration happened");
+        let m = Milenage::new(&k(), &opc());
+        let n = imslab_aka::Nonce::parse(&nonce).expect("nonce");
+        let f = m.f2345(&n.rand);
+        let ha1 = Ha1::aka(
+            DigestAlgorithm::AkaV1Md5,
+            IMPI,
+            DOMAIN,
+            &f.res,
+            &f.ik,
+            &f.ck,
+        )
+        .expect("ha1");
+        self.answer_auth(&nonce, &ha1)
+    }
+
     fn subscribe(&mut self, from: &str, pai: Option<&str>, expires: u32) -> (Message, ReqId) {
         self.subscribe_via(from, pai, expires, "127.0.0.1:5060")
     }
@@ -1195,4 +1213,22 @@ fn options_to_the_scscf_itself_is_answered_200() {
     let r = lab.response_to(req);
     assert_eq!(r.status(), Some(StatusCode::OK));
     assert!(!header(&r, &HeaderName::ALLOW).is_empty());
+}
+
+#[test]
+fn refresh_moves_the_expiry_and_the_old_timer_does_nothing() {
+    let mut lab = Lab::new();
+    lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
+    lab.advance(Duration::from_secs(300));
+    let auth = lab.reuse_answer();
+    let m = lab.register_msg("<sip:ue@10.45.0.2:5060>", 600, &auth, "");
+    assert_eq!(lab.send_register(m).status(), Some(StatusCode::OK));
+    lab.advance(Duration::from_secs(301));
+    assert_eq!(
+        lab.r.registration_count(),
+        1,
+        "the refresh counts from 300 s"
+    );
+    lab.advance(Duration::from_secs(300));
+    assert_eq!(lab.r.registration_count(), 0);
 }
