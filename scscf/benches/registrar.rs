@@ -251,7 +251,7 @@ fn memory() {
     let after = rss_bytes().unwrap_or(0);
     assert_eq!(r.registration_count(), PHONES);
     println!(
-        "core memory: {PHONES} registered phones (one contact, two identities, profile kept, \
+        "core memory: {PHONES} registered phones (one contact, two identities, User-Data text kept, \
          challenge kept), resident set +{:.1} MiB = {} bytes per phone",
         after.saturating_sub(before) as f64 / (1024.0 * 1024.0),
         after.saturating_sub(before) / PHONES as u64,
