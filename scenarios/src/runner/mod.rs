@@ -262,7 +262,18 @@ fn summarize(e: &Event) -> String {
             outcome,
             reason,
         } => format!("{step} {outcome:?} {}", reason.as_deref().unwrap_or("")),
+        Event::Sent { line, protected } => {
+            format!("→ {line}{}", if *protected { " (ESP)" } else { "" })
+        }
     }
+}
+
+fn first_line(m: &Message) -> String {
+    let b = m.to_bytes();
+    b.split(|c| *c == b'\r')
+        .next()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .unwrap_or_default()
 }
 
 /// Checks a message against an expectation; `Err` says what differs.
@@ -529,9 +540,15 @@ impl Runner {
             match next {
                 Ok(Some(e)) => {
                     let at = Instant::now();
-                    if let Event::Diagnosis { .. } = &e {
-                        self.say(format!("    {ue}: {}", summarize(&e)));
-                        continue;
+                    match &e {
+                        Event::Diagnosis { .. } | Event::Sent { .. } => {
+                            self.say(format!("    {ue}: {}", summarize(&e)));
+                            continue;
+                        }
+                        Event::Response { response: m, .. } | Event::Request { request: m } => {
+                            self.say(format!("    {ue}: ← {}", first_line(m)));
+                        }
+                        _ => {}
                     }
                     if let Some(t) = pick(&e) {
                         slot.buffer

@@ -149,6 +149,13 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A message went out (for the step log): its first line, and whether inside ESP.
+    Sent {
+        /// Request or status line.
+        line: String,
+        /// Sent over the SAs.
+        protected: bool,
+    },
     /// A per-UE diagnosis in the `UeEvent` shape (step, outcome, reason).
     Diagnosis {
         /// The step (`aka`, `resync`, `sec-agree`, `register`...).
@@ -570,11 +577,19 @@ impl UeCore {
                 Link::Protected { src_port } => self.protected_destination(*src_port, to.addr),
                 Link::Plain { .. } => to.addr,
             };
+            let line = bytes
+                .split(|b| *b == b'\r')
+                .next()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .unwrap_or_default();
+            let protected = matches!(link, Link::Protected { .. });
             self.out.push_back(Output::Transmit {
                 link,
                 to: dest,
                 bytes,
             });
+            self.out
+                .push_back(Output::Event(Event::Sent { line, protected }));
         }
     }
 
