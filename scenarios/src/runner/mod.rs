@@ -1060,3 +1060,54 @@ fn describe(step: &Step) -> String {
         Step::Log(_) => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response() -> Message {
+        Message::parse(
+            &b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK1\r\n\
+               From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>;tag=2\r\nCall-ID: c\r\n\
+               CSeq: 2 REGISTER\r\nService-Route: <sip:orig@scscf:6060;lr>\r\n\
+               P-Associated-URI: <sip:a@x>, <tel:+1555>\r\nContent-Length: 5\r\n\r\nhello"[..],
+        )
+        .unwrap()
+    }
+
+    fn expect(yaml: &str) -> Expect {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn status_lists_header_regexes_absent_headers_and_body_are_all_checked() {
+        let m = response();
+        assert!(check_message(&expect("status: [200, 202]"), Some(&m)).is_ok());
+        let e = check_message(&expect("status: 403"), Some(&m)).unwrap_err();
+        assert_eq!(e, "expected status 403, got 200");
+        assert!(
+            check_message(
+                &expect("headers: {P-Associated-URI: 'tel:\\+1555'}"),
+                Some(&m)
+            )
+            .is_ok()
+        );
+        let e = check_message(&expect("headers: {Service-Route: 'icscf'}"), Some(&m)).unwrap_err();
+        assert!(e.contains("got <sip:orig@scscf:6060;lr>"), "{e}");
+        let e = check_message(&expect("absent: [Service-Route]"), Some(&m)).unwrap_err();
+        assert!(e.contains("expected no Service-Route"), "{e}");
+        assert!(check_message(&expect("body_contains: ell"), Some(&m)).is_ok());
+        let e = check_message(&expect("body_contains: bye"), Some(&m)).unwrap_err();
+        assert!(e.contains("\"hello\""), "{e}");
+        let e = check_message(&expect("status: 200"), None).unwrap_err();
+        assert_eq!(e, "expected status 200, got no response");
+    }
+
+    #[test]
+    fn lower_time_bound_fails_an_early_arrival() {
+        let e = expect("after: 1s");
+        let t0 = Instant::now();
+        assert!(check_after(&e, t0, t0 + Duration::from_millis(10)).is_err());
+        assert!(check_after(&e, t0, t0 + Duration::from_secs(2)).is_ok());
+    }
+}

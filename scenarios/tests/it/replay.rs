@@ -63,6 +63,12 @@ async fn replay_over_userspace_esp_passes_writes_junit_and_a_decodable_capture()
     assert!(report.passed(), "{:#?}", report.log);
     assert_eq!(report.steps.len(), 7);
     assert_eq!(report.exit_code(), 0);
+    // The step log names each step and the messages in both directions.
+    let log = report.log.join("\n");
+    assert!(log.contains("#1 register alice ... ok"), "{log}");
+    assert!(log.contains("alice: → REGISTER sip:"), "{log}");
+    assert!(log.contains("alice: ← SIP/2.0 401"), "{log}");
+    assert!(log.contains("(ESP)"), "{log}");
     let seen = fake.net.lock().unwrap().seen.clone();
     assert_eq!(seen[0], "REGISTER");
     assert!(
