@@ -20,6 +20,7 @@ pub struct Capture {
     tap: PcapTap,
     path: PathBuf,
     bundles: Mutex<Vec<SaBundle>>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Capture {
@@ -43,6 +44,7 @@ impl Capture {
             tap,
             path: path.to_owned(),
             bundles: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -54,6 +56,9 @@ impl Capture {
     /// Records a whole IP packet (an ESP packet with its outer header).
     pub fn ip_packet(&self, packet: &[u8]) {
         let mut w = self.tap.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         if let Err(e) = w.ip_packet(SystemTime::now(), packet) {
             tracing::warn!("pcap write failed: {e}");
         }
@@ -62,6 +67,9 @@ impl Capture {
     /// Records a decrypted UDP datagram.
     pub fn udp(&self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
         let mut w = self.tap.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         if let Err(e) = w.udp(SystemTime::now(), src, dst, payload) {
             tracing::warn!("pcap write failed: {e}");
         }
@@ -81,10 +89,13 @@ impl Capture {
     }
 
     /// Flushes the pcap and writes the Wireshark ESP SA file next to it (only when SAs were
-    /// used). Returns the keys file, if written.
+    /// used). Returns the keys file, if written. Call it once every UE has stopped; the ESP
+    /// hubs record nothing after it.
     pub fn finish(&self) -> Result<Option<PathBuf>, Error> {
         {
             let mut w = self.tap.lock().unwrap_or_else(PoisonError::into_inner);
+            self.closed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             w.flush().map_err(|source| Error::Write {
                 path: self.path.clone(),
                 source,

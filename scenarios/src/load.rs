@@ -263,12 +263,12 @@ pub async fn run_load(sc: Scenario, opts: &ReplayOptions) -> Result<ReplayReport
             };
             let runner = Runner::new(lab, slots, sc.timeout, false);
             let r = runner.run_steps(&sc.steps, String::new()).await;
-            runner.shutdown().await;
             let timings = runner
                 .timings
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
+            runner.shutdown().await;
             (r.map_err(|e| failure_class(&e.to_string())), timings)
         });
         while let Some(done) = tasks.try_join_next() {

@@ -215,19 +215,20 @@ pub async fn run_scenario(sc: &Scenario, opts: &ReplayOptions) -> Result<ReplayR
             runner.started.elapsed().as_secs_f64()
         ));
     }
-    runner.shutdown().await;
-    // Give the UE tasks a moment to remove their SAs and flush the capture.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let steps = runner.results();
+    let seconds = runner.started.elapsed().as_secs_f64();
+    // Every UE stops (SAs removed, sockets closed) before the capture is closed.
+    let log = runner.shutdown().await;
     let esp_keys = match &capture {
         Some(c) => c.finish()?,
         None => None,
     };
     let report = ReplayReport {
         name: sc.name.clone(),
-        steps: runner.results(),
+        steps,
         failure,
-        seconds: runner.started.elapsed().as_secs_f64(),
-        log: runner.log_lines(),
+        seconds,
+        log,
         load: None,
         pcap: opts.pcap.clone(),
         esp_keys,
@@ -390,10 +391,15 @@ impl Runner {
             .clone()
     }
 
-    pub(crate) async fn shutdown(&self) {
+    pub(crate) async fn shutdown(self) -> Vec<String> {
         if let Some(c) = self.cx.lock().await.take() {
             c.close().await;
         }
+        let log = self.log_lines();
+        for (_, slot) in self.ues {
+            slot.into_inner().handle.stop().await;
+        }
+        log
     }
 
     fn next_number(&self) -> u32 {

@@ -456,7 +456,7 @@ impl UeCore {
         Ok(())
     }
 
-    pub(crate) fn on_invite(&mut self, now: Instant, id: ServerId, req: &Message, from: Peer) {
+    pub(crate) fn on_invite(&mut self, now: Instant, id: ServerId, req: &Message) {
         let Ok(call_id) = req.call_id().map(|c| c.as_str().to_owned()) else {
             return;
         };
@@ -486,7 +486,6 @@ impl UeCore {
             .values(&HeaderName::RECORD_ROUTE)
             .map(|v| String::from_utf8_lossy(v).trim().to_owned())
             .collect();
-        let _ = from;
         self.calls.insert(
             call_id.clone(),
             Call {
@@ -622,10 +621,6 @@ impl UeCore {
             }
             self.set_state(&call_id, CallState::Terminated);
         }
-    }
-
-    pub(crate) fn on_ack(&mut self, req: &Message) {
-        let _ = req;
     }
 
     /// The Call-ID of the newest call in `state`, if any (for scenarios that answer "the

@@ -621,9 +621,9 @@ impl UeCore {
                 TxOutput::Request {
                     id,
                     request,
-                    from,
                     cancels,
-                } => self.on_request(now, id, request, from, cancels),
+                    ..
+                } => self.on_request(now, id, request, cancels),
                 TxOutput::Response { id, response } => {
                     let purpose = self.pending.get(&id).cloned();
                     if let Some(p) = purpose {
@@ -709,15 +709,11 @@ impl UeCore {
         now: Instant,
         id: Option<ServerId>,
         req: Message,
-        from: Peer,
         cancels: Option<ServerId>,
     ) {
         let method = req.method().cloned();
         let Some(id) = id else {
-            // An ACK for a 2xx we sent.
-            if method == Some(Method::Ack) {
-                self.on_ack(&req);
-            }
+            // An ACK for a 2xx we sent: the call is already confirmed; report it.
             self.emit(Event::Request { request: req });
             return;
         };
@@ -737,7 +733,7 @@ impl UeCore {
                     self.respond(now, id, &r);
                 }
             }
-            Some(Method::Invite) => self.on_invite(now, id, &req, from),
+            Some(Method::Invite) => self.on_invite(now, id, &req),
             Some(Method::Prack) => self.in_dialog_ok(now, id, &req),
             Some(Method::Update) => self.on_update(now, id, &req),
             Some(Method::Bye) => self.on_bye(now, id, &req),

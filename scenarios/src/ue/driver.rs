@@ -27,6 +27,7 @@ pub struct UeHandle {
     /// The UE's events, in order.
     pub events: mpsc::UnboundedReceiver<Event>,
     local: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl UeHandle {
@@ -57,12 +58,13 @@ impl UeHandle {
         let name = core.config().name.clone();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(core, transport, io_events, hub, cmd_rx, ev_tx));
+        let task = tokio::spawn(run(core, transport, io_events, hub, cmd_rx, ev_tx));
         Ok(Self {
             name,
             cmds: cmd_tx,
             events: ev_rx,
             local,
+            task,
         })
     }
 
@@ -74,6 +76,13 @@ impl UeHandle {
     /// The UE's unprotected SIP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Stops the UE and waits until it has removed its SAs and closed its sockets.
+    pub async fn stop(self) {
+        let Self { cmds, task, .. } = self;
+        drop(cmds);
+        let _ = task.await;
     }
 
     /// Runs `f` on the UE core at the current time and returns its result.
