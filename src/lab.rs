@@ -428,7 +428,19 @@ async fn pcscf(
     };
     let server = imslab_pcscf::Server::bind(cfg, deps)
         .await
-        .with_context(|| format!("cannot start the P-CSCF on {}", cfg.pcscf.listen))?;
+        .with_context(|| {
+            let hint = match cfg.pcscf.ipsec.mode {
+                imslab_config::IpsecMode::Userspace => {
+                    " (pcscf.ipsec.mode userspace needs root or CAP_NET_RAW; \
+                     `pcscf: {ipsec: {mode: off}}` runs without IPsec)"
+                }
+                imslab_config::IpsecMode::Xfrm => {
+                    " (pcscf.ipsec.mode xfrm needs CAP_NET_ADMIN and a kernel with ESP)"
+                }
+                imslab_config::IpsecMode::Off => "",
+            };
+            format!("cannot start the P-CSCF on {}{hint}", cfg.pcscf.listen)
+        })?;
     let endpoints = server
         .local_addrs()
         .into_iter()
