@@ -34,13 +34,6 @@ fn imsi(n: u32) -> String {
     format!("00101{n:010}")
 }
 
-fn escaped(hex: &str) -> String {
-    hex.as_bytes()
-        .chunks(2)
-        .map(|c| format!("\\x{}", String::from_utf8_lossy(c)))
-        .collect()
-}
-
 fn free_port() -> u16 {
     loop {
         let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
@@ -184,9 +177,9 @@ fn main() {
 
         let auth = format!(
             "[authentication username={{user}}@{DOMAIN} aka_K={} aka_OP={} aka_AMF={}]",
-            escaped(K_HEX),
-            escaped(OP_HEX),
-            escaped(AMF_HEX)
+            imslab_test_support::sipp::escaped(K_HEX),
+            imslab_test_support::sipp::escaped(OP_HEX),
+            imslab_test_support::sipp::escaped(AMF_HEX)
         );
         let mut csv = String::from("SEQUENTIAL\n");
         for n in 1..=USERS {

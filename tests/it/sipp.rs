@@ -22,50 +22,6 @@ const AMF_HEX: &str = "b9b9";
 const USERS: usize = 10;
 const CALLS: usize = 40;
 
-const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ims-aka-register">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      Authorization: Digest username="[field0]@DOMAIN", realm="DOMAIN", nonce="", uri="sip:DOMAIN", response="", algorithm=AKAv1-MD5
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      [field1]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
-
-fn escaped(hex: &str) -> String {
-    hex.as_bytes()
-        .chunks(2)
-        .map(|c| format!("\\x{}", String::from_utf8_lossy(c)))
-        .collect()
-}
-
 #[test]
 fn sipp_registers_with_ims_aka_through_the_whole_chain() {
     let sipp_bin = peer("sipp", "sip-tester");
@@ -102,13 +58,16 @@ fn sipp_registers_with_ims_aka_through_the_whole_chain() {
         );
         csv.push_str(&format!(
             "{imsi};[authentication username={imsi}@{DOMAIN} aka_K={} aka_OP={} aka_AMF={}]\n",
-            escaped(K_HEX),
-            escaped(OP_HEX),
-            escaped(AMF_HEX)
+            sipp::escaped(K_HEX),
+            sipp::escaped(OP_HEX),
+            sipp::escaped(AMF_HEX)
         ));
     }
     lab.write("users.csv", &csv);
-    lab.write("reg.xml", &SCENARIO.replace("DOMAIN", DOMAIN));
+    lab.write(
+        "reg.xml",
+        &sipp::AKA_REGISTER_SCENARIO.replace("DOMAIN", DOMAIN),
+    );
     let mut child = lab.spawn(&["--config", "lab.yaml", "up"]);
     assert!(
         wait_listening(ports.web, Duration::from_secs(10)).is_some(),

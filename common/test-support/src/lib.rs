@@ -113,6 +113,56 @@ fn parse_numbers(s: &str) -> Vec<u64> {
 pub mod sipp {
     use std::path::Path;
 
+    /// An IMS AKA REGISTER scenario for SIPp 3.6.1: the initial REGISTER with an empty
+    /// AKAv1-MD5 Authorization, the 401, the answered REGISTER (`[field1]` carries the
+    /// `[authentication ... aka_K=... aka_OP=... aka_AMF=...]` keyword from the injection file,
+    /// `[field0]` the user) and the 200. `DOMAIN` is to be replaced by the home domain.
+    pub const AKA_REGISTER_SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="ims-aka-register">
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:DOMAIN SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      Max-Forwards: 70
+      From: <sip:[field0]@DOMAIN>;tag=[call_number]
+      To: <sip:[field0]@DOMAIN>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
+      Authorization: Digest username="[field0]@DOMAIN", realm="DOMAIN", nonce="", uri="sip:DOMAIN", response="", algorithm=AKAv1-MD5
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:DOMAIN SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      Max-Forwards: 70
+      From: <sip:[field0]@DOMAIN>;tag=[call_number]
+      To: <sip:[field0]@DOMAIN>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
+      [field1]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"#;
+
+    /// Hex as SIPp's `\xNN` escapes, the byte-for-byte form its `aka_K`/`aka_OP`/`aka_AMF`
+    /// keywords take (peers.md).
+    pub fn escaped(hex: &str) -> String {
+        hex.as_bytes()
+            .chunks(2)
+            .map(|c| format!("\\x{}", String::from_utf8_lossy(c)))
+            .collect()
+    }
+
     /// A counter from SIPp's final statistics screen (`Successful call`, `Failed call`...):
     /// the cumulative column of the last occurrence.
     pub fn stat(stdout: &str, what: &str) -> usize {

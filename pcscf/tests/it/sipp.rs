@@ -24,13 +24,6 @@ const AMF_HEX: &str = "b9b9";
 const USERS: u32 = 20;
 const CALLS: usize = 100;
 
-fn escaped(hex: &str) -> String {
-    hex.as_bytes()
-        .chunks(2)
-        .map(|c| format!("\\x{}", String::from_utf8_lossy(c)))
-        .collect()
-}
-
 fn imsi(n: u32) -> String {
     format!("00101{n:010}")
 }
@@ -74,38 +67,6 @@ const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
-/// Nonces of the REGISTERs SIPp answered, from its `-trace_msg` log.
-fn answered_nonces(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.to_string_lossy().ends_with("_messages.log") {
-            continue;
-        }
-        let log = std::fs::read_to_string(&path).unwrap();
-        for block in log.split("message sent") {
-            let Some(at) = block.find("Authorization: Digest") else {
-                continue;
-            };
-            let line = block[at..].lines().next().unwrap_or_default();
-            let param = |name: &str| {
-                line.trim_start_matches("Authorization: Digest")
-                    .split(',')
-                    .map(str::trim)
-                    .find_map(|p| p.strip_prefix(name))
-                    .map(|v| v.trim_matches('"').to_owned())
-            };
-            if let Some(nonce) = param("nonce=")
-                && !nonce.is_empty()
-                && param("response=").is_some_and(|r| !r.is_empty())
-            {
-                out.push(nonce);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_registers_through_the_pcscf_with_ipsec_off_and_only_its_nul_byte_res_answers_fail() {
     let sipp = peer("sipp", "sip-tester");
@@ -139,9 +100,9 @@ async fn sipp_registers_through_the_pcscf_with_ipsec_off_and_only_its_nul_byte_r
 
     let auth = format!(
         "[authentication username={{user}}@{DOMAIN} aka_K={} aka_OP={} aka_AMF={}]",
-        escaped(K_HEX),
-        escaped(OP_HEX),
-        escaped(AMF_HEX)
+        imslab_test_support::sipp::escaped(K_HEX),
+        imslab_test_support::sipp::escaped(OP_HEX),
+        imslab_test_support::sipp::escaped(AMF_HEX)
     );
     let mut csv = String::from("SEQUENTIAL\n");
     for n in 100..100 + USERS {
@@ -218,7 +179,7 @@ async fn sipp_registers_through_the_pcscf_with_ipsec_off_and_only_its_nul_byte_r
         String::from_utf8_lossy(&out.stderr)
     );
     let m = Milenage::with_op(&K::from_hex(K_HEX).unwrap(), &Op::from_hex(OP_HEX).unwrap());
-    let nonces = answered_nonces(dir.path());
+    let nonces = imslab_test_support::sipp::answered_nonces(dir.path());
     assert_eq!(nonces.len(), CALLS, "one answered challenge per call");
     let nul = nonces
         .iter()

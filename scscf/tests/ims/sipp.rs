@@ -6,7 +6,6 @@
 //! every REGISTER SIPp answered is looked up in its message trace, RES is recomputed from the
 //! nonce with MILENAGE, and the failed calls must be exactly those whose RES has a 0x00 byte.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
@@ -23,13 +22,6 @@ const OP_HEX: &str = "cdc202d5123e20f62b6d676ac72cb318";
 const AMF_HEX: &str = "b9b9";
 const USERS: u32 = 20;
 const CALLS: usize = 160;
-
-fn escaped(hex: &str) -> String {
-    hex.as_bytes()
-        .chunks(2)
-        .map(|c| format!("\\x{}", String::from_utf8_lossy(c)))
-        .collect()
-}
 
 async fn provision_op(lab: &Lab, first: u32) {
     let defaults = ProvisionDefaults::new(imslab_types::Realm::new(DOMAIN).expect("realm"));
@@ -53,75 +45,6 @@ async fn provision_op(lab: &Lab, first: u32) {
         .expect("provisioned");
 }
 
-const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ims-aka-register">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      Authorization: Digest username="[field0]@DOMAIN", realm="DOMAIN", nonce="", uri="sip:DOMAIN", response="", algorithm=AKAv1-MD5
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      [field1]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
-
-/// Nonces of the REGISTERs SIPp answered, from its `-trace_msg` log.
-fn answered_nonces(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("dir") {
-        let path = entry.expect("entry").path();
-        if !path.to_string_lossy().ends_with("_messages.log") {
-            continue;
-        }
-        let log = std::fs::read_to_string(&path).expect("log");
-        for block in log.split("message sent") {
-            let Some(at) = block.find("Authorization: Digest") else {
-                continue;
-            };
-            let line = block[at..].lines().next().unwrap_or_default();
-            let param = |name: &str| {
-                line.trim_start_matches("Authorization: Digest")
-                    .split(',')
-                    .map(str::trim)
-                    .find_map(|p| p.strip_prefix(name))
-                    .map(|v| v.trim_matches('"').to_owned())
-            };
-            let Some(nonce) = param("nonce=") else {
-                continue;
-            };
-            if !nonce.is_empty() && param("response=").is_some_and(|r| !r.is_empty()) {
-                out.push(nonce);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_ims_aka_registers_and_only_its_nul_byte_res_answers_fail() {
     let sipp = peer("sipp", "sip-tester");
@@ -130,9 +53,9 @@ async fn sipp_ims_aka_registers_and_only_its_nul_byte_res_answers_fail() {
     provision_op(&lab, 100).await;
     let auth = format!(
         "[authentication username={{user}}@{DOMAIN} aka_K={} aka_OP={} aka_AMF={}]",
-        escaped(K_HEX),
-        escaped(OP_HEX),
-        escaped(AMF_HEX)
+        imslab_test_support::sipp::escaped(K_HEX),
+        imslab_test_support::sipp::escaped(OP_HEX),
+        imslab_test_support::sipp::escaped(AMF_HEX)
     );
     let mut csv = String::from("SEQUENTIAL\n");
     for n in 100..100 + USERS {
@@ -145,7 +68,7 @@ async fn sipp_ims_aka_registers_and_only_its_nul_byte_res_answers_fail() {
     std::fs::write(dir.path().join("users.csv"), csv).expect("csv");
     std::fs::write(
         dir.path().join("reg.xml"),
-        SCENARIO.replace("DOMAIN", DOMAIN),
+        imslab_test_support::sipp::AKA_REGISTER_SCENARIO.replace("DOMAIN", DOMAIN),
     )
     .expect("xml");
     let out = tokio::task::spawn_blocking({
@@ -207,7 +130,7 @@ async fn sipp_ims_aka_registers_and_only_its_nul_byte_res_answers_fail() {
         &K::from_hex(K_HEX).expect("k"),
         &Op::from_hex(OP_HEX).expect("op"),
     );
-    let nonces = answered_nonces(dir.path());
+    let nonces = imslab_test_support::sipp::answered_nonces(dir.path());
     if std::env::var_os("IMSLAB_KEEP_SIPP").is_some() {
         let keep = dir.path().to_owned();
         std::mem::forget(dir);
@@ -312,9 +235,9 @@ async fn sipp_reregisters_and_deregisters_in_one_call() {
     provision_op(&lab, 200).await;
     let auth = format!(
         "[authentication username={{user}}@{DOMAIN} aka_K={} aka_OP={} aka_AMF={}]",
-        escaped(K_HEX),
-        escaped(OP_HEX),
-        escaped(AMF_HEX)
+        imslab_test_support::sipp::escaped(K_HEX),
+        imslab_test_support::sipp::escaped(OP_HEX),
+        imslab_test_support::sipp::escaped(AMF_HEX)
     );
     let mut csv = String::from("SEQUENTIAL\n");
     for n in 200..200 + USERS {
@@ -365,7 +288,7 @@ async fn sipp_reregisters_and_deregisters_in_one_call() {
         sipp_count(&stdout, "Failed call"),
     );
     assert_eq!(ok + failed, 20, "SIPp ran every call:\n{stdout}");
-    let mut nonces = answered_nonces(dir.path());
+    let mut nonces = imslab_test_support::sipp::answered_nonces(dir.path());
     nonces.sort();
     nonces.dedup();
     assert_eq!(
