@@ -21,7 +21,8 @@
 //! - **Validation** ([`validate`]). After parsing, a UAS or proxy runs
 //!   [`validate::check_request`]; the returned [`validate::Rejection`] carries the status code
 //!   (400, 416, 505...). [`Error::status_code`] is the one mapping from errors to answers.
-//! - **URIs** ([`Uri`], [`SipUri`], [`TelUri`], [`NameAddr`]).
+//! - **URIs** ([`Uri`], [`SipUri`], [`TelUri`], [`NameAddr`]); [`Uri::equivalent`] compares them
+//!   by RFC 3261 §19.1.4.
 //! - **Typed headers** ([`header`]): Via, From/To, Call-ID, CSeq, Contact, Route/Record-Route/
 //!   Path/Service-Route and the P-identity headers as [`NameAddr`], digest and AKA credentials
 //!   and challenges ([`header::Auth`]), sec-agree ([`header::SecurityMechanism`]), option tags,
@@ -112,6 +113,7 @@ mod scan;
 mod status;
 pub mod transaction;
 mod uri;
+mod uri_eq;
 pub mod validate;
 
 pub use error::Error;

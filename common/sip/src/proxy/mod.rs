@@ -1149,7 +1149,20 @@ impl Proxy {
             }
             Host::Ip(_) => false,
         };
-        addr_match || alias
+        addr_match || alias || self.is_own_record_route(uri)
+    }
+
+    /// Whether `uri` is equivalent (RFC 3261 §19.1.4) to a Record-Route URI this proxy puts in
+    /// requests, so a Route copied back from one is recognised byte-differences aside.
+    fn is_own_record_route(&self, uri: &Uri<'_>) -> bool {
+        (0..self.cfg.interfaces.len()).any(|i| {
+            let rr =
+                self.record_route_uri(InterfaceId(i), uri.as_sip().and_then(|s| s.user.as_deref()));
+            rr.strip_prefix('<')
+                .and_then(|r| r.strip_suffix('>'))
+                .and_then(|r| Uri::parse(r).ok())
+                .is_some_and(|own| own.equivalent(uri))
+        })
     }
 
     /// §16.4: undo a strict router's rewrite, then drop the Route values naming this proxy.
@@ -1643,7 +1656,12 @@ fn strict_route_fixup(req: &mut Message) -> bool {
 /// topmost Via is left out: it is the previous hop's and differs on every pass of a loop.
 fn loop_hash(req: &Message) -> String {
     let mut h = Fnv::new(0);
-    h.write(req.request_uri_raw().unwrap_or_default());
+    // Equivalent Request-URIs (§19.1.4) hash alike, so a loop is found even when a hop rewrote
+    // case or escaping.
+    match req.request_uri_str().and_then(|u| Uri::parse(u).ok()) {
+        Some(u) => h.write(u.comparison_key().as_bytes()),
+        None => h.write(req.request_uri_raw().unwrap_or_default()),
+    }
     h.write(
         req.from_header()
             .ok()

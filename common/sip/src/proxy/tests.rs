@@ -271,6 +271,44 @@ fn malformed_requests_and_unknown_schemes_are_refused() {
 }
 
 #[test]
+fn a_loop_is_found_when_a_hop_rewrote_the_request_uri_into_an_equivalent_form() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, out) = forward(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKl2", ""),
+        vec![Target::next_hop().via(udp(UAS_A))],
+        false,
+    );
+    let mut looped = out[0].1.clone();
+    looped
+        .prepend_header(
+            HeaderName::VIA,
+            "SIP/2.0/UDP 192.0.2.20:5080;branch=z9hG4bKhop3",
+        )
+        .unwrap();
+    // §19.1.4: escaping in the user part and case in the host do not make another URI.
+    looped.set_request_uri("sip:%62ob@EXAMPLE.com").unwrap();
+    let ev = p.handle_message(
+        t0,
+        Message::parse(looped.to_bytes()).unwrap(),
+        udp(UAS_A),
+        InterfaceId(0),
+    );
+    assert_eq!(status(&sent(&ev)[0].1), 482);
+}
+
+#[test]
+fn a_route_equivalent_to_our_record_route_is_recognised_as_ours() {
+    let p = proxy();
+    let own = Uri::parse("sip:orig@10.0.0.1:5060;TRANSPORT=TCP;lr;foo=1").unwrap();
+    assert!(p.is_me(&own));
+    let other_port = Uri::parse("sip:10.0.0.1:5070;lr").unwrap();
+    assert!(!p.is_me(&other_port));
+}
+
+#[test]
 fn loops_get_482_but_spirals_are_forwarded() {
     let t0 = Instant::now();
     let mut p = proxy();
