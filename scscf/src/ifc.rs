@@ -221,6 +221,21 @@ impl ServiceProfile {
     }
 }
 
+impl ServiceProfile {
+    /// The first iFC at position `from` or later (in priority order) that `facts` trigger,
+    /// with its position: the S-CSCF continues from the next one when the request comes back
+    /// from the AS (TS 24.229 §5.4.3.2 step 4).
+    pub fn next_match(&self, facts: &RequestFacts<'_>, from: usize) -> Option<(usize, &Ifc)> {
+        self.ifcs.iter().enumerate().skip(from).find(|(_, i)| {
+            (match i.profile_part {
+                Some(0) => facts.registered,
+                Some(1) => !facts.registered,
+                _ => true,
+            }) && i.trigger.as_ref().is_none_or(|t| t.matches(facts))
+        })
+    }
+}
+
 impl ImsSubscription {
     /// The profile holding `impu` (compared case-insensitively).
     pub fn profile_of(&self, impu: &str) -> Option<&ServiceProfile> {

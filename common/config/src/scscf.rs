@@ -34,6 +34,11 @@ pub struct ScscfConfig {
     /// Static SIP name resolution: host names in Path, Route or AS URIs that are not IP
     /// literals, mapped to their address (UDP; URIs with `transport=tcp` use TCP).
     pub hosts: BTreeMap<String, SocketAddr>,
+    /// The I-CSCF URI that originating requests for the home domain go to (TS 24.229
+    /// §5.4.3.2), or null: a callee registered at this S-CSCF is then served directly.
+    pub icscf: Option<String>,
+    /// The breakout SIP trunk URI for numbers and domains outside the lab, or null.
+    pub breakout: Option<String>,
 }
 
 impl Default for ScscfConfig {
@@ -51,6 +56,8 @@ impl Default for ScscfConfig {
             default_auth_scheme: "Digest-AKAv1-MD5".into(),
             reg_event_expires_max: 600_000,
             hosts: BTreeMap::new(),
+            icscf: None,
+            breakout: None,
         }
     }
 }
@@ -84,4 +91,9 @@ scscf:
   # Static SIP name resolution for Path, Route and AS URIs that are not IP literals,
   # for example {pcscf.ims.mnc001.mcc001.3gppnetwork.org: 127.0.0.1:5060}.
   hosts: {}
+  # Where originating requests for home-domain callees go: the I-CSCF's SIP URI, e.g.
+  # sip:127.0.0.1:4060 (null: a callee registered at this S-CSCF is served directly).
+  icscf: null
+  # Breakout SIP trunk URI for numbers and domains outside the lab, or null for none.
+  breakout: null
 "#;

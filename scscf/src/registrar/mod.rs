@@ -26,7 +26,7 @@
 mod hss;
 mod notify;
 mod register;
-mod routing;
+pub mod routing;
 #[cfg(test)]
 mod tests;
 
@@ -117,6 +117,11 @@ pub struct Settings {
     /// How long a challenge stays answerable without a new one (a nonce also serves
     /// re-registrations within this time, with growing nonce counts).
     pub challenge_lifetime: Duration,
+    /// Where originating requests for the home domain go (`scscf.icscf`): the I-CSCF's URI.
+    /// `None`: a callee registered here is served at once (terminating case), others get 404.
+    pub icscf: Option<String>,
+    /// The breakout SIP trunk for numbers and domains outside the lab (`scscf.breakout`).
+    pub breakout: Option<String>,
 }
 
 impl Settings {
@@ -177,6 +182,8 @@ impl Settings {
             default_scheme,
             reg_event_expires_max: cfg.reg_event_expires_max.max(1),
             challenge_lifetime: Duration::from_secs(u64::from(cfg.reg_expires_max.max(60))),
+            icscf: cfg.icscf.clone().filter(|s| !s.trim().is_empty()),
+            breakout: cfg.breakout.clone().filter(|s| !s.trim().is_empty()),
         })
     }
 }
@@ -410,6 +417,10 @@ pub struct Registrar {
     out: VecDeque<Output>,
     next_id: u64,
     session_prefix: String,
+    /// Requests handed to an AS, awaited back (see [`routing`]).
+    legs: HashMap<routing::LegKey, routing::Leg>,
+    /// The hand-offs by expiry, oldest first: (expires, key, hand-off number).
+    leg_order: VecDeque<(Instant, routing::LegKey, u64)>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -451,6 +462,8 @@ impl Registrar {
             out: VecDeque::new(),
             next_id: 1,
             session_prefix,
+            legs: HashMap::new(),
+            leg_order: VecDeque::new(),
         }
     }
 

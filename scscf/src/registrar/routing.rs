@@ -1,12 +1,143 @@
-//! Requests other than REGISTER and reg-event SUBSCRIBE: delivery to the registered contacts
-//! of the Request-URI (TS 24.229 §5.4.3.3, RFC 3327 Path), anything else along its route.
+//! Requests other than REGISTER and reg-event SUBSCRIBE: session routing (TS 24.229 §5.4.3).
+//!
+//! - Originating case (§5.4.3.2): an initial request whose P-Asserted-Identity is registered
+//!   here and whose previous hop is the P-CSCF on that registration's Path (it came along the
+//!   Service-Route). Originating iFCs (session case 0); then the callee is normalised (tel URI,
+//!   `user=phone` and digit-only user parts become `tel:+…`, which an implicit set here may
+//!   hold) and the request goes to `scscf.icscf` for a home callee (or straight to the
+//!   terminating case when no I-CSCF is configured), to `scscf.breakout` for a number or
+//!   domain outside the lab, else along its own next hop.
+//! - Terminating case (§5.4.3.3): terminating iFCs (session case 1 registered, 2 without
+//!   contacts), then parallel forking to every contact sharing the latest contact's Path, the
+//!   Path as Route, P-Called-Party-ID and Record-Route (dialog-creating methods). No contact:
+//!   480; an identity unknown here in the home domain: 404; a barred one: 404.
+//! - iFC hand-off: the request goes to the AS with a Route back to this S-CSCF carrying an
+//!   original dialog identifier (`odi-…`). Because the proxy core removes Route values naming
+//!   this element before the core sees the request, the returning request is recognised by
+//!   its Call-ID, From tag and CSeq; the pending hand-off is kept for Timer C (180 s) at most,
+//!   and at most [`MAX_LEGS`] are kept (the oldest goes first).
+//! - Requests inside a dialog, 2xx ACKs, unmatched CANCELs and requests with a Route left
+//!   follow their route. No dialog state is kept: the S-CSCF stays on the path by
+//!   Record-Route only, so nothing is left to release on BYE, failure or timeout.
+//!   Session-Expires and Min-SE (RFC 4028) pass through untouched.
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use imslab_sip::proxy::{Decision, ForkMode, RecordRoute, Target};
-use imslab_sip::{HeaderName, Message, Method, StatusCode, Uri};
-use imslab_types::Outcome;
+use imslab_sip::{HeaderName, Host, Message, Method, NameAddr, StatusCode, Uri};
+use imslab_types::{Impu, Outcome};
 
 use super::register::{aor_of, respond};
 use super::{Now, Registrar, ReqId};
+use crate::ifc::{ApplicationServer, RequestFacts};
+
+/// Most iFC hand-offs to application servers awaited at once.
+pub const MAX_LEGS: usize = 4096;
+/// How long a hand-off to an AS is awaited (Timer C, RFC 3261 §16.6 step 11).
+pub const LEG_LIFETIME: Duration = Duration::from_secs(180);
+
+/// The session case of a pending AS hand-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Case {
+    Orig,
+    Term,
+}
+
+/// A request handed to an AS, awaited back.
+#[derive(Debug, Clone)]
+pub(super) struct Leg {
+    case: Case,
+    /// The served identity: the asserted caller (originating) or the called AOR (terminating).
+    served: Impu,
+    /// Index of the next iFC to evaluate.
+    next: usize,
+    /// The Request-URI as the terminating case first received it (P-Called-Party-ID).
+    called: Option<String>,
+    /// Which hand-off this is (a newer one with the same key replaces it).
+    seq: u64,
+}
+
+/// Call-ID, From tag and CSeq number: what an AS acting as a proxy keeps.
+pub(super) type LegKey = (String, String, u32);
+
+fn leg_key(msg: &Message) -> Option<LegKey> {
+    let call = msg.call_id().ok()?.as_str().to_owned();
+    let tag = msg.from_header().ok()?.tag()?.to_owned();
+    let seq = msg.cseq().ok()?.seq;
+    Some((call, tag, seq))
+}
+
+/// The per-UE step for a method.
+fn step_of(m: Option<&Method>) -> &'static str {
+    match m {
+        Some(Method::Invite) => "call",
+        Some(Method::Message) => "message",
+        _ => "session",
+    }
+}
+
+/// A number in a URI: a tel URI, or a SIP URI with `user=phone` or a user part of digits
+/// (visual separators allowed). Returned in global form `+…` (the lab's numbers are global).
+fn number_of(uri: &Uri<'_>) -> Option<String> {
+    let raw = match uri {
+        Uri::Tel(t) => t.number.to_string(),
+        Uri::Sip(s) => {
+            let user = s.user.as_deref()?;
+            let phone = s
+                .params
+                .value("user")
+                .is_some_and(|v| v.eq_ignore_ascii_case("phone"));
+            let digits = user
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')'))
+                && user.chars().any(|c| c.is_ascii_digit());
+            if !(phone || digits) {
+                return None;
+            }
+            user.split(';').next().unwrap_or(user).to_owned()
+        }
+        Uri::Other(_) => return None,
+    };
+    let mut n: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    if n.is_empty() || n[1..].contains('+') {
+        return None;
+    }
+    if !n.starts_with('+') {
+        n.insert(0, '+');
+    }
+    Some(n)
+}
+
+/// Host and port of the URI in a Path or Route value.
+fn hop_of(value: &str) -> Option<(String, u16)> {
+    let na = NameAddr::parse_header(value, "Path").ok()?;
+    let sip = na.uri.as_sip()?;
+    Some((sip.host.to_string(), sip.port_or_default()))
+}
+
+fn host_is(host: &str, port: u16, want: &(String, u16)) -> bool {
+    let h = host.trim_matches(['[', ']']);
+    let w = want.0.trim_matches(['[', ']']);
+    port == want.1
+        && (h.eq_ignore_ascii_case(w)
+            || matches!((h.parse::<IpAddr>(), w.parse::<IpAddr>()), (Ok(a), Ok(b)) if a == b))
+}
+
+/// Where the callee of an originating request lies.
+enum Callee {
+    /// An identity of a registration here (its key).
+    Served(Impu),
+    /// The home domain, not registered here.
+    Home,
+    /// A number no registration here holds.
+    Number(String),
+    /// Another domain.
+    Foreign,
+}
 
 impl Registrar {
     /// Whether the Request-URI names this S-CSCF (its URI's host and port, no user part).
@@ -27,15 +158,15 @@ impl Registrar {
         }
     }
 
-    /// Routes a request that is not a REGISTER nor a reg-event SUBSCRIBE:
-    ///
-    /// - a request for a public identity registered here goes to every contact of its
-    ///   registration that shares the most recent contact's Path, with that Path as Route
-    ///   (parallel forking, Record-Route for dialog-creating methods);
-    /// - a request for the home domain whose identity is known but has no contact: 480;
-    ///   unknown here: 404;
-    /// - anything else (in-dialog requests, other domains) follows its own next hop.
-    pub fn handle_request(&mut self, now: Now, req: ReqId, mut msg: Message, stateless: bool) {
+    /// Number of hand-offs to application servers awaited back.
+    pub fn pending_as_legs(&self) -> usize {
+        self.legs.len()
+    }
+
+    /// Routes a request that is not a REGISTER nor a reg-event SUBSCRIBE (see the module
+    /// documentation): the originating or terminating case for initial requests, the route
+    /// for everything else. `stateless` marks an ACK for a 2xx.
+    pub fn handle_request(&mut self, now: Now, req: ReqId, msg: Message, stateless: bool) {
         if !stateless && msg.routes().next().is_none() && self.is_own_uri(&msg) {
             // Addressed to the S-CSCF itself: OPTIONS is a keep-alive probe (RFC 3261 §11).
             let r = if msg.method() == Some(&Method::Options) {
@@ -52,42 +183,441 @@ impl Registrar {
             self.decide(req, Decision::Respond(r));
             return;
         }
-        let target = msg
+        self.prune_legs(now);
+        let in_dialog = msg.to_header().ok().is_some_and(|t| t.tag().is_some());
+        let initial = !stateless
+            && !in_dialog
+            && !matches!(msg.method(), Some(Method::Ack | Method::Cancel) | None)
+            && msg.routes().next().is_none();
+        if !initial {
+            self.decide(req, Decision::forward(msg, Target::next_hop()));
+            return;
+        }
+        if let Some(leg) = leg_key(&msg).and_then(|k| self.legs.remove(&k)) {
+            match leg.case {
+                Case::Orig => self.originate(now, req, msg, leg.served, leg.next),
+                Case::Term => self.terminate(now, req, msg, leg.next, leg.called, None),
+            }
+            return;
+        }
+        if let Some(served) = self.originating_user(&msg) {
+            self.originate(now, req, msg, served, 0);
+            return;
+        }
+        self.terminate(now, req, msg, 0, None, None);
+    }
+
+    /// The asserted identity of a request that came along the Service-Route: registered here,
+    /// and the previous hop is the first Path entry (the P-CSCF) of one of its contacts, or the
+    /// contact itself when it registered without Path.
+    fn originating_user(&self, msg: &Message) -> Option<Impu> {
+        let served = msg
+            .typed_all::<NameAddr<'_>>(&HeaderName::P_ASSERTED_IDENTITY)
+            .filter_map(Result::ok)
+            .find_map(|n| aor_of(&n.uri))?;
+        let key = self.alias.get(&served)?;
+        let aor = self.aors.get(key)?;
+        let via = msg.top_via().ok()?;
+        let sent_by = (via.host.to_string(), via.port_or_default());
+        let source = via
+            .received()
+            .map(|ip| (ip.to_string(), via.rport().flatten().unwrap_or(sent_by.1)));
+        let from_hop = |hop: &(String, u16)| {
+            host_is(&sent_by.0, sent_by.1, hop)
+                || source.as_ref().is_some_and(|(h, p)| host_is(h, *p, hop))
+        };
+        aor.contacts
+            .iter()
+            .any(|c| {
+                let first = match c.binding.path.first() {
+                    Some(p) => hop_of(p),
+                    None => hop_of(&format!("<{}>", c.binding.contact)),
+                };
+                first.is_some_and(|h| from_hop(&h))
+            })
+            .then_some(served)
+    }
+
+    fn prune_legs(&mut self, now: Now) {
+        while let Some((at, key, seq)) = self.leg_order.front() {
+            let expired = *at <= now.at || self.legs.len() > MAX_LEGS;
+            let stale = self.legs.get(key).is_none_or(|l| l.seq != *seq);
+            if !(expired || stale) {
+                break;
+            }
+            if !stale {
+                self.legs.remove(key);
+            }
+            self.leg_order.pop_front();
+        }
+    }
+
+    /// The first iFC at index `from` or later of `served`'s profile that the request triggers.
+    fn next_ifc(
+        &self,
+        served: &Impu,
+        msg: &Message,
+        session_case: i64,
+        registered: bool,
+        from: usize,
+    ) -> Option<(usize, ApplicationServer)> {
+        let key = self.alias.get(served)?;
+        let profile = self
+            .aors
+            .get(key)?
+            .profile
+            .as_ref()?
+            .profile_of(served.as_str())?;
+        let lookup = |name: &str| -> Vec<String> {
+            HeaderName::new(name.to_owned())
+                .map(|h| {
+                    msg.values(&h)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let method = msg
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        let is_sdp = msg
+            .header_str(&HeaderName::CONTENT_TYPE)
+            .and_then(Result::ok)
+            .is_some_and(|c| c.to_ascii_lowercase().contains("application/sdp"));
+        let sdp = if is_sdp {
+            String::from_utf8_lossy(msg.body()).into_owned()
+        } else {
+            String::new()
+        };
+        let facts = RequestFacts {
+            method: &method,
+            request_uri: msg.request_uri_str().unwrap_or_default(),
+            headers: &lookup,
+            sdp: &sdp,
+            session_case,
+            registration_type: None,
+            registered,
+        };
+        profile
+            .next_match(&facts, from)
+            .map(|(i, ifc)| (i, ifc.application_server.clone()))
+    }
+
+    /// Hands the request to an AS (§5.4.3.2 step 4, §5.4.3.3 step 3): Route to the AS, then
+    /// back here with an original dialog identifier.
+    fn hand_to_as(
+        &mut self,
+        now: Now,
+        req: ReqId,
+        mut msg: Message,
+        leg: (Case, Impu, usize, Option<String>),
+        server: &ApplicationServer,
+    ) {
+        let (case, served, index, called) = leg;
+        let step = step_of(msg.method());
+        let Some(key) = leg_key(&msg) else {
+            let r = respond(&msg, StatusCode::BAD_REQUEST, Some("No From tag"));
+            self.decide(req, Decision::Respond(r));
+            return;
+        };
+        let odi = self.token();
+        let seq = self.id();
+        let expires = now.at + LEG_LIFETIME;
+        self.legs.insert(
+            key.clone(),
+            Leg {
+                case,
+                served: served.clone(),
+                next: index + 1,
+                called,
+                seq,
+            },
+        );
+        self.leg_order.push_back((expires, key, seq));
+        let own = self.s.uri.trim_start_matches("sip:").to_owned();
+        let _ = msg.prepend_header(HeaderName::ROUTE, format!("<sip:odi-{odi}@{own};lr>"));
+        let as_uri = server.server_name.trim().trim_matches(['<', '>']);
+        let as_route = if as_uri.contains(";lr") {
+            format!("<{as_uri}>")
+        } else {
+            format!("<{as_uri};lr>")
+        };
+        let _ = msg.prepend_header(HeaderName::ROUTE, as_route);
+        let which = if case == Case::Orig {
+            "originating"
+        } else {
+            "terminating"
+        };
+        self.event(
+            now,
+            None,
+            Some(&served),
+            step,
+            Outcome::Info,
+            Some(format!(
+                "{which} iFC matched: to the AS {as_uri} (default handling {})",
+                if server.default_handling == 1 {
+                    "SESSION_TERMINATED"
+                } else {
+                    "SESSION_CONTINUED"
+                }
+            )),
+        );
+        self.decide(req, Decision::forward(msg, Target::next_hop()));
+    }
+
+    fn refuse(
+        &mut self,
+        now: Now,
+        req: ReqId,
+        msg: &Message,
+        who: Option<&Impu>,
+        status: StatusCode,
+        reason: String,
+    ) {
+        let step = step_of(msg.method());
+        self.event(now, None, who, step, Outcome::Failed, Some(reason));
+        let r = respond(msg, status, None);
+        self.decide(req, Decision::Respond(r));
+    }
+
+    /// Where the Request-URI's callee lies; a number held by a registration here becomes
+    /// that registration's identity in the Request-URI.
+    fn classify(&self, msg: &mut Message) -> Callee {
+        let Some(uri) = msg
             .request_uri_str()
             .and_then(|u| Uri::parse(u).ok())
-            .and_then(|u| aor_of(&u));
-        let in_dialog = msg.to_header().ok().is_some_and(|t| t.tag().is_some());
-        let key = target.as_ref().and_then(|t| self.alias.get(t)).cloned();
-        let Some(key) = key.filter(|_| !in_dialog && !stateless) else {
-            let home = target.as_ref().is_some_and(|t| {
-                t.as_str()
-                    .rsplit_once('@')
-                    .is_some_and(|(_, h)| h.eq_ignore_ascii_case(&self.s.home_realm))
-            });
-            if home && !in_dialog && !stateless && msg.routes().next().is_none() {
+            .map(Uri::into_owned)
+        else {
+            return Callee::Foreign;
+        };
+        if let Some(k) = aor_of(&uri).and_then(|a| self.alias.get(&a)) {
+            return Callee::Served(k.clone());
+        }
+        if let Some(n) = number_of(&uri) {
+            let tel = Impu::new(format!("tel:{n}")).ok();
+            if let Some(k) = tel.as_ref().and_then(|t| self.alias.get(t)) {
+                let k = k.clone();
+                let _ = msg.set_request_uri(k.as_str().to_owned());
+                return Callee::Served(k);
+            }
+            return Callee::Number(n);
+        }
+        match uri.as_sip().map(|s| &s.host) {
+            Some(Host::Name(h)) if h.eq_ignore_ascii_case(&self.s.home_realm) => Callee::Home,
+            _ => Callee::Foreign,
+        }
+    }
+
+    /// The originating case for `served` from the iFC at `from` on.
+    fn originate(&mut self, now: Now, req: ReqId, mut msg: Message, served: Impu, from: usize) {
+        let step = step_of(msg.method());
+        let barred = self
+            .alias
+            .get(&served)
+            .and_then(|k| self.aors.get(k))
+            .is_some_and(|a| a.implicit.iter().any(|(i, b)| *b && i == &served));
+        if barred {
+            self.refuse(
+                now,
+                req,
+                &msg,
+                Some(&served),
+                StatusCode::FORBIDDEN,
+                "originating identity is barred".into(),
+            );
+            return;
+        }
+        if let Some((i, server)) = self.next_ifc(&served, &msg, 0, true, from) {
+            self.hand_to_as(now, req, msg, (Case::Orig, served, i, None), &server);
+            return;
+        }
+        let dialog = matches!(
+            msg.method(),
+            Some(Method::Invite | Method::Subscribe | Method::Refer)
+        );
+        let rr = dialog.then(|| RecordRoute {
+            user: Some("orig".to_owned()),
+        });
+        let callee = self.classify(&mut msg);
+        let ruri = msg.request_uri_str().unwrap_or_default().to_owned();
+        let onward = match (&callee, &self.s.icscf, &self.s.breakout) {
+            (Callee::Served(_) | Callee::Home, Some(icscf), _) => {
+                Some((icscf.clone(), format!("to the I-CSCF {icscf} for {ruri}")))
+            }
+            (Callee::Number(_) | Callee::Foreign, _, Some(trunk)) => {
+                Some((trunk.clone(), format!("breakout to {trunk} for {ruri}")))
+            }
+            (Callee::Number(_), Some(icscf), None) => Some((
+                icscf.clone(),
+                format!("number {ruri} to the I-CSCF {icscf}"),
+            )),
+            _ => None,
+        };
+        if let Some((hop, why)) = onward {
+            let hop = hop.trim().trim_matches(['<', '>']).to_owned();
+            let route = if hop.contains(";lr") {
+                format!("<{hop}>")
+            } else {
+                format!("<{hop};lr>")
+            };
+            let _ = msg.prepend_header(HeaderName::ROUTE, route);
+            self.event(
+                now,
+                None,
+                Some(&served),
+                step,
+                Outcome::Ok,
+                Some(format!("originating: {why}")),
+            );
+            self.decide(
+                req,
+                Decision::Forward {
+                    request: msg,
+                    targets: vec![Target::next_hop()],
+                    mode: ForkMode::Parallel,
+                    record_route: rr,
+                },
+            );
+            return;
+        }
+        match callee {
+            Callee::Served(_) => {
                 self.event(
                     now,
                     None,
-                    target.as_ref(),
-                    "terminating",
-                    Outcome::Failed,
-                    Some("request for an identity not registered here".into()),
+                    Some(&served),
+                    step,
+                    Outcome::Ok,
+                    Some(format!("originating: {ruri} is served here")),
                 );
-                let r = respond(&msg, StatusCode::NOT_FOUND, Some("Not registered here"));
-                self.decide(req, Decision::Respond(r));
+                self.terminate(now, req, msg, 0, None, Some(served));
+            }
+            Callee::Home => self.refuse(
+                now,
+                req,
+                &msg,
+                Some(&served),
+                StatusCode::NOT_FOUND,
+                format!("originating: {ruri} is not registered here and no scscf.icscf is set"),
+            ),
+            Callee::Number(n) => self.refuse(
+                now,
+                req,
+                &msg,
+                Some(&served),
+                StatusCode::NOT_FOUND,
+                format!("originating: no phone holds {n} and no scscf.breakout is set"),
+            ),
+            Callee::Foreign => {
+                self.event(
+                    now,
+                    None,
+                    Some(&served),
+                    step,
+                    Outcome::Ok,
+                    Some(format!(
+                        "originating: {ruri} is outside the lab, its own next hop"
+                    )),
+                );
+                self.decide(
+                    req,
+                    Decision::Forward {
+                        request: msg,
+                        targets: vec![Target::next_hop()],
+                        mode: ForkMode::Parallel,
+                        record_route: rr,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The terminating case from the iFC at `from` on. `called` is the Request-URI as first
+    /// received (after an AS hand-off); `caller` is set when the originating case of the same
+    /// S-CSCF hands over directly.
+    fn terminate(
+        &mut self,
+        now: Now,
+        req: ReqId,
+        mut msg: Message,
+        from: usize,
+        called: Option<String>,
+        caller: Option<Impu>,
+    ) {
+        let step = step_of(msg.method());
+        let called = called.unwrap_or_else(|| msg.request_uri_str().unwrap_or_default().to_owned());
+        let key = match self.classify(&mut msg) {
+            Callee::Served(k) => k,
+            Callee::Home | Callee::Number(_) => {
+                let who = Uri::parse(&called).ok().and_then(|u| aor_of(&u));
+                self.refuse(
+                    now,
+                    req,
+                    &msg,
+                    who.as_ref(),
+                    StatusCode::NOT_FOUND,
+                    format!("terminating: {called} is not registered here"),
+                );
                 return;
             }
-            self.decide(req, Decision::forward(msg, Target::next_hop()));
+            Callee::Foreign => {
+                self.decide(req, Decision::forward(msg, Target::next_hop()));
+                return;
+            }
+        };
+        let identity = msg
+            .request_uri_str()
+            .and_then(|u| Uri::parse(u).ok())
+            .and_then(|u| aor_of(&u))
+            .unwrap_or_else(|| key.clone());
+        let Some(aor) = self.aors.get(&key) else {
+            self.refuse(
+                now,
+                req,
+                &msg,
+                Some(&identity),
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                format!("terminating: {called} has no registration"),
+            );
             return;
         };
+        if aor.implicit.iter().any(|(i, b)| *b && i == &identity) {
+            self.refuse(
+                now,
+                req,
+                &msg,
+                Some(&identity),
+                StatusCode::NOT_FOUND,
+                format!("terminating: {called} is barred"),
+            );
+            return;
+        }
+        let registered = !aor.contacts.is_empty();
+        let case = if registered { 1 } else { 2 };
+        if let Some((i, server)) = self.next_ifc(&identity, &msg, case, registered, from) {
+            self.hand_to_as(
+                now,
+                req,
+                msg,
+                (Case::Term, identity, i, Some(called)),
+                &server,
+            );
+            return;
+        }
         let Some(aor) = self.aors.get(&key) else {
-            let r = respond(&msg, StatusCode::TEMPORARILY_UNAVAILABLE, None);
-            self.decide(req, Decision::Respond(r));
             return;
         };
         let Some(latest) = aor.contacts.iter().max_by_key(|c| c.expires) else {
-            let r = respond(&msg, StatusCode::TEMPORARILY_UNAVAILABLE, None);
-            self.decide(req, Decision::Respond(r));
+            self.refuse(
+                now,
+                req,
+                &msg,
+                Some(&identity),
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                format!("terminating: {called} is not registered (callee not registered)"),
+            );
             return;
         };
         let path = latest.binding.path.clone();
@@ -97,12 +627,27 @@ impl Registrar {
             .filter(|c| c.binding.path == path)
             .map(|c| Target::uri(c.binding.contact.clone()))
             .collect();
+        let impi = aor.impi.clone();
         for p in path.iter().rev() {
             let _ = msg.prepend_header(HeaderName::ROUTE, p.clone());
         }
+        msg.remove_header(&HeaderName::P_CALLED_PARTY_ID);
+        let _ = msg.push_header(HeaderName::P_CALLED_PARTY_ID, format!("<{called}>"));
         let dialog = matches!(
             msg.method(),
             Some(Method::Invite | Method::Subscribe | Method::Refer)
+        );
+        let from_who = caller.map(|c| format!(" from {c}")).unwrap_or_default();
+        self.event(
+            now,
+            Some(&impi),
+            Some(&identity),
+            step,
+            Outcome::Ok,
+            Some(format!(
+                "terminating: {called}{from_who} forked to {} contact(s)",
+                targets.len()
+            )),
         );
         self.decide(
             req,

@@ -2,6 +2,7 @@
 //! reg-event, HSS-initiated de-registration, a restart of the S-CSCF, refusals. Every SIP
 //! message the test client saw is checked with tshark.
 
+mod calls;
 mod sipp;
 mod support;
 

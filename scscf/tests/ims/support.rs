@@ -464,6 +464,60 @@ impl Ue {
         )
     }
 
+    /// Sends raw SIP text to `to`.
+    pub(crate) async fn send_text(&mut self, to: SocketAddr, text: &str) {
+        self.send(to, text.as_bytes()).await;
+    }
+
+    /// Sends a message to `to`.
+    pub(crate) async fn send_msg(&mut self, to: SocketAddr, m: &Message) {
+        self.send(to, &m.to_bytes()).await;
+    }
+
+    /// The next SIP message of any kind (NOTIFYs answered and kept aside), with its source.
+    pub(crate) async fn next_message(&mut self) -> (Message, SocketAddr) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (len, from) =
+                tokio::time::timeout(Duration::from_secs(10), self.sock.recv_from(&mut buf))
+                    .await
+                    .expect("a message within 10 s")
+                    .expect("recv");
+            let bytes = &buf[..len];
+            self.pcap
+                .udp(SystemTime::now(), from, self.addr, bytes)
+                .expect("pcap");
+            let m = Message::parse(bytes.to_vec()).expect("the network sends valid SIP");
+            if m.method() == Some(&Method::Notify) {
+                let ok = m.response(StatusCode::OK, None).expect("200");
+                self.send(from, &ok.to_bytes()).await;
+                self.notifies.push(m);
+                continue;
+            }
+            return (m, from);
+        }
+    }
+
+    /// The next request with `method` (others are dropped), with its source.
+    pub(crate) async fn next_request(&mut self, method: &Method) -> (Message, SocketAddr) {
+        loop {
+            let (m, from) = self.next_message().await;
+            if m.method() == Some(method) {
+                return (m, from);
+            }
+        }
+    }
+
+    /// The next final response (provisional ones are skipped, retransmissions included).
+    pub(crate) async fn next_final(&mut self) -> Message {
+        loop {
+            let (m, _) = self.next_message().await;
+            if m.status().is_some_and(|s| !s.is_provisional()) {
+                return m;
+            }
+        }
+    }
+
     pub(crate) fn finish_pcap(&mut self) {
         self.pcap.flush().expect("flush");
     }

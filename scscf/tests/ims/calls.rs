@@ -1,0 +1,161 @@
+//! Calls and messages between two registered phones through the S-CSCF (originating and
+//! terminating session cases), the I-CSCF and the real HSS. Each test client plays a phone
+//! and its P-CSCF: it sends along the Service-Route and receives along its Path.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use imslab_sip::{HeaderName, Message, Method, StatusCode};
+
+use crate::support::*;
+
+/// An initial request from `ue` (as its P-CSCF forwards it) to `to`, along the Service-Route.
+pub(crate) fn initial(
+    ue: &Ue,
+    lab: &Lab,
+    method: &str,
+    to: &str,
+    call_id: &str,
+    extra: &str,
+    body: &str,
+) -> String {
+    let ct = if body.is_empty() {
+        String::new()
+    } else if method == "MESSAGE" {
+        "Content-Type: text/plain\r\n".to_owned()
+    } else {
+        "Content-Type: application/sdp\r\n".to_owned()
+    };
+    format!(
+        "{method} {to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {a};branch=z9hG4bK{call_id}x1;rport\r\n\
+         Max-Forwards: 69\r\n\
+         Route: <sip:orig@127.0.0.1:{sp};lr>\r\n\
+         Record-Route: <sip:pcscf@{a};lr>\r\n\
+         From: <{me}>;tag=from-{call_id}\r\n\
+         To: <{to}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 {method}\r\n\
+         Contact: {contact}\r\n\
+         P-Asserted-Identity: <{me}>\r\n\
+         Session-Expires: 1800\r\n\
+         Min-SE: 90\r\n\
+         {extra}{ct}Content-Length: {len}\r\n\r\n{body}",
+        a = ue.addr,
+        sp = lab.scscf.port(),
+        me = impu(ue.n),
+        contact = ue.contact(),
+        len = body.len(),
+    )
+}
+
+/// The callee's response to `req` with a To tag, and its Contact.
+fn answer(callee: &Ue, req: &Message, status: StatusCode) -> Message {
+    let mut r = req.response(status, None).expect("response");
+    if req.to_header().ok().is_some_and(|t| t.tag().is_none()) {
+        let to = String::from_utf8_lossy(req.header(&HeaderName::TO).expect("To")).into_owned();
+        r.set_header(HeaderName::TO, format!("{to};tag=callee{}", callee.n))
+            .expect("To");
+    }
+    if status.is_success() || status.as_u16() == 180 {
+        let _ = r.push_header(HeaderName::CONTACT, callee.contact());
+    }
+    r
+}
+
+pub(crate) const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+t=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+
+/// An in-dialog request along the route set the caller learned from the 200's Record-Route.
+fn in_dialog(caller: &Ue, ok: &Message, method: &str, cseq: u32, call_id: &str) -> String {
+    let rr: Vec<String> = values(ok, &HeaderName::RECORD_ROUTE)
+        .into_iter()
+        .flat_map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // The caller's own P-CSCF entry is the last one; the phone's P-CSCF pops it itself.
+    let routes: Vec<String> = rr.into_iter().rev().skip(1).collect();
+    let to = String::from_utf8_lossy(ok.header(&HeaderName::TO).expect("To")).into_owned();
+    let contact = values(ok, &HeaderName::CONTACT)[0].clone();
+    let target = contact.trim_matches(['<', '>']).to_owned();
+    let route_lines: String = routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
+    format!(
+        "{method} {target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {a};branch=z9hG4bK{call_id}{method}{cseq};rport\r\n\
+         Max-Forwards: 69\r\n\
+         {route_lines}\
+         From: <{me}>;tag=from-{call_id}\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Content-Length: 0\r\n\r\n",
+        a = caller.addr,
+        me = impu(caller.n),
+    )
+}
+
+pub(crate) async fn two_registered(lab: &Lab, dir: &std::path::Path) -> (Ue, Ue) {
+    provision(&lab.store, 11, None, None).await;
+    provision(&lab.store, 12, None, None).await;
+    let mut a = Ue::new(11, dir, K_HEX).await;
+    let mut b = Ue::new(12, dir, K_HEX).await;
+    for ue in [&mut a, &mut b] {
+        let ok = crate::register_aka(lab, ue).await;
+        assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+    }
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_between_two_registered_phones_is_answered_acked_and_hung_up() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let (mut a, mut b) = two_registered(&lab, dir.path()).await;
+    let scscf: SocketAddr = lab.scscf;
+
+    let text = initial(&a, &lab, "INVITE", &impu(12), "call-ab", "", SDP);
+    a.send_text(scscf, &text).await;
+    let (inv, from) = b.next_request(&Method::Invite).await;
+    assert_eq!(
+        inv.request_uri_str(),
+        Some(format!("sip:ue12@{}", b.addr).as_str())
+    );
+    assert_eq!(values(&inv, &HeaderName::ROUTE), [b.path()]);
+    assert_eq!(
+        values(&inv, &HeaderName::P_CALLED_PARTY_ID),
+        [format!("<{}>", impu(12))]
+    );
+    assert_eq!(values(&inv, &HeaderName::SESSION_EXPIRES), ["1800"]);
+    assert_eq!(values(&inv, &HeaderName::MIN_SE), ["90"]);
+    assert_eq!(
+        values(&inv, &HeaderName::P_ASSERTED_IDENTITY),
+        [format!("<{}>", impu(11))]
+    );
+    let ringing = answer(&b, &inv, StatusCode::RINGING);
+    b.send_msg(from, &ringing).await;
+    let ok = answer(&b, &inv, StatusCode::OK);
+    b.send_msg(from, &ok).await;
+    let ok = a.next_final().await;
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+
+    let ack = in_dialog(&a, &ok, "ACK", 1, "call-ab");
+    a.send_text(scscf, &ack).await;
+    let (ack, _) = b.next_request(&Method::Ack).await;
+    assert_eq!(
+        ack.request_uri_str(),
+        Some(format!("sip:ue12@{}", b.addr).as_str())
+    );
+    let bye = in_dialog(&a, &ok, "BYE", 2, "call-ab");
+    a.send_text(scscf, &bye).await;
+    let (bye, from) = b.next_request(&Method::Bye).await;
+    b.send_msg(from, &bye.response(StatusCode::OK, None).expect("200"))
+        .await;
+    let done = a.next_final().await;
+    assert_eq!(done.status(), Some(StatusCode::OK));
+    assert!(lab.events.has("call", "terminating"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    lab.stop().await;
+}
