@@ -150,6 +150,28 @@ async fn drain<S: AsyncWrite + Unpin>(
                     return Some(CloseReason::Shutdown);
                 }
             }
+            Ok(Some(Frame::Invalid { raw, error })) => {
+                // Framed by Content-Length, so the stream is still in sync: hand it up (the
+                // owner answers 400 with `imslab_sip::validate::answer_unparseable`) and go on.
+                tracing::debug!(flow = conn.id, remote = %conn.info.remote, %error,
+                    "undecodable stream message");
+                conn.shared
+                    .record(conn.info.transport, conn.info.remote, conn.info.local, &raw);
+                let ev = Event::Received(Box::new(Received {
+                    payload: Payload::Invalid {
+                        raw,
+                        parsed: None,
+                        error,
+                    },
+                    source: conn.info.remote,
+                    local: conn.info.local,
+                    transport: conn.info.transport,
+                    flow: conn.flow(),
+                }));
+                if !conn.shared.emit(ev).await {
+                    return Some(CloseReason::Shutdown);
+                }
+            }
             Err(e) => return Some(CloseReason::Framing(e)),
         }
     }

@@ -231,8 +231,10 @@ impl Received {
 pub enum Payload {
     /// A parsed message (header values are not validated yet: see `imslab_sip::validate`).
     Message(Message),
-    /// Bytes that are not a usable message. A request among them deserves a 400 when `parsed`
-    /// is available ([`imslab_sip::Error::status_code`]); the transport does not answer itself.
+    /// Bytes that are not a usable message. A request among them deserves a 400: from `parsed`
+    /// when available ([`imslab_sip::Error::status_code`]), otherwise from the raw lines with
+    /// [`imslab_sip::validate::answer_unparseable`] (stream and WebSocket flows stay open after
+    /// an invalid message). The transport does not answer itself.
     Invalid {
         /// The datagram, WebSocket message or framed stream message.
         raw: Bytes,

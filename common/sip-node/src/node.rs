@@ -380,6 +380,26 @@ impl<H: Handler> Loop<H> {
                             }
                         }
                     }
+                    Payload::Invalid {
+                        raw,
+                        parsed: None,
+                        error,
+                    } if rx.transport != TransportKind::Udp => {
+                        // Framed but unparseable on a stream or WebSocket flow: 400 when the
+                        // request names enough to be answered (RFC 3261 §16.3 step 1, §21.4.1).
+                        match imslab_sip::validate::answer_unparseable(&raw) {
+                            Some(resp) => {
+                                let target = Target::Flow(rx.flow);
+                                if let Err(e) =
+                                    self.handle.shared.transport.send(&target, resp).await
+                                {
+                                    tracing::debug!(error = %e, "cannot answer an invalid request");
+                                }
+                            }
+                            None => tracing::debug!(source = %rx.source, error = %error,
+                                "dropped an undecodable message"),
+                        }
+                    }
                     Payload::Invalid { error, .. } => {
                         tracing::debug!(source = %rx.source, error = %error, "dropped an undecodable message");
                     }

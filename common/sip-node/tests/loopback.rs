@@ -239,6 +239,55 @@ async fn request_over_tcp_is_answered_on_the_same_connection() {
     uas.stop.cancel();
 }
 
+/// Reads whole messages from a stream until `want` of them arrived.
+async fn read_messages(conn: &mut TcpStream, want: usize) -> Vec<Message> {
+    let mut framer = imslab_sip::StreamFramer::default();
+    let mut buf = bytes::BytesMut::new();
+    let mut out = Vec::new();
+    while out.len() < want {
+        while let Some(f) = framer.decode(&mut buf).expect("framing") {
+            if let imslab_sip::Frame::Message(m) = f {
+                out.push(m);
+            }
+        }
+        if out.len() >= want {
+            break;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read_buf(&mut buf))
+            .await
+            .expect("data within 5 s")
+            .expect("read");
+        assert!(n > 0, "connection closed after {} messages", out.len());
+    }
+    out
+}
+
+#[tokio::test]
+async fn unparseable_request_on_tcp_gets_400_and_the_connection_serves_the_next_one() {
+    let uas = start(Answer("uas")).await;
+    let tcp_addr = uas.handle.local_addr(TransportKind::Tcp).expect("TCP");
+    let mut conn = TcpStream::connect(tcp_addr).await.expect("connect");
+    let broken = options(tcp_addr, "4")
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace("Max-Forwards: 70\r\n", "Max-Forwards 70\r\n");
+    let good = options(tcp_addr, "5").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    conn.write_all(format!("{broken}{good}").as_bytes())
+        .await
+        .expect("write");
+    let answers = read_messages(&mut conn, 2).await;
+    let codes: Vec<_> = answers.iter().map(|m| m.status()).collect();
+    assert_eq!(
+        codes,
+        [Some(StatusCode::BAD_REQUEST), Some(StatusCode::OK)],
+        "400 for the broken request, then 200 on the same connection"
+    );
+    assert_eq!(
+        answers[0].header(&HeaderName::CALL_ID),
+        Some(&b"4@test"[..])
+    );
+    uas.stop.cancel();
+}
+
 #[tokio::test]
 async fn uri_and_resolve_name_this_element() {
     let mut cfg = NodeConfig::new(Listen::udp_tcp(loopback())).host(

@@ -16,14 +16,25 @@ pub enum Frame {
     Ping,
     /// A single-CRLF pong, reported only while [`StreamFramer::ping_sent`] is armed.
     Pong,
+    /// A message complete by its Content-Length that does not parse. The stream stays in sync:
+    /// answer it with [`crate::validate::answer_unparseable`] when that gives a 400 (RFC 3261
+    /// §16.3 step 1, §21.4.1), otherwise drop it, and read on.
+    Invalid {
+        /// The framed bytes, start line to end of body.
+        raw: bytes::Bytes,
+        /// Why they do not parse.
+        error: Error,
+    },
 }
 
 /// Cuts messages out of a byte stream using Content-Length.
 ///
 /// Feed it the connection's read buffer: [`StreamFramer::decode`] returns `Ok(None)` when more
 /// bytes are needed, consumes exactly one frame otherwise. A missing Content-Length counts as 0
-/// (§18.3 requires it on streams; this is the lenient reading). After an error the stream is out
-/// of sync: close the connection.
+/// (§18.3 requires it on streams; this is the lenient reading). A framed message that does not
+/// parse is returned as [`Frame::Invalid`] and the stream goes on; an error (no end of the
+/// header section within the size limit, a Content-Length that cannot be read) means the stream
+/// is out of sync: close the connection.
 #[derive(Debug, Clone)]
 pub struct StreamFramer {
     limits: Limits,
@@ -89,7 +100,12 @@ impl StreamFramer {
             self.searched = buf.len();
             return Ok(None);
         };
-        let body_len = content_length(buf.get(..head_end + 2).unwrap_or_default())?;
+        let head = buf.get(..head_end + 2).unwrap_or_default();
+        if !plausible_start_line(head) {
+            // Not SIP at all: nothing tells where it ends, so the stream cannot be trusted.
+            return Err(Error::StartLine);
+        }
+        let body_len = content_length(head)?;
         let total = head_end + 4 + body_len;
         if total > self.limits.max_message {
             return Err(Error::TooLarge {
@@ -103,7 +119,12 @@ impl StreamFramer {
         }
         self.searched = 0;
         let frame = buf.split_to(total).freeze();
-        Message::parse_with(frame, &self.limits).map(|m| Some(Frame::Message(m)))
+        Ok(Some(
+            match Message::parse_with(frame.clone(), &self.limits) {
+                Ok(m) => Frame::Message(m),
+                Err(error) => Frame::Invalid { raw: frame, error },
+            },
+        ))
     }
 }
 
@@ -111,6 +132,15 @@ impl Default for StreamFramer {
     fn default() -> Self {
         Self::new(Limits::default())
     }
+}
+
+/// Whether the first line looks like a SIP start line (`SIP/...` status line, or a request line
+/// ending in a `SIP/` version), however malformed otherwise.
+fn plausible_start_line(head: &[u8]) -> bool {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let is_sip = |t: &[u8]| t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"));
+    is_sip(line) || line.rsplit(|&b| b == b' ').next().is_some_and(is_sip)
 }
 
 /// Finds Content-Length (or `l`) in a header section without a full parse. Several equal values
@@ -232,6 +262,38 @@ mod tests {
         let mut buf =
             BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 999999999\r\n\r\n"[..]);
         assert!(matches!(f.decode(&mut buf), Err(Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_framed_but_unparseable_message_is_returned_and_the_stream_goes_on() {
+        let mut f = StreamFramer::default();
+        let bad = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nbroken line\r\nl: 2\r\n\r\nab";
+        let mut buf = BytesMut::from(&[&bad[..], OPTIONS].concat()[..]);
+        match f.decode(&mut buf) {
+            Ok(Some(Frame::Invalid { raw, error })) => {
+                assert_eq!(&raw[..], &bad[..]);
+                assert!(matches!(error, Error::HeaderLine { .. }), "{error:?}");
+            }
+            other => panic!("expected an invalid frame, got {other:?}"),
+        }
+        assert!(
+            matches!(next(&mut f, &mut buf), Some(Frame::Message(_))),
+            "the next message is still framed"
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn garbage_without_an_end_of_head_is_an_error_that_closes_the_flow() {
+        let mut f = StreamFramer::new(Limits {
+            max_message: 256,
+            max_headers: 8,
+        });
+        let mut buf = BytesMut::from(&[0x16u8, 0x03, 0x01, 0x02, 0x00].repeat(60)[..]);
+        assert!(f.decode(&mut buf).is_err());
+        let mut f = StreamFramer::default();
+        let mut buf = BytesMut::from(&b"\x16\x03\x01\x02\x00 this is not SIP\r\n\r\n"[..]);
+        assert_eq!(f.decode(&mut buf).err(), Some(Error::StartLine));
     }
 
     #[test]

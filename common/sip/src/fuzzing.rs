@@ -93,6 +93,7 @@ enum Seen {
     Message(Bytes),
     Ping,
     Pong,
+    Invalid(Bytes),
     Error,
 }
 
@@ -112,6 +113,12 @@ fn frames(data: &[u8], sizes: &[usize], limits: Limits) -> Vec<Seen> {
                 }
                 Ok(Some(Frame::Ping)) => out.push(Seen::Ping),
                 Ok(Some(Frame::Pong)) => out.push(Seen::Pong),
+                Ok(Some(Frame::Invalid { raw, .. })) => {
+                    assert!(Message::parse_with(raw.clone(), &limits).is_err());
+                    // Answering must never panic either.
+                    let _ = validate::answer_unparseable(&raw);
+                    out.push(Seen::Invalid(raw));
+                }
                 Ok(None) => break,
                 Err(_) => {
                     out.push(Seen::Error);

@@ -115,3 +115,101 @@ fn check_common(msg: &Message) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// A `400 Bad Request` for a request that does not parse (RFC 3261 §16.3 step 1, §21.4.1), built
+/// from its raw Via, From, To, Call-ID and CSeq lines as §8.2.6 copies them; `None` when `raw` is
+/// a response, or one of those lines is missing or unreadable, so there is nothing to answer to.
+/// Transports call it for [`crate::Frame::Invalid`] on streams.
+pub fn answer_unparseable(raw: &[u8]) -> Option<Message> {
+    use crate::name::Std;
+    let raw = raw.get(crate::message::skip_leading_crlf(raw)..)?;
+    let head = raw.get(..memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len()))?;
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let start = lines.next()?;
+    if start.starts_with(b"SIP/") || !start.contains(&b' ') {
+        return None;
+    }
+    let wanted = [Std::Via, Std::From, Std::To, Std::CallId, Std::CSeq];
+    let mut copied: [Vec<u8>; 5] = Default::default();
+    let mut current: Option<usize> = None;
+    for line in lines {
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            if let Some(slot) = current.and_then(|i| copied.get_mut(i)) {
+                slot.extend_from_slice(b" ");
+                slot.extend_from_slice(line.trim_ascii_start());
+            }
+            continue;
+        }
+        current = memchr::memchr(b':', line)
+            .and_then(|c| Std::lookup(line.get(..c)?.trim_ascii()))
+            .and_then(|n| wanted.iter().position(|w| *w == n));
+        if let Some(slot) = current.and_then(|i| copied.get_mut(i)) {
+            if !slot.is_empty() && current != Some(0) {
+                // From, To, Call-ID, CSeq occur once; two of them leave nothing safe to copy.
+                return None;
+            }
+            slot.extend_from_slice(line);
+            slot.extend_from_slice(b"\r\n");
+        }
+    }
+    if copied.iter().any(Vec::is_empty) {
+        return None;
+    }
+    let mut out = b"SIP/2.0 400 Bad Request\r\n".to_vec();
+    for c in &copied {
+        out.extend_from_slice(c);
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    let resp = Message::parse(out).ok()?;
+    // The copied lines must themselves be usable to route and match the answer.
+    resp.top_via().ok()?;
+    resp.cseq().ok()?;
+    resp.from_header().ok()?;
+    resp.to_header().ok()?;
+    Some(resp)
+}
+
+#[cfg(test)]
+mod unparseable_tests {
+    use super::*;
+
+    const BROKEN: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\
+        v: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKb1\r\n\
+        Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKb0\r\n\
+        f: <sip:alice@example.com>;tag=a\r\nt: <sip:bob@example.com>\r\n\
+        i: broken-1\r\nCSeq: 7 INVITE\r\nthis line has no colon\r\nl: 0\r\n\r\n";
+
+    #[test]
+    fn unparseable_request_with_its_identifying_headers_gets_400_that_copies_them() {
+        assert!(Message::parse(BROKEN).is_err());
+        let Some(resp) = answer_unparseable(BROKEN) else {
+            panic!("no answer")
+        };
+        assert_eq!(resp.status(), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(resp.top_via().unwrap().branch(), Some("z9hG4bKb1"));
+        assert_eq!(resp.values(&HeaderName::VIA).count(), 2);
+        assert_eq!(resp.header(&HeaderName::CALL_ID), Some(&b"broken-1"[..]));
+        assert_eq!(resp.cseq().unwrap().seq, 7);
+    }
+
+    #[test]
+    fn unparseable_message_without_call_id_or_that_is_a_response_gets_no_answer() {
+        let no_call_id = String::from_utf8_lossy(BROKEN).replace("i: broken-1\r\n", "");
+        assert!(answer_unparseable(no_call_id.as_bytes()).is_none());
+        let response = String::from_utf8_lossy(BROKEN)
+            .replace("INVITE sip:bob@example.com SIP/2.0", "SIP/2.0 200 OK");
+        assert!(answer_unparseable(response.as_bytes()).is_none());
+        assert!(answer_unparseable(b"\x16\x03\x01 garbage").is_none());
+    }
+
+    #[test]
+    fn a_broken_via_leaves_nothing_to_answer_to() {
+        let bad_via = String::from_utf8_lossy(BROKEN).replace(
+            "v: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKb1",
+            "v: SIP/2.0/TCP ;;;",
+        );
+        assert!(answer_unparseable(bad_via.as_bytes()).is_none());
+    }
+}

@@ -343,3 +343,29 @@ async fn messages_queued_back_to_back_arrive_complete_and_in_order() {
     }
     assert_eq!(client.connection_count(), 1);
 }
+
+#[tokio::test]
+async fn framed_but_unparseable_request_is_handed_up_and_the_connection_goes_on() {
+    let (_server, mut rx, addr) = tcp_transport(Config::default()).await;
+    let mut peer = TcpStream::connect(addr).await.unwrap();
+    let local = peer.local_addr().unwrap();
+    let broken = request_text("MESSAGE", "TCP", local, "x")
+        .replace("Max-Forwards: 70\r\n", "Max-Forwards 70 without colon\r\n");
+    let good = request_text("MESSAGE", "TCP", local, "y");
+    peer.write_all(format!("{broken}{good}").as_bytes())
+        .await
+        .unwrap();
+    let first = next_received(&mut rx).await;
+    let Payload::Invalid {
+        raw, parsed: None, ..
+    } = &first.payload
+    else {
+        panic!("expected an unparseable message, got {:?}", first.payload);
+    };
+    assert_eq!(raw.as_ref(), broken.as_bytes());
+    let answer = imslab_sip::validate::answer_unparseable(raw).expect("a 400 for it");
+    assert_eq!(answer.status(), Some(StatusCode::BAD_REQUEST));
+    let second = next_received(&mut rx).await;
+    assert_eq!(parsed(&second).body(), b"y");
+    assert_eq!(second.flow, first.flow, "same connection, still open");
+}
