@@ -31,6 +31,8 @@ pub struct Lab {
     pub web_token: Option<String>,
     /// Default UE address; must differ from the P-CSCF's for IPsec (default 127.0.0.2).
     pub ue_address: IpAddr,
+    /// Whether the P-CSCF does sec-agree (`pcscf.ipsec.mode` is not `off`): `${ipsec}`.
+    pub ipsec: bool,
 }
 
 impl Lab {
@@ -57,15 +59,19 @@ impl Lab {
             web,
             web_token: cfg.web.token.clone(),
             ue_address: default_ue_address(pcscf.ip()),
+            ipsec: cfg.pcscf.ipsec.mode != imslab_config::IpsecMode::Off,
         }
     }
 
-    /// Variables every scenario can use: `${domain}`, `${pcscf}`, `${pcscf_ip}`.
+    /// Variables every scenario can use: `${domain}`, `${pcscf}`, `${pcscf_ip}`, and
+    /// `${ipsec}` (`true` or `false`: whether the P-CSCF does sec-agree, so one file runs
+    /// against either kind of lab).
     pub fn variables(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("domain".to_owned(), self.domain.as_str().to_owned()),
             ("pcscf".to_owned(), self.pcscf.to_string()),
             ("pcscf_ip".to_owned(), self.pcscf.ip().to_string()),
+            ("ipsec".to_owned(), self.ipsec.to_string()),
         ])
     }
 }

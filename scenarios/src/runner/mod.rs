@@ -21,7 +21,9 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::Error;
 use crate::capture::Capture;
 use crate::scenario::model::{Expect, Scenario, StatusSpec, Step, UeSpec};
-use crate::ue::{CallOptions, CallState, EspHubs, Event, Purpose, Role, UeCore, UeHandle};
+use crate::ue::{
+    CallOptions, CallState, EspHubs, Event, Purpose, Rejection, Role, UeCore, UeHandle,
+};
 pub use lab::Lab;
 
 /// What the binary passes to [`crate::replay`].
@@ -584,6 +586,31 @@ impl Runner {
         t0 + e.and_then(|e| e.within).unwrap_or(self.timeout)
     }
 
+    /// The Call-ID of `ue`'s incoming call that is not answered yet, waiting for it to ring.
+    async fn ringing_call(&self, ue: &str, deadline: Instant) -> Result<String, String> {
+        let call = self
+            .on_ue(ue, |c, _| {
+                c.call_in_state(
+                    Role::Callee,
+                    &[CallState::Trying, CallState::Early, CallState::Ringing],
+                )
+            })
+            .await?;
+        if let Some(id) = call {
+            return Ok(id);
+        }
+        let (id, _) = self
+            .wait_for(ue, deadline, |e| match e {
+                Event::Call {
+                    call_id,
+                    state: CallState::Ringing | CallState::Early,
+                } => Some(call_id.clone()),
+                _ => None,
+            })
+            .await?;
+        Ok(id)
+    }
+
     fn impu_of(&self, name_or_uri: &str) -> String {
         if let Some(s) = self.ues.get(name_or_uri)
             && let Ok(slot) = s.try_lock()
@@ -668,6 +695,7 @@ impl Runner {
                 let to = self.impu_of(&c.to);
                 let opts = CallOptions {
                     preconditions: c.preconditions,
+                    session_expires: c.session_expires,
                 };
                 let call_id = self
                     .on_ue(&c.from, move |core, now| core.invite(now, &to, opts))
@@ -700,45 +728,35 @@ impl Runner {
             }
             Step::Answer(a) => {
                 let deadline = self.deadline(t0, a.expect.as_ref());
-                let mut call = self
-                    .on_ue(&a.ue, |c, _| {
-                        c.call_in_state(
-                            Role::Callee,
-                            &[CallState::Trying, CallState::Early, CallState::Ringing],
-                        )
-                    })
-                    .await?;
-                if call.is_none() {
-                    let (id, _) = self
-                        .wait_for(&a.ue, deadline, |e| match e {
-                            Event::Call {
-                                call_id,
-                                state: CallState::Ringing | CallState::Early,
-                            } => Some(call_id.clone()),
-                            _ => None,
-                        })
-                        .await?;
-                    call = Some(id);
-                }
-                let id = call.unwrap_or_default();
+                let id = self.ringing_call(&a.ue, deadline).await?;
                 let cid = id.clone();
                 self.on_ue(&a.ue, move |c, now| c.answer(now, &cid))
                     .await?
                     .map_err(|e| e.to_string())?;
                 Ok(id)
             }
-            Step::Hangup(a) => {
-                let id = self
-                    .on_ue(&a.ue, |c, _| c.any_call())
-                    .await?
-                    .ok_or_else(|| format!("{} has no call to hang up", a.ue))?;
+            Step::Hangup(h) if h.status.is_some() => {
+                let deadline = self.deadline(t0, h.expect.as_ref());
+                let id = self.ringing_call(&h.ue, deadline).await?;
                 let cid = id.clone();
-                self.on_ue(&a.ue, move |c, now| c.hangup(now, &cid))
+                let why = Rejection(h.status.unwrap_or(Rejection::BUSY.0));
+                self.on_ue(&h.ue, move |c, now| c.reject(now, &cid, why))
                     .await?
                     .map_err(|e| e.to_string())?;
-                if a.expect.is_some() {
+                Ok(format!("{id}: {}", why.0))
+            }
+            Step::Hangup(h) => {
+                let id = self
+                    .on_ue(&h.ue, |c, _| c.any_call())
+                    .await?
+                    .ok_or_else(|| format!("{} has no call to hang up", h.ue))?;
+                let cid = id.clone();
+                self.on_ue(&h.ue, move |c, now| c.hangup(now, &cid))
+                    .await?
+                    .map_err(|e| e.to_string())?;
+                if h.expect.is_some() {
                     return self
-                        .final_response(&a.ue, t0, a.expect.as_ref(), ok_status(), |p| {
+                        .final_response(&h.ue, t0, h.expect.as_ref(), ok_status(), |p| {
                             matches!(p, Purpose::Bye(_) | Purpose::Cancel(_))
                         })
                         .await;
@@ -1033,8 +1051,11 @@ fn describe(step: &Step) -> String {
         | Step::Reregister(a)
         | Step::Deregister(a)
         | Step::Subscribe(a)
-        | Step::Answer(a)
-        | Step::Hangup(a) => a.ue.clone(),
+        | Step::Answer(a) => a.ue.clone(),
+        Step::Hangup(h) => match h.status {
+            Some(code) => format!("{} ({code})", h.ue),
+            None => h.ue.clone(),
+        },
         Step::Call(c) => format!("{} → {}", c.from, c.to),
         Step::Message(m) => format!("{} → {}", m.from, m.to),
         Step::Options(o) => format!("{} → {}", o.ue, o.to),

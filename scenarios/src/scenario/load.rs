@@ -178,13 +178,22 @@ fn check_steps(
                 ));
             }
         }
+        if let Step::Hangup(h) = step
+            && let Some(code) = h.status
+            && !(400..=699).contains(&code)
+        {
+            return Err(invalid(
+                line,
+                format!("hangup: status {code} is not a final failure status (400–699)"),
+            ));
+        }
         let expects: Vec<&super::model::Expect> = match step {
             Step::Register(a)
             | Step::Reregister(a)
             | Step::Deregister(a)
             | Step::Subscribe(a)
-            | Step::Answer(a)
-            | Step::Hangup(a) => a.expect.iter().collect(),
+            | Step::Answer(a) => a.expect.iter().collect(),
+            Step::Hangup(h) => h.expect.iter().collect(),
             Step::Call(c) => c.expect.iter().collect(),
             Step::Message(m) => m.expect.iter().collect(),
             Step::Options(o) => o.expect.iter().collect(),

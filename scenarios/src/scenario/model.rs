@@ -243,6 +243,21 @@ pub struct UeAction {
     pub expect: Option<Expect>,
 }
 
+/// `hangup`: BYE in a confirmed call, CANCEL while the caller waits, and while the callee
+/// rings a final response: 486 by default, or `status` (480 no answer, 603 declined...).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HangupStep {
+    /// The UE.
+    pub ue: String,
+    /// The callee's rejection status (400–699); only while its phone rings.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// What must come back to the BYE or CANCEL (default: no wait).
+    #[serde(default)]
+    pub expect: Option<Expect>,
+}
+
 /// `call`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -254,6 +269,9 @@ pub struct CallStep {
     /// Use QoS preconditions (183, PRACK, UPDATE).
     #[serde(default)]
     pub preconditions: bool,
+    /// Ask for a session timer (RFC 4028 Session-Expires, in seconds, at least 90).
+    #[serde(default)]
+    pub session_expires: Option<u32>,
     /// Wait for this response to the INVITE (none: return at once).
     #[serde(default)]
     pub expect: Option<Expect>,
@@ -408,7 +426,7 @@ pub enum Step {
     /// Answer the incoming call.
     Answer(UeAction),
     /// Hang up (BYE, CANCEL or 486).
-    Hangup(UeAction),
+    Hangup(HangupStep),
     /// Send a MESSAGE and wait for its response.
     Message(MessageStep),
     /// Send an OPTIONS and wait.
@@ -462,8 +480,8 @@ impl Step {
             | Self::Reregister(a)
             | Self::Deregister(a)
             | Self::Subscribe(a)
-            | Self::Answer(a)
-            | Self::Hangup(a) => vec![&a.ue],
+            | Self::Answer(a) => vec![&a.ue],
+            Self::Hangup(h) => vec![&h.ue],
             Self::Call(c) => vec![&c.from],
             Self::Message(m) => vec![&m.from],
             Self::Options(o) => vec![&o.ue],

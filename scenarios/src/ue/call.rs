@@ -3,8 +3,14 @@
 //! preconditions): INVITE with an SDP offer, 183 with the answer and PRACK, UPDATE once
 //! resources are reserved, 180, 200, ACK, BYE and CANCEL.
 //!
+//! Session timers (RFC 4028): the caller may ask for one (Session-Expires, Min-SE, Supported:
+//! timer); the callee takes the interval, names the refresher (`uac`) and requires `timer` in
+//! its 2xx. Forking (RFC 3261 §13.2.2.4): early dialogs with several To tags are accepted and
+//! the 2xx that arrives first defines the confirmed dialog.
+//!
 //! Not done: retransmission of reliable provisional responses (RFC 3262 §3, the P-CSCF link is
-//! loopback), re-INVITE, session timers, forking (the first dialog wins).
+//! loopback), re-INVITE and session refreshes (a scenario call lasts less than Min-SE), and
+//! BYE to a second 2xx from another fork (it is ACKed only).
 
 use std::time::Instant;
 
@@ -45,6 +51,25 @@ pub enum CallState {
 pub struct CallOptions {
     /// Use QoS preconditions (Require: precondition, 100rel).
     pub preconditions: bool,
+    /// Ask for a session timer of this many seconds (RFC 4028 §7.1: Session-Expires, with
+    /// Min-SE and `Supported: timer`).
+    pub session_expires: Option<u32>,
+}
+
+/// The smallest session interval the soft UE accepts (RFC 4028 §4: Min-SE default 90 s).
+pub const MIN_SE: u32 = 90;
+
+/// How the callee turns down a ringing call (RFC 3261 §21.4 and §21.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection(pub u16);
+
+impl Rejection {
+    /// 486 Busy Here: the phone is on another call.
+    pub const BUSY: Self = Self(486);
+    /// 480 Temporarily Unavailable: nobody answered (the phone's no-answer timer).
+    pub const NO_ANSWER: Self = Self(480);
+    /// 603 Decline: the user pressed "reject".
+    pub const DECLINE: Self = Self(603);
 }
 
 /// One call.
@@ -72,6 +97,43 @@ pub struct Call {
     pub(crate) rseq: u32,
     pub(crate) last_rseq: Option<u32>,
     pub(crate) updated: bool,
+    /// The negotiated session interval and whether this UE refreshes (RFC 4028).
+    pub(crate) session_timer: Option<SessionTimer>,
+}
+
+/// A session timer agreed in the INVITE transaction (RFC 4028 §7 and §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimer {
+    /// Session interval in seconds.
+    pub interval: u32,
+    /// Whether this UE is the refresher.
+    pub local_refresher: bool,
+}
+
+/// `Session-Expires: 1800;refresher=uac` → (1800, Some("uac")).
+fn session_expires(m: &Message) -> Option<(u32, Option<String>)> {
+    let v = m
+        .header_str(&HeaderName::SESSION_EXPIRES)
+        .and_then(Result::ok)?;
+    let mut parts = v.split(';').map(str::trim);
+    let secs = parts.next()?.parse().ok()?;
+    let refresher = parts
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("refresher"))
+        .map(|(_, v)| v.trim().to_ascii_lowercase());
+    Some((secs, refresher))
+}
+
+impl Call {
+    /// The session timer in force, if one was negotiated (RFC 4028).
+    pub fn session_timer(&self) -> Option<SessionTimer> {
+        self.session_timer
+    }
+
+    /// This end's dialog tag (From tag of the caller, To tag of the callee).
+    pub fn local_tag(&self) -> &str {
+        &self.local_tag
+    }
 }
 
 fn header_list(m: &Message, name: &HeaderName) -> Vec<String> {
@@ -147,6 +209,7 @@ impl UeCore {
                 rseq: 0,
                 last_rseq: None,
                 updated: false,
+                session_timer: None,
             },
         );
         let qos = opts
@@ -180,9 +243,25 @@ impl UeCore {
                 "*;+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.mmtel\"",
             )
             .h("P-Access-Network-Info", p.access_network_info)
-            .h("Allow", p.allow)
-            .h("Supported", p.invite_supported)
-            .h("User-Agent", p.user_agent);
+            .h("Allow", p.allow);
+        d = match opts.session_expires {
+            Some(se) => {
+                let timer = p
+                    .invite_supported
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("timer"));
+                let supported = if timer {
+                    p.invite_supported.to_owned()
+                } else {
+                    format!("{}, timer", p.invite_supported)
+                };
+                d.h("Supported", supported)
+                    .h("Session-Expires", se)
+                    .h("Min-SE", MIN_SE)
+            }
+            None => d.h("Supported", p.invite_supported),
+        };
+        d = d.h("User-Agent", p.user_agent);
         if opts.preconditions {
             d = d.h("Require", "precondition");
         }
@@ -278,8 +357,14 @@ impl UeCore {
             .to_header()
             .ok()
             .and_then(|t| t.tag().map(str::to_owned));
+        // The first 2xx decides the dialog even when early dialogs of other forks came
+        // first (RFC 3261 §13.2.2.4).
+        let new_dialog = call.remote_tag.is_none()
+            || (status.is_success()
+                && call.state != CallState::Confirmed
+                && to_tag != call.remote_tag);
         if (status.is_provisional() && to_tag.is_some()) || status.is_success() {
-            if call.remote_tag.is_none() {
+            if new_dialog {
                 call.remote_tag = to_tag;
                 // Caller's route set: Record-Route in reverse (§12.1.2).
                 let mut rr: Vec<String> = resp
@@ -287,9 +372,7 @@ impl UeCore {
                     .map(|v| String::from_utf8_lossy(v).trim().to_owned())
                     .collect();
                 rr.reverse();
-                if !rr.is_empty() {
-                    call.route_set = rr;
-                }
+                call.route_set = rr;
             }
             if let Some(t) = contact_uri_of(&resp) {
                 call.remote_target = Some(t);
@@ -334,6 +417,13 @@ impl UeCore {
         }
         if status.is_success() {
             self.pending.remove(&id);
+            if let Some(c) = self.calls.get_mut(call_id) {
+                c.session_timer =
+                    session_expires(&resp).map(|(interval, refresher)| SessionTimer {
+                        interval,
+                        local_refresher: refresher.as_deref() != Some("uas"),
+                    });
+            }
             self.ack_2xx(now, call_id, &resp);
             self.set_state(call_id, CallState::Confirmed);
             return;
@@ -412,17 +502,33 @@ impl UeCore {
                     build_cancel(&invite).map_err(|source| Error::BuildMessage { source })?;
                 self.send(now, cancel, peer, Purpose::Cancel(call_id.to_owned()));
             }
-            (Role::Callee, _) => {
-                let (Some(inv), Some(id)) = (c.invite.clone(), c.invite_server) else {
-                    return Ok(());
-                };
-                let tag = c.local_tag.clone();
-                if let Some(r) = self.response_to(&inv, 486, Some(&tag), &[], None) {
-                    self.respond(now, id, &r);
-                }
-                self.set_state(call_id, CallState::Terminated);
-            }
+            (Role::Callee, _) => self.reject(now, call_id, Rejection::BUSY)?,
         }
+        Ok(())
+    }
+
+    /// Turns down the incoming call `call_id` while it rings, with `why`'s final status
+    /// (486 busy, 480 no answer, 603 declined...).
+    pub fn reject(&mut self, now: Instant, call_id: &str, why: Rejection) -> Result<(), Error> {
+        let c = self.calls.get(call_id).ok_or(Error::NoSuchCall {
+            call_id: call_id.to_owned(),
+        })?;
+        let (Role::Callee, Some(inv), Some(id)) = (c.role, c.invite.clone(), c.invite_server)
+        else {
+            return Err(Error::NoSuchCall {
+                call_id: call_id.to_owned(),
+            });
+        };
+        if c.state == CallState::Confirmed {
+            return Err(Error::NoSuchCall {
+                call_id: call_id.to_owned(),
+            });
+        }
+        let tag = c.local_tag.clone();
+        if let Some(r) = self.response_to(&inv, why.0, Some(&tag), &[], None) {
+            self.respond(now, id, &r);
+        }
+        self.set_state(call_id, CallState::Terminated);
         Ok(())
     }
 
@@ -437,6 +543,7 @@ impl UeCore {
             });
         };
         let tag = c.local_tag.clone();
+        let timer = c.session_timer;
         let body = if c.answered_reliably {
             None
         } else {
@@ -445,10 +552,16 @@ impl UeCore {
                 .then_some((QosState::SendRecv, QosState::SendRecv));
             Some(("application/sdp", self.sdp_for(call_id, qos).into_bytes()))
         };
-        let extra = [
+        let mut extra = vec![
             ("Contact", format!("<{}>", self.contact_uri())),
             ("Allow", self.cfg.profile.allow.to_owned()),
         ];
+        if let Some(t) = timer {
+            // RFC 4028 §9: the interval and refresher in the 2xx, and Require: timer.
+            let who = if t.local_refresher { "uas" } else { "uac" };
+            extra.push(("Session-Expires", format!("{};refresher={who}", t.interval)));
+            extra.push(("Require", "timer".to_owned()));
+        }
         if let Some(r) = self.response_to(&inv, 200, Some(&tag), &extra, body) {
             self.respond(now, id, &r);
         }
@@ -480,6 +593,26 @@ impl UeCore {
                 .iter()
                 .chain(&require)
                 .any(|t| t == "precondition");
+        // RFC 4028 §9: too small an interval gets 422 with our Min-SE.
+        let timer = session_expires(req);
+        if let Some((se, _)) = &timer
+            && *se < MIN_SE
+        {
+            let extra = [("Min-SE", MIN_SE.to_string())];
+            if let Some(r) = self.response_to(req, 422, None, &extra, None) {
+                self.respond(now, id, &r);
+            }
+            self.diag(
+                "call",
+                Outcome::Failed,
+                format!("Session-Expires {se} below Min-SE {MIN_SE}: 422"),
+            );
+            return;
+        }
+        let session_timer = timer.map(|(interval, refresher)| SessionTimer {
+            interval,
+            local_refresher: refresher.as_deref() == Some("uas"),
+        });
         let tag = self.ids.token();
         let session_id = self.ids.next_u64() >> 16;
         let route_set = req
@@ -509,6 +642,7 @@ impl UeCore {
                 rseq: 0,
                 last_rseq: None,
                 updated: false,
+                session_timer,
             },
         );
         let contact = ("Contact", format!("<{}>", self.contact_uri()));

@@ -16,7 +16,7 @@ mod register;
 pub mod sdp;
 pub mod sms;
 
-pub use call::{CallOptions, CallState, Role};
+pub use call::{CallOptions, CallState, MIN_SE, Rejection, Role, SessionTimer};
 pub use config::{
     AuthHint, Credentials, IpsecSettings, OperatorKey, UeConfig, UePorts, UeTransport,
 };

@@ -18,6 +18,7 @@ fn builtins() -> BTreeMap<String, String> {
         ),
         ("pcscf".to_owned(), "127.0.0.1:5060".to_owned()),
         ("pcscf_ip".to_owned(), "127.0.0.1".to_owned()),
+        ("ipsec".to_owned(), "true".to_owned()),
     ])
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests of imslab-scenarios (one binary).
 
+mod calls;
 mod fake;
 mod fake_server;
 mod library;

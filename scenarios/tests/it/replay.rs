@@ -22,6 +22,7 @@ fn lab(pcscf: std::net::SocketAddr, ue: &str) -> Lab {
         web: "127.0.0.1:1".parse().unwrap(),
         web_token: None,
         ue_address: ue.parse::<IpAddr>().unwrap(),
+        ipsec: true,
     }
 }
 

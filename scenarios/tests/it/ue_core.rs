@@ -413,7 +413,10 @@ fn call_flow(preconditions: bool) -> (Vec<String>, Vec<CallState>, Vec<CallState
         .invite(
             now,
             &format!("sip:bob@{DOMAIN}"),
-            CallOptions { preconditions },
+            CallOptions {
+                preconditions,
+                ..CallOptions::default()
+            },
         )
         .unwrap();
     let mut answered = false;

@@ -5,6 +5,8 @@
 //! entry point (`imslab_scenarios::replay`).
 
 mod pcaps;
+mod sipp;
+mod sipp_calls;
 mod support;
 
 use std::path::Path;
@@ -129,6 +131,41 @@ async fn expired_registration_is_gone_from_the_hss_and_a_new_one_works() {
         report.log.join("\n"),
         lab.events_text()
     );
+    lab.stop().await;
+}
+
+/// The call and SMS library (issue 10): every file once against a lab with IPsec (userspace
+/// ESP) and once against one without; the UEs follow `${ipsec}`.
+const CALLS: &[&str] = &[
+    "call-basic.yaml",
+    "call-preconditions.yaml",
+    "call-session-timer.yaml",
+    "call-cancel.yaml",
+    "call-busy.yaml",
+    "call-declined.yaml",
+    "call-no-answer.yaml",
+    "call-unregistered.yaml",
+    "call-unknown.yaml",
+    "message-text.yaml",
+    "sms-ue-to-ue.yaml",
+    "call-forking.yaml",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_messages_cross_the_chain_with_ipsec() {
+    let lab = TestLab::start(|_| {}).await;
+    for f in CALLS {
+        run(&lab, f).await;
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_messages_cross_the_chain_without_ipsec() {
+    let lab = TestLab::start(|c| c.pcscf.ipsec.mode = imslab_config::IpsecMode::Off).await;
+    for f in CALLS {
+        run(&lab, f).await;
+    }
     lab.stop().await;
 }
 

@@ -84,7 +84,7 @@ pub(crate) fn sip_sequence(pcap: &Path) -> Vec<String> {
 }
 
 /// Whether `want` appears in `got` in order (other messages may come between).
-fn in_order(got: &[String], want: &[&str]) -> bool {
+pub(crate) fn in_order(got: &[String], want: &[&str]) -> bool {
     let mut it = got.iter();
     want.iter().all(|w| it.any(|g| g == w))
 }

@@ -239,7 +239,14 @@ impl TestLab {
             .join("\n")
     }
 
-    pub(crate) async fn stop(self) {
+    /// The functions' data directory (`pcscf.pcap` when `pcscf.pcap` is on).
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self._dirs[1].path().to_owned()
+    }
+
+    /// Stops every function; the store and data directories live as long as the returned
+    /// guards (so captures can be read after everything is flushed and closed).
+    pub(crate) async fn stop(self) -> Vec<tempfile::TempDir> {
         self.stop.cancel();
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
@@ -247,5 +254,6 @@ impl TestLab {
         if let Ok(hss) = Arc::try_unwrap(self.hss) {
             hss.shutdown().await;
         }
+        self._dirs
     }
 }
