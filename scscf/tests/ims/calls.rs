@@ -155,7 +155,111 @@ async fn invite_between_two_registered_phones_is_answered_acked_and_hung_up() {
         .await;
     let done = a.next_final().await;
     assert_eq!(done.status(), Some(StatusCode::OK));
+    assert!(lab.events.has("call", "originating: to the I-CSCF"));
     assert!(lab.events.has("call", "terminating"));
+    assert!(lab.events.has("lir", ""));
     tokio::time::sleep(Duration::from_millis(50)).await;
+    tshark_calls(&mut b, &lab);
     lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_go_both_ways_and_a_tel_uri_reaches_the_phone_holding_the_number() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let (mut a, mut b) = two_registered(&lab, dir.path()).await;
+    let scscf = lab.scscf;
+
+    let text = initial(&a, &lab, "MESSAGE", &impu(12), "msg-ab", "", "hello bob");
+    a.send_text(scscf, &text).await;
+    let (m, from) = b.next_request(&Method::Message).await;
+    assert_eq!(body(&m), "hello bob");
+    assert!(
+        values(&m, &HeaderName::RECORD_ROUTE)
+            .iter()
+            .all(|r| !r.contains("term@127.0.0.1"))
+    );
+    b.send_msg(from, &answer(&b, &m, StatusCode::OK)).await;
+    assert_eq!(a.next_final().await.status(), Some(StatusCode::OK));
+
+    // Back, addressed by number (the MSISDN in the implicit set), as SMS over IP.
+    // RP-ACK (MS to network, reference 7; TS 24.011 §7.3.3): two bytes.
+    let sms = "\u{2}\u{7}";
+    let text = initial(&b, &lab, "MESSAGE", "tel:+155500011", "msg-ba", "", sms)
+        .replace("text/plain", "application/vnd.3gpp.sms");
+    b.send_text(scscf, &text).await;
+    let (m, from) = a.next_request(&Method::Message).await;
+    // The callee learns which identity of its set was called.
+    assert_eq!(
+        values(&m, &HeaderName::P_CALLED_PARTY_ID),
+        ["<tel:+155500011>"]
+    );
+    assert_eq!(
+        values(&m, &HeaderName::CONTENT_TYPE),
+        ["application/vnd.3gpp.sms"]
+    );
+    a.send_msg(from, &answer(&a, &m, StatusCode::OK)).await;
+    assert_eq!(b.next_final().await.status(), Some(StatusCode::OK));
+    assert!(lab.events.has("message", "terminating"));
+    tshark_calls(&mut a, &lab);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_callee_486_reaches_the_caller_and_unknown_or_unregistered_callees_are_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let (mut a, mut b) = two_registered(&lab, dir.path()).await;
+    let scscf = lab.scscf;
+
+    let text = initial(&a, &lab, "INVITE", &impu(12), "call-busy", "", SDP);
+    a.send_text(scscf, &text).await;
+    let (inv, from) = b.next_request(&Method::Invite).await;
+    b.send_msg(from, &answer(&b, &inv, StatusCode::BUSY_HERE))
+        .await;
+    let busy = a.next_final().await;
+    assert_eq!(busy.status(), Some(StatusCode::BUSY_HERE));
+
+    // Provisioned but not registered: the HSS answers the LIR "not registered", 480.
+    provision(&lab.store, 13, None, None).await;
+    let text = initial(&a, &lab, "INVITE", &impu(13), "call-unreg", "", SDP);
+    a.send_text(scscf, &text).await;
+    let r = a.next_final().await;
+    assert_eq!(
+        r.status(),
+        Some(StatusCode::TEMPORARILY_UNAVAILABLE),
+        "{r:?}"
+    );
+
+    // Unknown in the HSS: 404.
+    let nobody = format!("sip:nobody@{DOMAIN}");
+    let text = initial(&a, &lab, "INVITE", &nobody, "call-unknown", "", SDP);
+    a.send_text(scscf, &text).await;
+    let r = a.next_final().await;
+    assert_eq!(r.status(), Some(StatusCode::NOT_FOUND), "{r:?}");
+    tshark_calls(&mut a, &lab);
+    lab.stop().await;
+}
+
+/// Every message the phone saw decodes as SIP in tshark.
+fn tshark_calls(ue: &mut Ue, lab: &Lab) {
+    ue.finish_pcap();
+    let decode: Vec<String> = [ue.addr.port(), lab.icscf.port(), lab.scscf.port()]
+        .iter()
+        .map(|p| format!("udp.port=={p},sip"))
+        .collect();
+    let mut args = Vec::new();
+    for d in &decode {
+        args.push("-d");
+        args.push(d.as_str());
+    }
+    let packets =
+        imslab_test_support::tshark_check(&ue.pcap_path, &args, &["sip.Method", "sip.Status-Code"]);
+    assert!(!packets.is_empty());
+    assert!(
+        packets
+            .iter()
+            .all(|p| p.fields.iter().any(|f| !f.is_empty())),
+        "every packet decodes as SIP: {packets:?}"
+    );
 }

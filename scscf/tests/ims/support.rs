@@ -152,6 +152,9 @@ impl Lab {
         config.scscf.uri = format!("sip:127.0.0.1:{scscf_port}");
         config.scscf.hss = config.hss.listen;
         config.icscf.listen = SocketAddr::from(([127, 0, 0, 1], free_port().await));
+        // Originating requests for the home domain go through the I-CSCF (LIR) and come
+        // back for the terminating case.
+        config.scscf.icscf = Some(format!("sip:{}", config.icscf.listen));
         config.icscf.hss = config.hss.listen;
         config.icscf.scscfs = vec![ScscfEntry {
             uri: config.scscf.uri.clone(),
