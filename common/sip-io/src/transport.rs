@@ -530,6 +530,21 @@ impl SipTransport {
         }
     }
 
+    /// Sends an encoded message exactly as given: a UDP request goes out as one datagram
+    /// whatever its size. For a transaction layer that applies RFC 3261 §18.1.1 itself
+    /// (`imslab_sip::transaction::TransactionLayer::set_udp_size_rule`): its UDP retry after a
+    /// refused TCP connection must really go over UDP.
+    pub async fn send_bytes_as_is(&self, target: &Target, bytes: Bytes) -> Result<Sent, Error> {
+        match self.route(target)? {
+            Route::Udp { socket, remote } => self.send_datagram(socket, remote, &bytes).await,
+            Route::Conn(handle) => self.enqueue(&handle, bytes),
+            Route::Connect(transport, remote) => {
+                let handle = self.connection(transport, remote).await?;
+                self.enqueue(&handle, bytes)
+            }
+        }
+    }
+
     /// Carries out the transaction layer's `Output::Transmit { to, bytes, .. }`: [`send_bytes`]
     /// to [`target_for`]`(to)`. A failure should go back to the layer as a transport error
     /// (RFC 3261 §17.1.4, §18.4).

@@ -230,7 +230,10 @@ impl SipNode {
         pc.hosts.clone_from(&cfg.hosts);
         pc.timer_c = cfg.timer_c;
         pc.loop_detection = cfg.loop_detection;
-        let proxy = Proxy::new(pc, cfg.timers, cfg.seed);
+        let mut proxy = Proxy::new(pc, cfg.timers, cfg.seed);
+        // The transaction layer applies §18.1.1 (large UDP requests over TCP, UDP again when
+        // TCP is refused) with the transport's threshold.
+        proxy.set_path_mtu(cfg.transport.udp_request_limit.saturating_add(200));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             cmds: cmd_tx,
@@ -582,6 +585,20 @@ impl<H: Handler> Loop<H> {
                 return;
             }
         };
+        // The proxy's transaction layer already chose TCP for requests too large for UDP
+        // (§18.1.1); what it sends to a UDP target is meant as a datagram (its retry after a
+        // refused connection included).
+        let layer_sizes = self.proxy.layer().udp_size_limit().is_some();
+        if layer_sizes && to.transport == imslab_sip::header::Transport::Udp {
+            if let Err(e) = transport.send_bytes_as_is(&target, bytes).await {
+                tracing::debug!(to = %to.addr, error = %e, "send failed");
+                if let Some(tx) = tx {
+                    let ev = self.proxy.handle_transport_error(Instant::now(), tx);
+                    self.work.extend(ev);
+                }
+            }
+            return;
+        }
         // Sending over a flow or a small UDP datagram never waits for long; opening a
         // connection (also for a UDP request too large for UDP, RFC 3261 §18.1.1) may.
         let datagram_ok =

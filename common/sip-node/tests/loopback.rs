@@ -47,6 +47,24 @@ impl Handler for Answer {
     }
 }
 
+/// Answers 200 saying in `X-Arrived-Over` which transport the request came over.
+struct AnswerTransport;
+
+impl Handler for AnswerTransport {
+    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        let mut ok = incoming
+            .request
+            .response(StatusCode::OK, Some("uas"))
+            .expect("response");
+        ok.push_header(
+            HeaderName::new("X-Arrived-Over").expect("header name"),
+            incoming.from.transport.as_str().to_owned(),
+        )
+        .expect("header");
+        Decision::Respond(ok)
+    }
+}
+
 /// Forwards every request to `next` and marks forwarded responses.
 struct Forward {
     next: SocketAddr,
@@ -149,6 +167,54 @@ async fn forwarded_request_comes_back_as_an_edited_response_without_the_proxy_vi
     let vias: Vec<_> = resp.vias().collect();
     assert_eq!(vias.len(), 1, "only the client's Via is left");
     uas.stop.cancel();
+    proxy.stop.cancel();
+}
+
+/// An OPTIONS padded past 1300 bytes, too large for UDP (RFC 3261 §18.1.1).
+fn large_options(to: SocketAddr, branch: &str) -> String {
+    options(to, branch).replace(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\nX-Pad: {}\r\n", "p".repeat(1400)),
+    )
+}
+
+#[tokio::test]
+async fn large_request_toward_a_udp_next_hop_goes_over_tcp_and_is_answered() {
+    let uas = start(AnswerTransport).await;
+    let proxy = start(Forward { next: uas.addr }).await;
+    let resp = udp_exchange(proxy.addr, &large_options(uas.addr, "big1")).await;
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(header(&resp, "X-Seen-By-Proxy").as_deref(), Some("yes"));
+    assert_eq!(
+        header(&resp, "X-Arrived-Over").as_deref(),
+        Some("TCP"),
+        "the proxy connected to the UAS over TCP"
+    );
+    uas.stop.cancel();
+    proxy.stop.cancel();
+}
+
+#[tokio::test]
+async fn large_request_falls_back_to_udp_when_the_next_hop_refuses_tcp() {
+    // A next hop with only a UDP socket: connecting over TCP to its port is refused.
+    let next = UdpSocket::bind(loopback()).await.expect("bind next hop");
+    let next_addr = next.local_addr().expect("addr");
+    let proxy = start(Forward { next: next_addr }).await;
+    let client = UdpSocket::bind(loopback()).await.expect("bind client");
+    client
+        .send_to(large_options(next_addr, "big2").as_bytes(), proxy.addr)
+        .await
+        .expect("send");
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), next.recv_from(&mut buf))
+        .await
+        .expect("the request arrives over UDP after all")
+        .expect("recv");
+    let fwd = Message::parse(buf[..n].to_vec()).expect("parses");
+    assert!(fwd.encoded_len() > 1300);
+    let via = fwd.top_via().expect("Via");
+    assert_eq!(via.transport, imslab_sip::header::Transport::Udp);
+    assert_eq!(fwd.vias().count(), 2);
     proxy.stop.cancel();
 }
 

@@ -327,9 +327,14 @@ impl Proxy {
     /// A proxy. `seed` makes branch values unique across restarts; pass randomness from the
     /// caller (the core itself is deterministic).
     pub fn new(cfg: ProxyConfig, timers: TimerConfig, seed: u64) -> Self {
+        let mut layer = TransactionLayer::new(timers);
+        // §18.1.1: with a TCP interface, large requests toward UDP targets go over TCP.
+        if cfg.interfaces.iter().any(|i| i.transport == Transport::Tcp) {
+            layer.set_udp_size_rule(None);
+        }
         Self {
             cfg,
-            layer: TransactionLayer::new(timers),
+            layer,
             next_ctx: 1,
             branch_counter: 0,
             seed,
@@ -340,6 +345,19 @@ impl Proxy {
             uac: HashMap::new(),
             timer_c: BinaryHeap::new(),
             timer_c_at: HashMap::new(),
+        }
+    }
+
+    /// Sets the path MTU toward UDP next hops: requests within 200 bytes of it go over TCP
+    /// (RFC 3261 §18.1.1; without it the threshold is 1300 bytes). Needs a TCP interface.
+    pub fn set_path_mtu(&mut self, mtu: usize) {
+        if self
+            .cfg
+            .interfaces
+            .iter()
+            .any(|i| i.transport == Transport::Tcp)
+        {
+            self.layer.set_udp_size_rule(Some(mtu));
         }
     }
 
@@ -408,7 +426,7 @@ impl Proxy {
     /// The transport could not send a message of transaction `tx`.
     pub fn handle_transport_error(&mut self, now: Instant, tx: TxRef) -> Vec<ProxyEvent> {
         let mut ev = Vec::new();
-        let outputs = self.layer.handle_transport_error(tx);
+        let outputs = self.layer.handle_send_failure(now, tx);
         self.absorb(now, outputs, InterfaceId(0), &mut ev);
         ev
     }
@@ -945,7 +963,7 @@ impl Proxy {
     }
 
     /// §16.6 steps 1-9: copy, Request-URI, Max-Forwards, Record-Route, strict-route fix-up,
-    /// next hop, Via, Content-Length; and the UDP size rule of §18.1.1.
+    /// next hop, Via, Content-Length.
     fn prepare(
         &mut self,
         mut req: Message,
@@ -965,28 +983,15 @@ impl Proxy {
         };
         let _ = req.set_header(HeaderName::MAX_FORWARDS, mf.to_string());
         let strict = strict_route_fixup(&mut req);
-        let Some(mut peer) = target
+        let Some(peer) = target
             .destination
             .clone()
             .or_else(|| self.resolve_next_hop(&req, strict))
         else {
             return Err(Box::new((req, StatusCode::SERVICE_UNAVAILABLE)));
         };
-        // §18.1.1: a request larger than 1300 bytes goes over a congestion-controlled transport.
-        if peer.transport == Transport::Udp
-            && req.encoded_len() + 120 > 1300
-            && self
-                .cfg
-                .interfaces
-                .iter()
-                .any(|i| i.transport == Transport::Tcp)
-        {
-            peer = Peer {
-                transport: Transport::Tcp,
-                addr: peer.addr,
-                flow: None,
-            };
-        }
+        // §18.1.1 (a large request toward UDP goes over TCP) is applied by the transaction
+        // layer once the Via is on, so the measured size is the size sent.
         let outbound = self.outbound_iface(&peer);
         if let Some(rr) = record_route {
             let user = rr.user.as_deref();
@@ -1439,7 +1444,19 @@ impl Proxy {
         if b.final_status.is_some() {
             return;
         }
-        let (Ok(cancel), Some(peer)) = (build_cancel(&b.request), b.peer.clone()) else {
+        // §9.1: the CANCEL goes where the INVITE went and copies its top Via, which the
+        // transaction layer may have moved to TCP (§18.1.1): take both from the transaction.
+        let sent = b.client.and_then(|cid| {
+            Some((
+                self.layer.client_request(cid)?,
+                self.layer.client_peer(cid)?.clone(),
+            ))
+        });
+        let (request, peer) = match sent {
+            Some((r, p)) => (r, Some(p)),
+            None => (&b.request, b.peer.clone()),
+        };
+        let (Ok(cancel), Some(peer)) = (build_cancel(request), peer) else {
             return;
         };
         if let Some(cid) = b.client {

@@ -475,6 +475,46 @@ fn request_too_large_for_udp_goes_over_tcp() {
 }
 
 #[test]
+fn refused_tcp_for_a_large_request_falls_back_to_udp_and_cancel_follows_the_invite() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let big = format!("X-Padding: {}\r\n", "p".repeat(1400));
+    let (ctx, out) = forward(
+        &mut p,
+        t0,
+        request("INVITE", "z9hG4bKb2", &big),
+        vec![Target::next_hop().via(udp(UAS_A))],
+        false,
+    );
+    assert_eq!(out[0].0.transport, Transport::Tcp);
+    let (cid, _) = p.by_client.iter().next().map(|(k, v)| (*k, *v)).unwrap();
+    let ev = p.handle_transport_error(t0, TxRef::Client(cid));
+    let again = sent(&ev);
+    assert_eq!(again.len(), 1, "retried, not failed");
+    assert_eq!(again[0].0, udp(UAS_A));
+    assert_eq!(again[0].1.top_via().unwrap().transport, Transport::Udp);
+    assert!(responses(&ev).is_empty());
+    // The UAS rings, the caller cancels: the CANCEL copies the Via the INVITE now carries.
+    let ringing = reply(&again[0].1, 180, "b");
+    p.handle_message(t0 + SEC, ringing, udp(UAS_A), InterfaceId(0));
+    let cancel = build_cancel(&request("INVITE", "z9hG4bKb2", &big)).unwrap();
+    let ev = p.handle_message(t0 + 2 * SEC, cancel, udp(UAC), InterfaceId(0));
+    let down = sent(&ev)
+        .into_iter()
+        .find(|(_, m)| {
+            m.method() == Some(&Method::Cancel)
+                && m.top_via().unwrap().branch() != Some("z9hG4bKb2")
+        })
+        .expect("CANCEL forwarded downstream");
+    assert_eq!(down.0.transport, Transport::Udp);
+    assert_eq!(
+        down.1.top_via().unwrap().to_string(),
+        again[0].1.top_via().unwrap().to_string()
+    );
+    let _ = ctx;
+}
+
+#[test]
 fn parallel_fork_prefers_challenges_and_aggregates_them() {
     let t0 = Instant::now();
     let mut p = proxy();

@@ -304,6 +304,9 @@ struct ClientTx {
     key: ClientKey,
     to: Peer,
     fsm: ClientFsm,
+    /// The request as it would have gone over UDP, kept while a request moved to TCP by the
+    /// size rule of §18.1.1 may still fall back to UDP.
+    udp_fallback: Option<Message>,
 }
 
 enum ServerFsm {
@@ -359,6 +362,7 @@ pub struct TransactionLayer {
     client_index: HashMap<ClientKey, ClientId>,
     server_index: HashMap<ServerKey, ServerId>,
     timers: BinaryHeap<Reverse<(Instant, TxRef)>>,
+    udp_limit: Option<usize>,
 }
 
 impl fmt::Debug for TransactionLayer {
@@ -383,7 +387,22 @@ impl TransactionLayer {
             client_index: HashMap::new(),
             server_index: HashMap::new(),
             timers: BinaryHeap::new(),
+            udp_limit: None,
         }
+    }
+
+    /// Turns on the message size rule of RFC 3261 §18.1.1 for requests toward UDP targets: a
+    /// request longer than 1300 bytes, or within 200 bytes of `path_mtu` when it is known, goes
+    /// over TCP instead (top Via transport TCP, no retransmission timers). Call it when the
+    /// element can open TCP connections. If that connection then fails
+    /// ([`TransactionLayer::handle_send_failure`]), the request is retried over UDP.
+    pub fn set_udp_size_rule(&mut self, path_mtu: Option<usize>) {
+        self.udp_limit = Some(path_mtu.map_or(1300, |m| m.saturating_sub(200)));
+    }
+
+    /// The size above which a request toward a UDP target goes over TCP, if the rule is on.
+    pub fn udp_size_limit(&self) -> Option<usize> {
+        self.udp_limit
     }
 
     /// Whether new INVITE server transactions send `100 Trying` themselves.
@@ -433,6 +452,7 @@ impl TransactionLayer {
         }
         let key = ClientKey::of(&request)?;
         let id = ClientId(self.bump());
+        let (request, to, udp_fallback) = self.apply_size_rule(request, to);
         let reliable = to.transport.is_reliable();
         let (fsm, actions) = if method == Method::Invite {
             let (f, a) = ClientInvite::new(now, request, reliable, self.cfg);
@@ -442,7 +462,15 @@ impl TransactionLayer {
             (ClientFsm::NonInvite(f), a)
         };
         self.client_index.insert(key.clone(), id);
-        self.clients.insert(id, ClientTx { key, to, fsm });
+        self.clients.insert(
+            id,
+            ClientTx {
+                key,
+                to,
+                fsm,
+                udp_fallback,
+            },
+        );
         let mut out = Vec::new();
         self.client_actions(id, actions, &mut out);
         self.after(TxRef::Client(id), &mut out);
@@ -669,6 +697,62 @@ impl TransactionLayer {
         }
         self.after(tx, &mut out);
         out
+    }
+
+    /// A send failure with the time: like [`TransactionLayer::handle_transport_error`], except
+    /// that a client transaction moved from UDP to TCP by the size rule (§18.1.1) whose
+    /// connection could not be set up, and which has heard nothing yet, is restarted over UDP
+    /// with its original Via (same branch, same id), as §18.1.1 says for a refused connection.
+    pub fn handle_send_failure(&mut self, now: Instant, tx: TxRef) -> Vec<Output> {
+        if let TxRef::Client(id) = tx
+            && let Some(t) = self.clients.get_mut(&id)
+            && matches!(t.state(), State::Calling | State::Trying)
+            && let Some(request) = t.udp_fallback.take()
+        {
+            let (fsm, actions) = if request.method() == Some(&Method::Invite) {
+                let (f, a) = ClientInvite::new(now, request, false, self.cfg);
+                (ClientFsm::Invite(Box::new(f)), a)
+            } else {
+                let (f, a) = ClientNonInvite::new(now, &request, false, self.cfg);
+                (ClientFsm::NonInvite(f), a)
+            };
+            t.fsm = fsm;
+            t.to.transport = Transport::Udp;
+            t.to.flow = None;
+            let mut out = Vec::new();
+            self.client_actions(id, actions, &mut out);
+            self.after(tx, &mut out);
+            return out;
+        }
+        self.handle_transport_error(tx)
+    }
+
+    /// §18.1.1: the request and destination to use, and the UDP original when it moved to TCP.
+    fn apply_size_rule(&self, request: Message, to: Peer) -> (Message, Peer, Option<Message>) {
+        let Some(limit) = self.udp_limit else {
+            return (request, to, None);
+        };
+        if to.transport != Transport::Udp || request.encoded_len() <= limit {
+            return (request, to, None);
+        }
+        let mut tcp = request.clone();
+        let Some(via) = request.top_via().ok().map(Via::into_owned) else {
+            return (request, to, None);
+        };
+        let via = Via {
+            transport: Transport::Tcp,
+            ..via
+        };
+        tcp.pop_first_value(&HeaderName::VIA);
+        if tcp.prepend_typed(HeaderName::VIA, &via).is_err() {
+            return (request, to, None);
+        }
+        let to = Peer {
+            transport: Transport::Tcp,
+            addr: to.addr,
+            flow: None,
+        };
+        (tcp, to, Some(request))
     }
 
     /// The request a client INVITE transaction sent (for building its CANCEL, §9.1).

@@ -614,3 +614,123 @@ fn malformed_requests_cannot_be_matched() {
         Some(Error::MissingHeader("Via"))
     );
 }
+
+// ---- §18.1.1 message size rule ----
+
+fn padded(method: &str, branch: &str, size: usize) -> Message {
+    let base = request(method, branch, "UDP").to_bytes();
+    let text = String::from_utf8(base.to_vec()).unwrap();
+    let pad = size.saturating_sub(base.len() + 14);
+    let text = text.replacen(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\nX-Pad: {}\r\n", "p".repeat(pad)),
+        1,
+    );
+    Message::parse(text.into_bytes()).unwrap()
+}
+
+fn sent_to(out: &[Output]) -> Vec<(Peer, Message)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Transmit { to, bytes, .. } => {
+                Some((to.clone(), Message::parse(bytes.clone()).unwrap()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn request_over_1300_bytes_toward_udp_goes_over_tcp_without_retransmissions() {
+    let t0 = Instant::now();
+    let mut l = TransactionLayer::new(TimerConfig::default());
+    l.set_udp_size_rule(None);
+    let req = padded("MESSAGE", "z9hG4bKbig1", 1400);
+    assert!(req.encoded_len() > 1300);
+    let (id, out) = l.send_request(t0, req, udp()).unwrap();
+    let sent = sent_to(&out);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.transport, Transport::Tcp);
+    assert_eq!(sent[0].0.addr, udp().addr);
+    let via = sent[0].1.top_via().unwrap();
+    assert_eq!(via.transport, Transport::Tcp);
+    assert_eq!(via.branch(), Some("z9hG4bKbig1"));
+    // Reliable transport: no Timer E, only Timer F at 64*T1.
+    let (resent, timeout) = run(&mut l, t0, t0 + 40 * SEC, |o| {
+        matches!(o, Output::Timeout { .. })
+    });
+    assert_eq!(resent, 0);
+    assert_eq!(timeout, Some(t0 + 32 * SEC));
+    assert_eq!(l.state(TxRef::Client(id)), None);
+}
+
+#[test]
+fn small_requests_and_layers_without_the_rule_stay_on_udp() {
+    let t0 = Instant::now();
+    let mut l = TransactionLayer::new(TimerConfig::default());
+    l.set_udp_size_rule(None);
+    let (_, out) = l
+        .send_request(t0, padded("MESSAGE", "z9hG4bKsm1", 1200), udp())
+        .unwrap();
+    assert_eq!(sent_to(&out)[0].0.transport, Transport::Udp);
+    let mut off = TransactionLayer::new(TimerConfig::default());
+    assert_eq!(off.udp_size_limit(), None);
+    let (_, out) = off
+        .send_request(t0, padded("MESSAGE", "z9hG4bKsm2", 1400), udp())
+        .unwrap();
+    assert_eq!(sent_to(&out)[0].0.transport, Transport::Udp);
+}
+
+#[test]
+fn a_known_path_mtu_moves_requests_within_200_bytes_of_it() {
+    let t0 = Instant::now();
+    let mut l = TransactionLayer::new(TimerConfig::default());
+    l.set_udp_size_rule(Some(1000));
+    assert_eq!(l.udp_size_limit(), Some(800));
+    let (_, out) = l
+        .send_request(t0, padded("MESSAGE", "z9hG4bKmtu1", 900), udp())
+        .unwrap();
+    assert_eq!(sent_to(&out)[0].0.transport, Transport::Tcp);
+    let (_, out) = l
+        .send_request(t0, padded("MESSAGE", "z9hG4bKmtu2", 700), udp())
+        .unwrap();
+    assert_eq!(sent_to(&out)[0].0.transport, Transport::Udp);
+}
+
+#[test]
+fn refused_tcp_connection_retries_the_large_request_over_udp_with_its_udp_via() {
+    let t0 = Instant::now();
+    let mut l = TransactionLayer::new(TimerConfig::default());
+    l.set_udp_size_rule(None);
+    let req = padded("INVITE", "z9hG4bKfb1", 1400);
+    let (id, out) = l.send_request(t0, req.clone(), udp()).unwrap();
+    assert_eq!(sent_to(&out)[0].0.transport, Transport::Tcp);
+    // The driver could not connect (RST): §18.1.1 says retry over UDP.
+    let t1 = t0 + 20 * MS;
+    let out = l.handle_send_failure(t1, TxRef::Client(id));
+    let sent = sent_to(&out);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, udp());
+    assert_eq!(
+        sent[0].1.to_bytes(),
+        req.to_bytes(),
+        "the original, UDP Via"
+    );
+    assert_eq!(l.state(TxRef::Client(id)), Some(State::Calling));
+    // Now unreliable: Timer A retransmits at T1.
+    let (resent, _) = run(&mut l, t1, t1 + 600 * MS, |_| false);
+    assert_eq!(resent, 1);
+    // The answer over UDP matches the same transaction.
+    let out = l.handle_message(t1 + SEC, response_to(&req, 180, Some("b")), udp());
+    let out = out.unwrap();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Response { id: got, .. } if *got == id))
+    );
+    // A second failure is an ordinary transport error.
+    let out = l.handle_send_failure(t1 + 2 * SEC, TxRef::Client(id));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::TransportError { .. } | Output::Terminated { .. }))
+    );
+}
