@@ -4,6 +4,10 @@
 //! (LIR), S-CSCF (term), P-CSCF, all in this process on loopback (HSS on SQLite).
 //! `cargo bench -p imslab-scenarios --bench calls -- [CALLS] [RATE] [PAIRS]`
 //! (defaults 5000 calls at 1000/s between 50 caller/callee pairs).
+//!
+//! `cargo bench -p imslab-scenarios --bench calls -- soft [GROUPS] [RATE] [SECONDS] [CALLS]`:
+//! the soft UE's load mode instead (`library/load-calls.yaml`, userspace IPsec): GROUPS
+//! caller/callee groups at once, RATE started per second for SECONDS, CALLS calls per group.
 
 #[path = "../tests/lab/support.rs"]
 #[allow(dead_code, unreachable_pub)]
@@ -30,6 +34,10 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
+    if args.first().is_some_and(|a| a == "soft") {
+        soft_ues(&args[1..]);
+        return;
+    }
     let calls: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5000);
     let rate: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let pairs: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(50);
@@ -117,6 +125,62 @@ fn main() {
         if let Some(line) = uac_out.lines().rev().find(|l| l.contains("Response Time")) {
             println!("UAC {}", line.trim());
         }
+        let _ = lab.stop().await;
+    });
+}
+
+/// The soft UE's load mode making calls (`load-calls.yaml`).
+fn soft_ues(args: &[String]) {
+    let groups: u32 = args.first().and_then(|a| a.parse().ok()).unwrap_or(20);
+    let rate: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10.0);
+    let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let calls: u32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let lab = support::TestLab::start(|_| {}).await;
+        let subs = ((rate * secs as f64) as u32).clamp(groups, 9_999);
+        lab.import(&support::load_subscribers_from(subs, 20_000)).await;
+        lab.import(&support::load_subscribers_from(subs, 30_000)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("load-calls.yaml");
+        std::fs::write(
+            &file,
+            std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("library/load-calls.yaml"),
+            )
+            .unwrap()
+            .replace("calls: 10", &format!("calls: {calls}"))
+            .replace("subscribers: 200", &format!("subscribers: {subs}")),
+        )
+        .unwrap();
+        let report = imslab_scenarios::replay(imslab_scenarios::ReplayOptions {
+            scenario: file,
+            lab: lab.lab.clone(),
+            store: Some(lab.store.clone()),
+            junit: None,
+            pcap: None,
+            load: Some(imslab_scenarios::LoadSettings {
+                ues: groups,
+                rate,
+                duration: Duration::from_secs(secs),
+            }),
+            print_log: false,
+        })
+        .await
+        .unwrap();
+        let load = report.load.unwrap();
+        println!(
+            "soft UE load-calls: {groups} groups at once, {rate}/s for {secs} s, {calls} calls each, IPsec"
+        );
+        print!("{}", load.table());
+        println!(
+            "≈ {:.0} calls/s (successful groups × {calls} / wall time, registrations included)",
+            load.successes as f64 * f64::from(calls) / load.seconds
+        );
         let _ = lab.stop().await;
     });
 }

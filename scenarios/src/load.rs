@@ -1,6 +1,9 @@
 //! Load mode: many virtual UEs run the scenario's steps concurrently, started at a rate for a
 //! duration, each with its own subscriber (IMSI start + i). Reports attempts, successes,
 //! failures by reason and per-step latency percentiles, as a table and as JSON.
+//!
+//! A scenario with several UEs and no `load.ue` runs as virtual *groups*: group i plays every
+//! UE, each with its own IMSI + i (so a caller and a callee per group, for calls).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use crate::Error;
 use crate::capture::Capture;
 use crate::runner::{ReplayOptions, ReplayReport, Runner, start_ues};
 use crate::scenario::Scenario;
+use crate::scenario::model::UeSpec;
 use crate::ue::EspHubs;
 
 /// Load settings from the command line: `--ues N --rate R --duration D`.
@@ -180,24 +184,38 @@ pub async fn run_load(sc: Scenario, opts: &ReplayOptions) -> Result<ReplayReport
             });
         }
     };
-    let ue_name = spec
-        .as_ref()
-        .and_then(|l| l.ue.clone())
-        .or_else(|| {
-            (sc.ues.len() == 1)
-                .then(|| sc.ues.keys().next().cloned())
-                .flatten()
-        })
-        .ok_or_else(|| Error::Invalid {
-            path: opts.scenario.clone(),
-            line: 0,
-            message: "load mode plays one UE: name it with load.ue".into(),
-        })?;
-    let template = sc.ues.get(&ue_name).cloned().unwrap_or_default();
-    let imsi_start = spec
-        .as_ref()
-        .and_then(|l| l.imsi_start.clone())
-        .or_else(|| template.imsi.clone());
+    // The UEs each virtual run plays, with the IMSI its subscribers start at.
+    let players: Vec<(String, UeSpec, Option<String>)> =
+        match spec.as_ref().and_then(|l| l.ue.clone()) {
+            Some(name) => {
+                let template = sc.ues.get(&name).cloned().ok_or_else(|| Error::Invalid {
+                    path: opts.scenario.clone(),
+                    line: 0,
+                    message: format!("load.ue {name:?} is not a UE of the scenario"),
+                })?;
+                let start = spec
+                    .as_ref()
+                    .and_then(|l| l.imsi_start.clone())
+                    .or_else(|| template.imsi.clone());
+                vec![(name, template, start)]
+            }
+            None if sc.ues.len() == 1 => sc
+                .ues
+                .iter()
+                .map(|(n, u)| {
+                    let start = spec
+                        .as_ref()
+                        .and_then(|l| l.imsi_start.clone())
+                        .or_else(|| u.imsi.clone());
+                    (n.clone(), u.clone(), start)
+                })
+                .collect(),
+            None => sc
+                .ues
+                .iter()
+                .map(|(n, u)| (n.clone(), u.clone(), u.imsi.clone()))
+                .collect(),
+        };
     let subscribers = u64::from(
         spec.as_ref()
             .and_then(|l| l.subscribers)
@@ -228,32 +246,37 @@ pub async fn run_load(sc: Scenario, opts: &ReplayOptions) -> Result<ReplayReport
         }
         let i = attempts;
         attempts += 1;
-        let mut spec = template.clone();
-        if let Some(start) = &imsi_start {
-            spec.imsi = add_imsi(start, i % subscribers);
-            if template.impi.is_some() || template.impu.is_some() {
-                spec.impi = None;
-                spec.impu = None;
-            }
-        }
-        let (sc, hubs, lab, store, capture, name) = (
+        let ues: BTreeMap<String, UeSpec> = players
+            .iter()
+            .map(|(name, template, imsi_start)| {
+                let mut spec = template.clone();
+                if let Some(start) = imsi_start {
+                    spec.imsi = add_imsi(start, i % subscribers);
+                    if template.impi.is_some() || template.impu.is_some() {
+                        spec.impi = None;
+                        spec.impu = None;
+                    }
+                }
+                (name.clone(), spec)
+            })
+            .collect();
+        let (sc, hubs, lab, store, capture) = (
             Arc::clone(&sc),
             Arc::clone(&hubs),
             opts.lab.clone(),
             opts.store.clone(),
             capture.clone(),
-            ue_name.clone(),
         );
+        let group = players.len() as u32;
         tasks.spawn(async move {
             let _permit = permit;
-            let ues = BTreeMap::from([(name, spec)]);
             let slots = match start_ues(
                 &ues,
                 &lab,
                 store.as_ref(),
                 &hubs,
                 capture.as_ref(),
-                i as u32,
+                (i as u32).wrapping_mul(group),
                 i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed,
             )
             .await

@@ -202,6 +202,53 @@ async fn load_mode_registers_many_ues_and_reports_percentiles() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_mode_runs_caller_and_callee_groups_making_calls() {
+    let lab = TestLab::start(|_| {}).await;
+    lab.import(&support::load_subscribers_from(20, 20_000))
+        .await;
+    lab.import(&support::load_subscribers_from(20, 30_000))
+        .await;
+    let text = std::fs::read_to_string(library("load-calls.yaml"))
+        .unwrap()
+        .replace("calls: 10", "calls: 2")
+        .replace("subscribers: 200", "subscribers: 20");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("load-calls.yaml");
+    std::fs::write(&file, text).unwrap();
+    let opts = ReplayOptions {
+        scenario: file,
+        lab: lab.lab.clone(),
+        store: Some(lab.store.clone()),
+        junit: None,
+        pcap: None,
+        load: Some(LoadSettings {
+            ues: 4,
+            rate: 4.0,
+            duration: Duration::from_secs(2),
+        }),
+        print_log: false,
+    };
+    let report = replay(opts).await.unwrap();
+    let load = report.load.clone().expect("load report");
+    assert!(load.attempts >= 4, "{load:?}");
+    assert_eq!(
+        load.successes,
+        load.attempts,
+        "{}\nUE events of the lab:\n{}",
+        load.table(),
+        lab.events_text()
+    );
+    for step in ["call", "answer", "hangup"] {
+        assert!(
+            load.latency.iter().any(|l| l.step.contains(step)),
+            "{step} latency in {}",
+            load.table()
+        );
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_of_a_library_run_decodes_in_tshark_with_the_expected_sequence() {
     let lab = TestLab::start(|_| {}).await;
     let dir = tempfile::tempdir().unwrap();

@@ -88,9 +88,14 @@ pub(crate) struct TestLab {
 }
 
 pub(crate) fn load_subscribers(n: u32) -> String {
+    load_subscribers_from(n, 10_000)
+}
+
+/// `load-subscribers.sh N FIRST`: N subscribers from IMSI 0010100000<FIRST>.
+pub(crate) fn load_subscribers_from(n: u32, first: u32) -> String {
     let mut s = String::from("imsi,k,opc,amf,impus\n");
     for i in 0..n {
-        let imsi = format!("0010100000{:05}", 10_000 + i);
+        let imsi = format!("0010100000{:05}", first + i);
         s.push_str(&format!(
             "{imsi},465b5ce8b199b49faa5f0a2ee238a6bc,cd63cb71954a9f4e48a5994e37a02baf,8000,\
              sip:{imsi}@ims.mnc001.mcc001.3gppnetwork.org\n"
