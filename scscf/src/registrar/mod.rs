@@ -400,6 +400,13 @@ enum Task {
         impu: Impu,
         impi: Impi,
     },
+    /// SAR UNREGISTERED_USER for a terminating request to an identity not registered here.
+    SarUnregistered {
+        req: ReqId,
+        msg: Box<Message>,
+        impu: Impu,
+        called: String,
+    },
 }
 
 /// The S-CSCF core. See the module documentation.
@@ -421,6 +428,9 @@ pub struct Registrar {
     legs: HashMap<routing::LegKey, routing::Leg>,
     /// The hand-offs by expiry, oldest first: (expires, key, hand-off number).
     leg_order: VecDeque<(Instant, routing::LegKey, u64)>,
+    /// Profiles of unregistered identities with services (SAR UNREGISTERED_USER), oldest
+    /// first, at most [`routing::MAX_UNREGISTERED`].
+    unregistered: VecDeque<(Impu, std::sync::Arc<ImsSubscription>)>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -464,6 +474,7 @@ impl Registrar {
             session_prefix,
             legs: HashMap::new(),
             leg_order: VecDeque::new(),
+            unregistered: VecDeque::new(),
         }
     }
 

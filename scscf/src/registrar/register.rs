@@ -660,6 +660,12 @@ impl Registrar {
                 impu,
                 impi,
             } => self.on_saa(now, kind, reg.map(|r| *r), impu, impi, reply),
+            Task::SarUnregistered {
+                req,
+                msg,
+                impu,
+                called,
+            } => self.on_unregistered_saa(now, req, *msg, impu, called, reply),
         }
     }
 

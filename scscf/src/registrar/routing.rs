@@ -28,12 +28,19 @@ use imslab_sip::proxy::{Decision, ForkMode, RecordRoute, Target};
 use imslab_sip::{HeaderName, Host, Message, Method, NameAddr, StatusCode, Uri};
 use imslab_types::{Impu, Outcome};
 
+use std::sync::Arc;
+
+use imslab_diameter::cx::Sar;
+use imslab_diameter::enums::{ServerAssignmentType, UserDataAlreadyAvailable};
+
 use super::register::{aor_of, respond};
-use super::{Now, Registrar, ReqId};
-use crate::ifc::{ApplicationServer, RequestFacts};
+use super::{CxOut, CxReply, Now, Registrar, ReqId, Task};
+use crate::ifc::{ApplicationServer, ImsSubscription, RequestFacts};
 
 /// Most iFC hand-offs to application servers awaited at once.
 pub const MAX_LEGS: usize = 4096;
+/// Most profiles of unregistered identities kept (the oldest goes first).
+pub const MAX_UNREGISTERED: usize = 1024;
 /// How long a hand-off to an AS is awaited (Timer C, RFC 3261 §16.6 step 11).
 pub const LEG_LIFETIME: Duration = Duration::from_secs(180);
 
@@ -261,13 +268,11 @@ impl Registrar {
         registered: bool,
         from: usize,
     ) -> Option<(usize, ApplicationServer)> {
-        let key = self.alias.get(served)?;
-        let profile = self
-            .aors
-            .get(key)?
-            .profile
-            .as_ref()?
-            .profile_of(served.as_str())?;
+        let sub = match self.alias.get(served).and_then(|k| self.aors.get(k)) {
+            Some(a) => a.profile.as_ref()?,
+            None => self.unregistered_profile(served)?,
+        };
+        let profile = sub.profile_of(served.as_str())?;
         let lookup = |name: &str| -> Vec<String> {
             HeaderName::new(name.to_owned())
                 .map(|h| {
@@ -383,7 +388,7 @@ impl Registrar {
     }
 
     /// Where the Request-URI's callee lies; a number held by a registration here becomes
-    /// that registration's identity in the Request-URI.
+    /// the tel URI of that identity in the Request-URI.
     fn classify(&self, msg: &mut Message) -> Callee {
         let Some(uri) = msg
             .request_uri_str()
@@ -397,10 +402,12 @@ impl Registrar {
         }
         if let Some(n) = number_of(&uri) {
             let tel = Impu::new(format!("tel:{n}")).ok();
-            if let Some(k) = tel.as_ref().and_then(|t| self.alias.get(t)) {
-                let k = k.clone();
-                let _ = msg.set_request_uri(k.as_str().to_owned());
-                return Callee::Served(k);
+            if let Some(t) = tel
+                && let Some(k) = self.alias.get(&t)
+            {
+                // The identity dialled, as the implicit set holds it.
+                let _ = msg.set_request_uri(t.as_str().to_owned());
+                return Callee::Served(k.clone());
             }
             return Callee::Number(n);
         }
@@ -551,7 +558,23 @@ impl Registrar {
         let key = match self.classify(&mut msg) {
             Callee::Served(k) => k,
             Callee::Home | Callee::Number(_) => {
-                let who = Uri::parse(&called).ok().and_then(|u| aor_of(&u));
+                let who = Uri::parse(&called)
+                    .ok()
+                    .and_then(|u| match (&u, number_of(&u)) {
+                        (Uri::Sip(s), _) if s.params.value("user") != Some("phone") => aor_of(&u),
+                        (_, Some(n)) => Impu::new(format!("tel:{n}")).ok(),
+                        _ => aor_of(&u),
+                    });
+                if let Some(w) = who.clone() {
+                    if self.unregistered_profile(&w).is_some() {
+                        self.terminate_unregistered(now, req, msg, w, from, called);
+                        return;
+                    }
+                    if from == 0 {
+                        self.start_unregistered_sar(req, msg, w, called);
+                        return;
+                    }
+                }
                 self.refuse(
                     now,
                     req,
@@ -659,6 +682,149 @@ impl Registrar {
                     user: Some("term".to_owned()),
                 }),
             },
+        );
+    }
+}
+
+impl Registrar {
+    fn unregistered_profile(&self, impu: &Impu) -> Option<&ImsSubscription> {
+        self.unregistered
+            .iter()
+            .rev()
+            .find(|(i, _)| i == impu)
+            .map(|(_, s)| s.as_ref())
+    }
+
+    /// SAR UNREGISTERED_USER (TS 29.228 §6.1.2, TS 24.229 §5.4.3.3): the terminating request
+    /// waits for the profile of an identity not registered here.
+    fn start_unregistered_sar(&mut self, req: ReqId, msg: Message, impu: Impu, called: String) {
+        let sar = Sar {
+            session_id: self.session_id(),
+            origin_host: self.s.origin.host.clone(),
+            origin_realm: self.s.origin.realm.clone(),
+            destination_host: self.s.hss_host.clone(),
+            destination_realm: self.s.hss_realm.clone(),
+            user_name: None,
+            supported_features: Vec::new(),
+            public_identities: vec![impu.clone()],
+            wildcarded_public_identity: None,
+            server_name: self.s.uri.clone(),
+            server_assignment_type: ServerAssignmentType::UNREGISTERED_USER,
+            user_data_already_available: UserDataAlreadyAvailable::USER_DATA_NOT_AVAILABLE,
+            scscf_restoration_info: None,
+            multiple_registration_indication: None,
+            session_priority: None,
+            sar_flags: None,
+            failed_pcscf: None,
+            extra: Vec::new(),
+            proxy_info: Vec::new(),
+            route_record: Vec::new(),
+        };
+        self.cx(
+            Task::SarUnregistered {
+                req,
+                msg: Box::new(msg),
+                impu,
+                called,
+            },
+            CxOut::Sar(Box::new(sar)),
+        );
+    }
+
+    /// The SAA for an unregistered callee: its profile is kept, then the terminating iFCs for
+    /// the unregistered case run; a refusal is 404 for an unknown user, 480 otherwise.
+    pub(super) fn on_unregistered_saa(
+        &mut self,
+        now: Now,
+        req: ReqId,
+        msg: Message,
+        impu: Impu,
+        called: String,
+        reply: CxReply,
+    ) {
+        let saa = match reply {
+            CxReply::Saa(s) => *s,
+            CxReply::Failed(why) => {
+                self.refuse(
+                    now,
+                    req,
+                    &msg,
+                    Some(&impu),
+                    StatusCode::TEMPORARILY_UNAVAILABLE,
+                    format!("terminating: no SAA for the unregistered {impu}: {why}"),
+                );
+                return;
+            }
+            CxReply::Maa(_) => return,
+        };
+        if !saa.result.is_success() {
+            let (_, _, why) = super::register::cx_failure(&saa.result, "SAR");
+            let unknown = matches!(
+                saa.result,
+                imslab_diameter::cx::CxResult::Experimental { code, .. }
+                    if code == imslab_diameter::ExperimentalResultCode::DIAMETER_ERROR_USER_UNKNOWN
+            );
+            let status = if unknown {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::TEMPORARILY_UNAVAILABLE
+            };
+            self.refuse(
+                now,
+                req,
+                &msg,
+                Some(&impu),
+                status,
+                format!("terminating: {called} is not registered: {why}"),
+            );
+            return;
+        }
+        let sub = saa
+            .user_data
+            .as_deref()
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|x| ImsSubscription::parse(x).ok());
+        let Some(sub) = sub else {
+            self.refuse(
+                now,
+                req,
+                &msg,
+                Some(&impu),
+                StatusCode::TEMPORARILY_UNAVAILABLE,
+                format!("terminating: {called} is not registered and the SAA has no profile"),
+            );
+            return;
+        };
+        self.unregistered.retain(|(i, _)| i != &impu);
+        if self.unregistered.len() >= MAX_UNREGISTERED {
+            self.unregistered.pop_front();
+        }
+        self.unregistered.push_back((impu.clone(), Arc::new(sub)));
+        self.terminate_unregistered(now, req, msg, impu, 0, called);
+    }
+
+    /// Terminating iFCs for an identity without contacts (session case 2): to the AS of the
+    /// first match, else 480.
+    fn terminate_unregistered(
+        &mut self,
+        now: Now,
+        req: ReqId,
+        msg: Message,
+        impu: Impu,
+        from: usize,
+        called: String,
+    ) {
+        if let Some((i, server)) = self.next_ifc(&impu, &msg, 2, false, from) {
+            self.hand_to_as(now, req, msg, (Case::Term, impu, i, Some(called)), &server);
+            return;
+        }
+        self.refuse(
+            now,
+            req,
+            &msg,
+            Some(&impu),
+            StatusCode::TEMPORARILY_UNAVAILABLE,
+            format!("terminating: {called} is not registered (callee not registered, no service for the unregistered state applies)"),
         );
     }
 }

@@ -145,9 +145,21 @@ impl FakeHss {
 
     fn saa(&mut self, sar: &Sar) -> Saa {
         self.sars.push(sar.server_assignment_type);
+        let known = sar.public_identities.iter().all(|i| {
+            self.user_data
+                .contains(&format!("<Identity>{i}</Identity>"))
+        });
+        if sar.server_assignment_type == ServerAssignmentType::UNREGISTERED_USER && !known {
+            return Saa::new(
+                sar,
+                &self.origin,
+                CxResult::experimental(Exp::DIAMETER_ERROR_USER_UNKNOWN),
+            );
+        }
         let mut a = Saa::new(sar, &self.origin, CxResult::SUCCESS);
         if sar.server_assignment_type == ServerAssignmentType::REGISTRATION
             || sar.server_assignment_type == ServerAssignmentType::RE_REGISTRATION
+            || sar.server_assignment_type == ServerAssignmentType::UNREGISTERED_USER
         {
             a.user_data = Some(Bytes::from(self.user_data.clone()));
         }
@@ -1232,3 +1244,5 @@ fn refresh_moves_the_expiry_and_the_old_timer_does_nothing() {
     lab.advance(Duration::from_secs(300));
     assert_eq!(lab.r.registration_count(), 0);
 }
+
+mod session;

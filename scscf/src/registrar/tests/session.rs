@@ -1,0 +1,456 @@
+//! Session routing on the virtual clock: originating and terminating cases, iFC hand-offs,
+//! unregistered callees, normalisation, breakout and the bounds of the hand-off table.
+
+use imslab_sip::Method;
+use imslab_sip::proxy::{Decision, RecordRoute};
+
+use super::*;
+use crate::registrar::routing::{LEG_LIFETIME, MAX_LEGS};
+
+const ICSCF: &str = "sip:127.0.0.1:4060";
+const TRUNK: &str = "sip:trunk.example.net:5060";
+const PCSCF_VIA: &str = "127.0.0.1:5060";
+const ICSCF_VIA: &str = "127.0.0.1:4060";
+const AS_VIA: &str = "127.0.0.1:5070";
+
+fn lab_with(icscf: bool, breakout: bool) -> Lab {
+    let mut s = settings();
+    s.icscf = icscf.then(|| ICSCF.to_owned());
+    s.breakout = breakout.then(|| TRUNK.to_owned());
+    Lab::with(Registrar::new(s, counter_rand(), 1))
+}
+
+fn ifc(priority: u32, spts: &str, server: &str, handling: u32) -> String {
+    format!(
+        "<InitialFilterCriteria><Priority>{priority}</Priority><TriggerPoint>\
+         <ConditionTypeCNF>1</ConditionTypeCNF>{spts}</TriggerPoint><ApplicationServer>\
+         <ServerName>{server}</ServerName><DefaultHandling>{handling}</DefaultHandling>\
+         </ApplicationServer></InitialFilterCriteria>"
+    )
+}
+
+fn spt(group: u32, inner: &str) -> String {
+    format!("<SPT><ConditionNegated>0</ConditionNegated><Group>{group}</Group>{inner}</SPT>")
+}
+
+/// An initial request with `via` as the previous hop (the P-CSCF, the I-CSCF or an AS).
+fn request(method: &str, ruri: &str, via: &str, pai: &str, extra: &str, body: &str) -> Message {
+    let text = format!(
+        "{method} {ruri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {via};branch=z9hG4bKhop{method}\r\n\
+         Via: SIP/2.0/UDP 10.45.0.2:5060;branch=z9hG4bKue;rport\r\n\
+         Max-Forwards: 68\r\n\
+         From: <{pai}>;tag=caller\r\n\
+         To: <{ruri}>\r\n\
+         Call-ID: call-1@ue\r\n\
+         CSeq: 1 {method}\r\n\
+         Contact: <sip:caller@10.45.0.9:5060>\r\n\
+         P-Asserted-Identity: <{pai}>\r\n\
+         {extra}Content-Length: {len}\r\n\r\n{body}",
+        len = body.len()
+    );
+    Message::parse(text.into_bytes()).expect("parses")
+}
+
+fn route(lab: &mut Lab, msg: Message) -> Decision {
+    let req = lab.req_id();
+    lab.r.handle_request(lab.now, req, msg, false);
+    lab.pump();
+    let (got, d) = lab.responses.pop().expect("decided");
+    assert_eq!(got, req);
+    d
+}
+
+fn forwarded(d: Decision) -> (Message, Vec<imslab_sip::proxy::Target>, Option<RecordRoute>) {
+    match d {
+        Decision::Forward {
+            request,
+            targets,
+            record_route,
+            ..
+        } => (request, targets, record_route),
+        Decision::Respond(r) => panic!("expected a forward, got {:?}", r.status()),
+    }
+}
+
+fn refused(d: Decision) -> StatusCode {
+    match d {
+        Decision::Respond(r) => r.status().expect("status"),
+        Decision::Forward { request, .. } => {
+            panic!(
+                "expected an answer, got a forward to {:?}",
+                request.request_uri_str()
+            )
+        }
+    }
+}
+
+fn last_event(lab: &Lab, step: &str) -> (Outcome, String) {
+    let e = lab
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.step == step)
+        .unwrap_or_else(|| panic!("no {step} event in {:?}", lab.steps()));
+    (e.outcome, e.reason.clone().unwrap_or_default())
+}
+
+fn registered(lab: &mut Lab) {
+    assert_eq!(
+        lab.aka_register("<sip:ue@10.45.0.2:5060>", 600).status(),
+        Some(StatusCode::OK)
+    );
+}
+
+#[test]
+fn originating_invite_from_the_path_pcscf_goes_to_the_icscf_with_record_route() {
+    let mut lab = lab_with(true, false);
+    registered(&mut lab);
+    let callee = format!("sip:bob@{DOMAIN}");
+    let d = route(
+        &mut lab,
+        request(
+            "INVITE",
+            &callee,
+            PCSCF_VIA,
+            IMPU,
+            "Session-Expires: 1800\r\n",
+            "",
+        ),
+    );
+    let (req, targets, rr) = forwarded(d);
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{ICSCF};lr>")]);
+    assert_eq!(req.request_uri_str(), Some(callee.as_str()));
+    assert_eq!(header(&req, &HeaderName::SESSION_EXPIRES), ["1800"]);
+    assert_eq!(targets.len(), 1);
+    assert_eq!(rr.and_then(|r| r.user).as_deref(), Some("orig"));
+    let (outcome, why) = last_event(&lab, "call");
+    assert_eq!(outcome, Outcome::Ok);
+    assert!(why.contains("originating: to the I-CSCF"), "{why}");
+}
+
+#[test]
+fn terminating_invite_from_the_icscf_gets_p_called_party_id_and_follows_the_path() {
+    let mut lab = lab_with(true, false);
+    registered(&mut lab);
+    let d = route(
+        &mut lab,
+        request(
+            "INVITE",
+            TEL,
+            ICSCF_VIA,
+            "sip:bob@elsewhere.example",
+            "",
+            "",
+        ),
+    );
+    let (req, targets, rr) = forwarded(d);
+    assert_eq!(header(&req, &HeaderName::ROUTE), [PATH]);
+    assert_eq!(
+        header(&req, &HeaderName::P_CALLED_PARTY_ID),
+        [format!("<{TEL}>")]
+    );
+    assert_eq!(
+        targets[0].uri.as_deref(),
+        Some(&b"sip:ue@10.45.0.2:5060"[..])
+    );
+    assert_eq!(rr.and_then(|r| r.user).as_deref(), Some("term"));
+    assert!(last_event(&lab, "call").1.contains("forked to 1 contact"));
+}
+
+#[test]
+fn without_an_icscf_a_callee_served_here_is_reached_in_one_pass() {
+    let mut lab = lab_with(false, false);
+    registered(&mut lab);
+    // The phone calls itself by its number, dialled as local digits.
+    let dialled = format!("sip:15550001@{DOMAIN};user=phone");
+    let d = route(
+        &mut lab,
+        request("INVITE", &dialled, PCSCF_VIA, IMPU, "", ""),
+    );
+    let (req, targets, _) = forwarded(d);
+    assert_eq!(header(&req, &HeaderName::ROUTE), [PATH]);
+    assert_eq!(
+        header(&req, &HeaderName::P_CALLED_PARTY_ID),
+        [format!("<{TEL}>")]
+    );
+    assert_eq!(targets.len(), 1);
+    assert!(lab.events.iter().any(|e| {
+        e.step == "call"
+            && e.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("served here"))
+    }));
+}
+
+#[test]
+fn a_number_outside_the_lab_goes_to_the_breakout_trunk_or_is_refused_without_one() {
+    let mut lab = lab_with(true, true);
+    registered(&mut lab);
+    let d = route(
+        &mut lab,
+        request("INVITE", "tel:+4930123456", PCSCF_VIA, IMPU, "", ""),
+    );
+    let (req, _, rr) = forwarded(d);
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{TRUNK};lr>")]);
+    assert!(rr.is_some());
+    assert!(last_event(&lab, "call").1.contains("breakout"));
+
+    let mut lab = lab_with(false, false);
+    registered(&mut lab);
+    let d = route(
+        &mut lab,
+        request("MESSAGE", "tel:+4930123456", PCSCF_VIA, IMPU, "", ""),
+    );
+    assert_eq!(refused(d), StatusCode::NOT_FOUND);
+    let (outcome, why) = last_event(&lab, "message");
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(why.contains("no scscf.breakout"), "{why}");
+}
+
+#[test]
+fn a_barred_identity_cannot_originate() {
+    let mut lab = lab_with(true, false);
+    registered(&mut lab);
+    let barred = format!("sip:barred@{DOMAIN}");
+    let d = route(&mut lab, request("INVITE", TEL, PCSCF_VIA, &barred, "", ""));
+    assert_eq!(refused(d), StatusCode::FORBIDDEN);
+    assert!(last_event(&lab, "call").1.contains("barred"));
+}
+
+#[test]
+fn originating_ifc_hands_the_invite_to_the_as_and_the_returning_request_continues() {
+    let mut lab = lab_with(true, false);
+    let ifcs = ifc(
+        0,
+        &(spt(0, "<SessionCase>0</SessionCase>") + &spt(1, "<Method>INVITE</Method>")),
+        "sip:127.0.0.1:5070",
+        0,
+    );
+    lab.hss.user_data = user_data(&ifcs);
+    registered(&mut lab);
+    let callee = format!("sip:bob@{DOMAIN}");
+    let d = route(
+        &mut lab,
+        request("INVITE", &callee, PCSCF_VIA, IMPU, "", ""),
+    );
+    let (req, _, rr) = forwarded(d);
+    let routes = header(&req, &HeaderName::ROUTE);
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert_eq!(routes[0], "<sip:127.0.0.1:5070;lr>");
+    assert!(
+        routes[1].starts_with("<sip:odi-") && routes[1].ends_with(";lr>"),
+        "{routes:?}"
+    );
+    assert!(
+        rr.is_none(),
+        "the S-CSCF records its route on the last hop only"
+    );
+    assert_eq!(lab.r.pending_as_legs(), 1);
+    assert!(
+        last_event(&lab, "call")
+            .1
+            .contains("originating iFC matched")
+    );
+
+    // The AS proxies it back (its Via on top, the S-CSCF's Route consumed by the proxy core).
+    let d = route(&mut lab, request("INVITE", &callee, AS_VIA, IMPU, "", ""));
+    let (req, _, rr) = forwarded(d);
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{ICSCF};lr>")]);
+    assert!(rr.is_some());
+    assert_eq!(lab.r.pending_as_legs(), 0);
+}
+
+#[test]
+fn terminating_ifc_sends_sms_over_ip_to_the_smsc_but_not_plain_text() {
+    let mut lab = lab_with(true, false);
+    let ifcs = ifc(
+        0,
+        &(spt(0, "<SessionCase>1</SessionCase>")
+            + &spt(1, "<Method>MESSAGE</Method>")
+            + &spt(
+                2,
+                "<SIPHeader><Header>Content-Type</Header>\
+                 <Content>application/vnd\\.3gpp\\.sms</Content></SIPHeader>",
+            )),
+        "sip:smsc@127.0.0.1:5070",
+        1,
+    );
+    lab.hss.user_data = user_data(&ifcs);
+    registered(&mut lab);
+    let sms = "Content-Type: application/vnd.3gpp.sms\r\n";
+    let d = route(
+        &mut lab,
+        request(
+            "MESSAGE",
+            IMPU,
+            ICSCF_VIA,
+            "sip:x@elsewhere.example",
+            sms,
+            "\u{2}\u{7}",
+        ),
+    );
+    let (req, _, rr) = forwarded(d);
+    assert_eq!(
+        header(&req, &HeaderName::ROUTE)[0],
+        "<sip:smsc@127.0.0.1:5070;lr>"
+    );
+    assert!(rr.is_none());
+    let (_, why) = last_event(&lab, "message");
+    assert!(
+        why.contains("terminating iFC matched") && why.contains("SESSION_TERMINATED"),
+        "{why}"
+    );
+
+    let text = "Content-Type: text/plain\r\n";
+    let mut m = request(
+        "MESSAGE",
+        IMPU,
+        ICSCF_VIA,
+        "sip:x@elsewhere.example",
+        text,
+        "hi",
+    );
+    m.set_header(HeaderName::CALL_ID, "call-2@ue")
+        .expect("Call-ID");
+    let (req, _, _) = forwarded(route(&mut lab, m));
+    assert_eq!(header(&req, &HeaderName::ROUTE), [PATH]);
+}
+
+#[test]
+fn unregistered_callee_with_services_is_assigned_by_sar_and_goes_to_its_as() {
+    let mut lab = lab_with(true, false);
+    lab.hss.user_data = user_data(&ifc(
+        0,
+        &(spt(0, "<SessionCase>2</SessionCase>") + &spt(1, "<Method>INVITE</Method>")),
+        "sip:vm@127.0.0.1:5070",
+        0,
+    ));
+    let d = route(
+        &mut lab,
+        request("INVITE", IMPU, ICSCF_VIA, "sip:x@elsewhere.example", "", ""),
+    );
+    assert_eq!(
+        lab.hss.sars.last(),
+        Some(&ServerAssignmentType::UNREGISTERED_USER)
+    );
+    let (req, _, _) = forwarded(d);
+    assert_eq!(
+        header(&req, &HeaderName::ROUTE)[0],
+        "<sip:vm@127.0.0.1:5070;lr>"
+    );
+
+    // A MESSAGE matches no unregistered service: 480, and no second SAR.
+    let sars = lab.hss.sars.len();
+    let mut m = request(
+        "MESSAGE",
+        IMPU,
+        ICSCF_VIA,
+        "sip:x@elsewhere.example",
+        "",
+        "",
+    );
+    m.set_header(HeaderName::CALL_ID, "call-2@ue")
+        .expect("Call-ID");
+    assert_eq!(
+        refused(route(&mut lab, m)),
+        StatusCode::TEMPORARILY_UNAVAILABLE
+    );
+    assert_eq!(lab.hss.sars.len(), sars);
+    let (outcome, why) = last_event(&lab, "message");
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(why.contains("callee not registered"), "{why}");
+}
+
+#[test]
+fn unknown_home_identity_is_404_and_an_unusable_profile_480() {
+    let mut lab = lab_with(true, false);
+    registered(&mut lab);
+    let nobody = format!("sip:nobody@{DOMAIN}");
+    let peer = "sip:x@elsewhere.example";
+    let d = route(
+        &mut lab,
+        request("INVITE", &nobody, ICSCF_VIA, peer, "", ""),
+    );
+    assert_eq!(
+        refused(d),
+        StatusCode::NOT_FOUND,
+        "the HSS does not know it"
+    );
+
+    // Known to the HSS, but its profile cannot be read: the callee cannot be served.
+    lab.hss.user_data = format!("<Identity>{nobody}</Identity> not a document");
+    let mut m = request("INVITE", &nobody, ICSCF_VIA, peer, "", "");
+    m.set_header(HeaderName::CALL_ID, "call-2@ue")
+        .expect("Call-ID");
+    assert_eq!(
+        refused(route(&mut lab, m)),
+        StatusCode::TEMPORARILY_UNAVAILABLE
+    );
+    let (outcome, why) = last_event(&lab, "call");
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(why.contains("no profile"), "{why}");
+}
+
+#[test]
+fn in_dialog_requests_acks_and_cancels_follow_their_route() {
+    let mut lab = lab_with(true, false);
+    registered(&mut lab);
+    let text = format!(
+        "BYE sip:ue@10.45.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ICSCF_VIA};branch=z9hG4bKbye\r\n\
+         Max-Forwards: 69\r\nRoute: {PATH}\r\nFrom: <sip:bob@{DOMAIN}>;tag=b\r\n\
+         To: <{IMPU}>;tag=a\r\nCall-ID: call-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (req, targets, rr) = forwarded(route(
+        &mut lab,
+        Message::parse(text.into_bytes()).expect("parses"),
+    ));
+    assert_eq!(header(&req, &HeaderName::ROUTE), [PATH]);
+    assert_eq!(targets[0].uri, None);
+    assert!(rr.is_none());
+    let text = format!(
+        "CANCEL {TEL} SIP/2.0\r\nVia: SIP/2.0/UDP {ICSCF_VIA};branch=z9hG4bKinv\r\n\
+         Max-Forwards: 69\r\nFrom: <sip:bob@{DOMAIN}>;tag=b\r\n\
+         To: <{TEL}>\r\nCall-ID: call-9\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    );
+    let m = Message::parse(text.into_bytes()).expect("parses");
+    assert_eq!(m.method(), Some(&Method::Cancel));
+    let (req, _, _) = forwarded(route(&mut lab, m));
+    assert!(header(&req, &HeaderName::P_CALLED_PARTY_ID).is_empty());
+}
+
+#[test]
+fn as_hand_offs_are_forgotten_after_timer_c_and_bounded_in_number() {
+    let mut lab = lab_with(true, false);
+    lab.hss.user_data = user_data(&ifc(
+        0,
+        &spt(0, "<SessionCase>0</SessionCase>"),
+        "sip:127.0.0.1:5070",
+        0,
+    ));
+    registered(&mut lab);
+    let callee = format!("sip:bob@{DOMAIN}");
+    for n in 0..(MAX_LEGS + 10) {
+        let mut m = request("MESSAGE", &callee, PCSCF_VIA, IMPU, "", "");
+        m.set_header(HeaderName::CALL_ID, format!("m{n}@ue"))
+            .expect("Call-ID");
+        let _ = forwarded(route(&mut lab, m));
+        lab.responses.clear();
+        lab.events.clear();
+    }
+    assert!(
+        lab.r.pending_as_legs() <= MAX_LEGS + 1,
+        "{}",
+        lab.r.pending_as_legs()
+    );
+    lab.advance(LEG_LIFETIME + Duration::from_secs(1));
+    let mut m = request("MESSAGE", &callee, PCSCF_VIA, IMPU, "", "");
+    m.set_header(HeaderName::CALL_ID, "late@ue")
+        .expect("Call-ID");
+    let _ = forwarded(route(&mut lab, m));
+    assert_eq!(
+        lab.r.pending_as_legs(),
+        1,
+        "only the newest hand-off is left"
+    );
+}
