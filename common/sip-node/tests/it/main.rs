@@ -1,0 +1,5 @@
+//! imslab-sip-node integration tests: the node on loopback with trivial handlers, and SIPp as a
+//! real peer through the proxy core.
+
+mod loopback;
+mod sipp;
