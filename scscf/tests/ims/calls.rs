@@ -263,3 +263,141 @@ fn tshark_calls(ue: &mut Ue, lab: &Lab) {
         "every packet decodes as SIP: {packets:?}"
     );
 }
+
+const SMSC_UAS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="smsc-as">
+  <recv request="MESSAGE" />
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=smsc[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]>
+  </send>
+</scenario>
+"#;
+
+/// A subscriber whose originating SMS over IP goes to the SMSC by iFC.
+async fn provision_with_smsc_ifc(lab: &Lab, n: u32, smsc: &str) {
+    use imslab_store::model::{
+        ApplicationServer, DefaultHandling, InitialFilterCriteria, ServicePointTrigger,
+        ServiceProfile, SessionCase, SptKind, TriggerPoint,
+    };
+    use imslab_store::provision::{ImpuInput, NewSubscriber, ProvisionDefaults, SubscriberInput};
+    let spt = |g: i64, kind: SptKind| ServicePointTrigger {
+        condition_negated: false,
+        groups: vec![g],
+        kind,
+        registration_types: Vec::new(),
+    };
+    let profile = ServiceProfile {
+        name: "smsc".into(),
+        subscribed_media_profile_id: None,
+        ifcs: vec![InitialFilterCriteria {
+            priority: 0,
+            trigger_point: Some(TriggerPoint {
+                condition_type_cnf: true,
+                spts: vec![
+                    spt(0, SptKind::SessionCase(SessionCase::OriginatingRegistered)),
+                    spt(1, SptKind::Method("MESSAGE".into())),
+                    spt(
+                        2,
+                        SptKind::SipHeader {
+                            header: "Content-Type".into(),
+                            content: Some("application/vnd\\.3gpp\\.sms".into()),
+                        },
+                    ),
+                ],
+            }),
+            application_server: ApplicationServer {
+                server_name: smsc.to_owned(),
+                default_handling: DefaultHandling::SessionTerminated,
+                ..ApplicationServer::default()
+            },
+            profile_part_indicator: None,
+        }],
+    };
+    lab.store
+        .profiles()
+        .put(&profile, std::time::SystemTime::now())
+        .await
+        .expect("profile");
+    let defaults = ProvisionDefaults::new(imslab_types::Realm::new(DOMAIN).expect("realm"));
+    let input = SubscriberInput {
+        imsi: imsi(n),
+        k: K_HEX.into(),
+        opc: Some(OPC_HEX.into()),
+        impus: vec![ImpuInput::Uri(impu(n))],
+        profile: Some("smsc".into()),
+        ..SubscriberInput::default()
+    };
+    let new = NewSubscriber::from_input(&input, &defaults).expect("valid subscriber");
+    lab.store
+        .subscribers()
+        .insert_all(&[new], std::time::SystemTime::now())
+        .await
+        .expect("provisioned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_to_the_smsc_psi_goes_to_the_sipp_smsc_named_by_the_originating_ifc() {
+    let sipp = imslab_test_support::peer("sipp", "sip-tester");
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let port = {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        u.local_addr().expect("addr").port()
+    };
+    provision_with_smsc_ifc(&lab, 21, &format!("sip:smsc@127.0.0.1:{port}")).await;
+    let mut a = Ue::new(21, dir.path(), K_HEX).await;
+    assert_eq!(
+        crate::register_aka(&lab, &mut a).await.status(),
+        Some(StatusCode::OK)
+    );
+    std::fs::write(dir.path().join("smsc.xml"), SMSC_UAS).expect("xml");
+    let smsc = std::process::Command::new(sipp)
+        .current_dir(dir.path())
+        .args([
+            "-sf",
+            "smsc.xml",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sipp starts");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let psi = format!("sip:smsc@{DOMAIN}");
+    let text = initial(&a, &lab, "MESSAGE", &psi, "sms-1", "", "\u{2}\u{7}")
+        .replace("text/plain", "application/vnd.3gpp.sms");
+    a.send_text(lab.scscf, &text).await;
+    let ok = a.next_final().await;
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+    assert!(
+        values(&ok, &HeaderName::TO)[0].contains("tag=smsc"),
+        "answered by the SMSC"
+    );
+    let out = tokio::task::spawn_blocking(move || smsc.wait_with_output())
+        .await
+        .expect("join")
+        .expect("sipp exits");
+    assert!(
+        out.status.success(),
+        "SIPp SMSC: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lab.events.has("message", "originating iFC matched"));
+    tshark_calls(&mut a, &lab);
+    lab.stop().await;
+}
