@@ -26,6 +26,7 @@ use imslab_store::{PcscfRegistration, RegSubscription, SubscriptionRole};
 use imslab_types::{Function, Impu, Outcome, UeEvent, UeRef};
 
 use crate::Error;
+use crate::dialogs::{DialogKey, DialogState, Dialogs, Ended, Side};
 use crate::flow::{Flow, PROTECTED_CLIENT, PROTECTED_SERVER};
 use crate::reg_event::{self, Reginfo, SubState, Subscription};
 use crate::register::{self, RegisterParts};
@@ -37,6 +38,13 @@ use crate::settings::Settings;
 /// How long a subscription is kept after its registration ended, so the S-CSCF's final
 /// NOTIFY still matches it (64×T1).
 const SUBSCRIPTION_LINGER: Duration = Duration::from_secs(32);
+
+/// Most INVITE dialogs tracked at once; a new call beyond it is refused with 503.
+pub const MAX_DIALOGS: usize = 200_000;
+
+/// How long a phone's SA sets outlive a network de-registration or expiry, so the S-CSCF's
+/// NOTIFY "terminated" (and the phone's answer) still cross them (64×T1, Timer F).
+pub(crate) const SA_LINGER: Duration = Duration::from_secs(32);
 
 /// How a message reached the P-CSCF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +189,9 @@ pub struct Pcscf {
     subs: HashMap<String, Subscription>,
     subs_by_impu: HashMap<Impu, String>,
     sub_timers: BinaryHeap<Reverse<(Instant, String)>>,
+    sa_linger: BinaryHeap<Reverse<(Instant, SaSetId, RemovalReason)>>,
+    dialogs: Dialogs,
+    dialog_ctx: HashMap<ContextId, DialogKey>,
     uac: HashMap<ClientId, String>,
     arrival: Option<Arrival>,
     counter: u64,
@@ -264,6 +275,9 @@ impl Pcscf {
             subs: HashMap::new(),
             subs_by_impu: HashMap::new(),
             sub_timers: BinaryHeap::new(),
+            sa_linger: BinaryHeap::new(),
+            dialogs: Dialogs::new(MAX_DIALOGS),
+            dialog_ctx: HashMap::new(),
             uac: HashMap::new(),
             arrival: None,
             counter: 0,
@@ -304,6 +318,11 @@ impl Pcscf {
     /// The reg-event subscription of `impu`.
     pub fn subscription(&self, impu: &Impu) -> Option<&Subscription> {
         self.subs.get(self.subs_by_impu.get(impu)?)
+    }
+
+    /// The INVITE dialogs in progress.
+    pub fn dialogs(&self) -> &Dialogs {
+        &self.dialogs
     }
 
     /// Counters.
@@ -391,11 +410,35 @@ impl Pcscf {
                 "registration expired".into(),
             );
         }
+        while let Some(Reverse((at, id, reason))) = self.sa_linger.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.sa_linger.pop();
+            if let Some(t) = self.sas.as_mut() {
+                let acts = t.remove_set(id, reason);
+                self.push_sa(now, acts, false);
+            }
+        }
         if let Some(t) = self.sas.as_mut() {
             let acts = t.poll_expired(now);
             self.push_sa(now, acts, false);
         }
         self.subscription_timers(now);
+        for (key, d) in self.dialogs.take_expired(now) {
+            let ue = self.ue_of(&d.phone);
+            self.event(
+                now,
+                ue,
+                "call",
+                Outcome::Info,
+                format!(
+                    "dialog {} released: {}",
+                    key.call_id,
+                    describe_end(&Ended::TimedOut(d.state))
+                ),
+            );
+        }
         self.flush_deferred();
         self.take_output()
     }
@@ -414,6 +457,8 @@ impl Pcscf {
             self.regs.next_expiry(),
             self.sas.as_ref().and_then(SaTable::next_expiry),
             self.sub_timers.peek().map(|Reverse((at, _))| *at),
+            self.sa_linger.peek().map(|Reverse((at, _, _))| *at),
+            self.dialogs.next_expiry(),
         ]
         .into_iter()
         .flatten()
@@ -637,7 +682,30 @@ impl Pcscf {
         let mut queue: std::collections::VecDeque<ProxyEvent> = events.into();
         while let Some(e) = queue.pop_front() {
             match e {
-                ProxyEvent::Transmit { to, bytes, tx } => {
+                ProxyEvent::Transmit { mut to, bytes, tx } => {
+                    if to.transport == Transport::Tcp
+                        && to.flow.is_none()
+                        && self.is_protected_phone(to.addr)
+                    {
+                        // The core moves a request over 1300 bytes to TCP (RFC 3261 §18.1.1);
+                        // toward a phone it must stay on the phone's SAs (UDP).
+                        to = Peer {
+                            transport: Transport::Udp,
+                            addr: to.addr,
+                            flow: Some(PROTECTED_CLIENT),
+                        };
+                    }
+                    let bytes = if to.flow == Some(PROTECTED_CLIENT) {
+                        routing::protect_toward_phone(
+                            &bytes,
+                            self.s.listen,
+                            self.s.ports.port_c,
+                            self.s.ports.port_s,
+                        )
+                        .map_or(bytes, |m| m.to_bytes())
+                    } else {
+                        bytes
+                    };
                     self.out.push(Output::Transmit { to, bytes, tx });
                 }
                 ProxyEvent::Request {
@@ -669,6 +737,7 @@ impl Pcscf {
                     }
                 }
                 ProxyEvent::Finished { ctx } => {
+                    self.dialog_ctx.remove(&ctx);
                     self.pending.remove(&ctx);
                     self.toward_phone.remove(&ctx);
                 }
@@ -721,20 +790,22 @@ impl Pcscf {
                 Err(reason) => self.forbid(now, &req, reason),
             };
         }
-        if let Some(flow) = arrival.token {
-            return self.terminating(now, req, flow);
-        }
         let arrived = Flow::from_arrival(
             &arrival.ingress.transport,
             arrival.ingress.source,
             arrival.ingress.flow,
         );
+        // A Route token naming the flow the request came from is the phone's own in-dialog
+        // request through our Record-Route: originating, not terminating.
+        if let Some(flow) = arrival.token.filter(|f| *f != arrived) {
+            return self.terminating(now, ctx, req, flow);
+        }
         let by_flow = self.regs.by_flow(&arrived).next().map(|r| r.key.clone());
         if let Some(key) = by_flow {
             return self.originating(now, ctx, req, &key, false);
         }
         if let Some(flow) = self.contact_flow(&req) {
-            return self.terminating(now, req, flow);
+            return self.terminating(now, ctx, req, flow);
         }
         let reason = if self
             .regs
@@ -856,8 +927,19 @@ impl Pcscf {
         {
             routing::add_contact_alias(&mut req, ingress.source, &ingress.transport);
         }
+        if let Some(refused) = self.track_dialog(
+            now,
+            ctx,
+            &req,
+            &method,
+            initial,
+            &reg.key,
+            Side::Originating,
+        ) {
+            return refused;
+        }
         let record_route =
-            (initial && routing::is_dialog_forming(&method)).then(RecordRoute::default);
+            (initial && routing::is_dialog_forming(&method)).then(|| self.record_route(&reg.flow));
         self.toward_phone.insert(ctx);
         if method != Method::Ack {
             self.event(
@@ -876,18 +958,164 @@ impl Pcscf {
         }
     }
 
-    fn terminating(&mut self, now: Instant, mut req: Message, flow: Flow) -> Decision {
+    /// Record-Route for a dialog of the phone on `flow`: its user part is the flow token, so
+    /// the dialog's requests from the core reach that phone (and its SAs) without a lookup,
+    /// even after its registration ended (the S-CSCF's final reg-event NOTIFY).
+    fn record_route(&self, flow: &Flow) -> RecordRoute {
+        RecordRoute {
+            user: Some(self.s.flow_key.encode(flow, self.s.boot)),
+        }
+    }
+
+    /// Whether `addr` is the protected server port of a phone with SAs.
+    fn is_protected_phone(&self, addr: SocketAddr) -> bool {
+        self.sas.as_ref().is_some_and(|t| {
+            t.iter()
+                .any(|s| s.bundle.remote.ip == addr.ip() && s.bundle.remote.port_s == addr.port())
+        })
+    }
+
+    fn ue_of(&self, key: &RegKey) -> UeRef {
+        self.regs
+            .get(key)
+            .map_or_else(|| UeRef::impu(key.impu.clone()), Registration::ue_ref)
+    }
+
+    /// Dialog bookkeeping for a request of the phone `phone` (TS 24.229 §5.2.6.3.3,
+    /// §5.2.7): an initial INVITE starts a dialog (503 when the table is full), a BYE ends
+    /// it, other in-dialog requests keep a confirmed one alive. `Some` is the refusal.
+    #[allow(clippy::too_many_arguments)]
+    fn track_dialog(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        req: &Message,
+        method: &Method,
+        initial: bool,
+        phone: &RegKey,
+        side: Side,
+    ) -> Option<Decision> {
+        if *method == Method::Invite && initial {
+            let key = DialogKey::of(req, false)?;
+            if !self.dialogs.start(key.clone(), phone.clone(), side, now) {
+                let ue = self.ue_of(phone);
+                self.event(
+                    now,
+                    ue,
+                    "call",
+                    Outcome::Failed,
+                    format!("503: INVITE refused, {MAX_DIALOGS} dialogs in progress"),
+                );
+                return Some(self.respond(req, StatusCode::SERVICE_UNAVAILABLE));
+            }
+            self.dialog_ctx.insert(ctx, key);
+            return None;
+        }
+        if initial || *method == Method::Ack {
+            return None;
+        }
+        let key = [false, true]
+            .into_iter()
+            .filter_map(|rev| DialogKey::of(req, rev))
+            .find(|k| self.dialogs.get(k).is_some())?;
+        if *method == Method::Bye {
+            if let Some(d) = self.dialogs.end(&key) {
+                let ue = self.ue_of(&d.phone);
+                self.event(
+                    now,
+                    ue,
+                    "call",
+                    Outcome::Ok,
+                    format!(
+                        "dialog {} released: {}",
+                        key.call_id,
+                        describe_end(&Ended::Bye)
+                    ),
+                );
+            }
+        } else if self
+            .dialogs
+            .get(&key)
+            .is_some_and(|d| d.state == DialogState::Confirmed)
+        {
+            let session = session_interval(req);
+            self.dialogs.confirm(&key, session, now);
+        }
+        None
+    }
+
+    /// The final response to a tracked INVITE: 2xx confirms, failure ends the dialog.
+    fn dialog_response(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        resp: &Message,
+        status: StatusCode,
+    ) {
+        let Some(key) = self.dialog_ctx.get(&ctx).cloned() else {
+            return;
+        };
+        if status.is_success() {
+            let session = session_interval(resp);
+            if self.dialogs.confirm(&key, session, now)
+                && let Some(d) = self.dialogs.get(&key)
+            {
+                let ue = self.ue_of(&d.phone.clone());
+                self.event(
+                    now,
+                    ue,
+                    "call",
+                    Outcome::Ok,
+                    format!("dialog {} confirmed: INVITE answered {status}", key.call_id),
+                );
+            }
+        } else if status.is_final() && status.as_u16() >= 300 {
+            self.dialog_ctx.remove(&ctx);
+            if let Some(d) = self.dialogs.end(&key) {
+                let ue = self.ue_of(&d.phone);
+                self.event(
+                    now,
+                    ue,
+                    "call",
+                    Outcome::Info,
+                    format!(
+                        "dialog {} released: {}",
+                        key.call_id,
+                        describe_end(&Ended::Failed(status.as_u16()))
+                    ),
+                );
+            }
+        }
+    }
+
+    fn terminating(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        mut req: Message,
+        flow: Flow,
+    ) -> Decision {
         let method = req.method().cloned().unwrap_or(Method::Options);
         let uri = routing::take_ruri_alias(&req).map(|(u, _, _)| Bytes::from(u));
         routing::strip_toward_phone(&mut req);
         let initial = !routing::in_dialog(&req);
+        let phone = self
+            .regs
+            .iter()
+            .find(|r| r.flow == flow)
+            .map(|r| r.key.clone());
+        if let Some(phone) = &phone
+            && let Some(refused) =
+                self.track_dialog(now, ctx, &req, &method, initial, phone, Side::Terminating)
+        {
+            return refused;
+        }
         let record_route =
-            (initial && routing::is_dialog_forming(&method)).then(RecordRoute::default);
+            (initial && routing::is_dialog_forming(&method)).then(|| self.record_route(&flow));
         if method != Method::Ack {
-            let reg = self
-                .regs
-                .iter()
-                .find(|r| r.flow == flow)
+            let reg = phone
+                .as_ref()
+                .and_then(|k| self.regs.get(k))
                 .map(Registration::ue_ref);
             if let Some(ue) = reg {
                 self.event(
@@ -1138,6 +1366,7 @@ impl Pcscf {
         } else {
             None
         };
+        self.dialog_response(now, ctx, &resp, status);
         if let Some(p) = self.pending.get(&ctx).cloned() {
             let ue = UeRef {
                 imsi: None,
@@ -1460,6 +1689,19 @@ impl Pcscf {
             p.parts.impu == reg.key.impu && p.parts.contact.as_deref() == Some(&reg.key.contact)
         });
         if awaiting && reason == RemovalReason::NetworkDeregistered {
+            return self.end_subscription_if_last(now, &reg.key.impu);
+        }
+        if matches!(
+            reason,
+            RemovalReason::NetworkDeregistered | RemovalReason::Expired
+        ) && let Some(t) = self.sas.as_ref()
+        {
+            // TS 24.229 §5.2.3: the S-CSCF's NOTIFY to the phone is still forwarded over its
+            // SAs; they go once it (and the phone's answer) had time to pass.
+            let until = now + SA_LINGER;
+            for set in t.sets_of(&reg.key) {
+                self.sa_linger.push(Reverse((until, set.id, reason)));
+            }
             return self.end_subscription_if_last(now, &reg.key.impu);
         }
         if let Some(t) = self.sas.as_mut() {
@@ -1883,4 +2125,22 @@ fn refresh_time(now: Instant, lifetime: Duration) -> Instant {
     now + lifetime
         .saturating_sub(early.max(Duration::from_secs(5)))
         .max(Duration::from_secs(1))
+}
+
+/// The session interval a request or response asks for (RFC 4028 Session-Expires).
+fn session_interval(msg: &Message) -> Option<Duration> {
+    let v = msg.header_str(&HeaderName::SESSION_EXPIRES)?.ok()?;
+    let secs: u64 = v.split(';').next()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+fn describe_end(e: &Ended) -> String {
+    match e {
+        Ended::Bye => "BYE".into(),
+        Ended::Failed(code) => format!("INVITE failed with {code}"),
+        Ended::TimedOut(DialogState::Early) => "no final response within Timer C".into(),
+        Ended::TimedOut(DialogState::Confirmed) => {
+            "no BYE or refresh within the session interval".into()
+        }
+    }
 }

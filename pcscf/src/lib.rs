@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod core;
+pub mod dialogs;
 mod error;
 pub mod flow;
 pub mod fuzzing;
@@ -64,7 +65,7 @@ pub mod sec_agree;
 mod server;
 mod settings;
 
-pub use crate::core::{Ingress, Output, Pcscf, Protection, Stats, StoreOp};
+pub use crate::core::{Ingress, MAX_DIALOGS, Output, Pcscf, Protection, Stats, StoreOp};
 pub use error::Error;
 pub use server::{Deps, ESP_SA_FILE, FLOW_KEY_FILE, PCAP_FILE, Server, Status, StatusHandle};
 pub use settings::Settings;

@@ -77,6 +77,59 @@ pub fn strip_toward_phone(msg: &mut Message) {
     msg.remove_header(&HeaderName::P_CHARGING_FUNCTION_ADDRESSES);
 }
 
+/// Edits a request the proxy core built toward a phone over its SAs (TS 24.229 §5.2.6.3.3,
+/// TS 33.203 §7.1): the top Via shows UDP and the P-CSCF's protected client port (port-c), where the
+/// phone answers; a Record-Route entry of the P-CSCF on top (`me`, unprotected) gets a twin
+/// with the protected server port (port-s) above it, so the phone's route set names port-s
+/// while the core keeps reaching `me`. `None` when nothing needed changing or the bytes do
+/// not parse.
+pub fn protect_toward_phone(
+    bytes: &[u8],
+    me: SocketAddr,
+    port_c: u16,
+    port_s: u16,
+) -> Option<Message> {
+    use imslab_sip::header::{TypedHeader as _, Via};
+    let mut msg = Message::parse(bytes.to_vec()).ok()?;
+    if !msg.is_request() {
+        return None;
+    }
+    let mut changed = false;
+    let top = msg.header_str(&HeaderName::VIA)?.ok()?.to_owned();
+    let first = top.split(',').next()?.trim().to_owned();
+    let via = Via::parse_value(&first, "Via").ok()?;
+    if via.port_or_default() == me.port() && matches!(via.host, Host::Ip(ip) if ip == me.ip()) {
+        let mut v = via.into_owned();
+        v.port = Some(port_c);
+        v.transport = Transport::Udp;
+        msg.pop_first_value(&HeaderName::VIA)?;
+        let _ = msg.prepend_header(HeaderName::VIA, v.to_string());
+        changed = true;
+    }
+    let twin = msg
+        .record_routes()
+        .next()
+        .and_then(Result::ok)
+        .and_then(|rr| {
+            let sip = rr.uri.as_sip()?;
+            let ours = matches!(sip.host, Host::Ip(ip) if ip == me.ip())
+                && sip.port_or_default() == me.port();
+            if !ours {
+                return None;
+            }
+            let mut twin = rr.clone();
+            if let Uri::Sip(u) = &mut twin.uri {
+                u.port = Some(port_s);
+            }
+            Some(twin.to_string())
+        });
+    if let Some(twin) = twin {
+        let _ = msg.prepend_header(HeaderName::RECORD_ROUTE, twin);
+        changed = true;
+    }
+    changed.then_some(msg)
+}
+
 /// Kamailio's transport numbers in `alias=ip~port~t`.
 fn alias_proto(t: &Transport) -> u8 {
     match t {

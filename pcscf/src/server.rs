@@ -92,6 +92,8 @@ pub struct Status {
     pub stats: Stats,
     /// Proxy contexts in progress.
     pub contexts: usize,
+    /// INVITE dialogs in progress.
+    pub dialogs: usize,
 }
 
 /// Reads the [`Status`] of a running [`Server`]. Cheap to clone.
@@ -459,6 +461,7 @@ impl Driver {
             esp,
             stats: self.core.stats(),
             contexts: self.core.proxy().context_count(),
+            dialogs: self.core.dialogs().len(),
         };
         *status
             .0

@@ -8,7 +8,7 @@ use imslab_config::{IpsecMode, NetworkConfig, PcscfConfig};
 use imslab_ipsec::{RemovalReason, SaAction, SaState, Spi};
 use imslab_sip::header::Transport;
 use imslab_sip::transaction::Peer;
-use imslab_sip::{HeaderName, Message, StatusCode};
+use imslab_sip::{HeaderName, Message, Method, StatusCode};
 use imslab_store::PcscfRegistration;
 use imslab_types::Outcome;
 
@@ -319,7 +319,7 @@ impl Lab {
     /// Answers the reg-event SUBSCRIBE the last 200 OK triggered; returns (Call-ID, our tag).
     fn accept_subscribe(&mut self, outs: &[Output]) -> (String, String) {
         let sub = sent_to(outs, scscf());
-        assert_eq!(sub.method(), Some(&imslab_sip::Method::Subscribe));
+        assert_eq!(sub.method(), Some(&Method::Subscribe));
         let mut ok = sub.response(StatusCode::OK, Some("notifier1")).unwrap();
         ok.push_header(HeaderName::CONTACT, "<sip:scscf@127.0.0.1:6060>")
             .unwrap();
@@ -780,7 +780,7 @@ fn terminating_request_via_path_token_goes_to_the_phones_protected_port_from_por
     let outs = lab.core_sends(scscf(), invite);
     let (peer, fwd) = transmits(&outs)
         .into_iter()
-        .find(|(_, m)| m.method() == Some(&imslab_sip::Method::Invite))
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
         .unwrap();
     assert_eq!(peer.addr, UE.server());
     assert_eq!(peer.flow, Some(PROTECTED_CLIENT));
@@ -838,10 +838,14 @@ fn reg_event_notify_with_terminated_drops_the_registration_and_its_sas() {
     let outs = lab.core_sends(scscf(), notify);
     assert_eq!(sent_to(&outs, scscf()).status(), Some(StatusCode::OK));
     assert!(lab.p.registrations().is_empty());
+    // The SAs outlive the registration a little: the S-CSCF's NOTIFY to the phone crosses them.
+    assert_eq!(lab.p.sa_table().unwrap().len(), 1);
+    assert!(outs.iter().all(|o| !matches!(o, Output::Sa(_))));
+    assert_eq!(lab.p.subscription_count(), 0);
+    let later = lab.advance(crate::core::SA_LINGER);
     assert!(lab.p.sa_table().unwrap().is_empty());
     assert_eq!(lab.p.sa_table().unwrap().spis_in_use(), 0);
-    assert_eq!(lab.p.subscription_count(), 0);
-    assert!(outs.iter().any(|o| matches!(
+    assert!(later.iter().any(|o| matches!(
         o,
         Output::Sa(SaAction::Remove {
             reason: RemovalReason::NetworkDeregistered,
@@ -1004,8 +1008,9 @@ fn expired_registration_and_its_sas_are_removed_on_time() {
     assert_eq!(lab.p.registrations().len(), 1);
     let outs = lab.advance(Duration::from_secs(2));
     assert!(lab.p.registrations().is_empty());
+    let later = lab.advance(crate::core::SA_LINGER);
     assert!(lab.p.sa_table().unwrap().is_empty());
-    assert!(outs.iter().any(|o| matches!(
+    assert!(later.iter().any(|o| matches!(
         o,
         Output::Sa(SaAction::Remove {
             reason: RemovalReason::Expired,
@@ -1198,4 +1203,220 @@ fn terminated_notify_overtaking_the_200_to_a_deregister_keeps_the_sas_for_that_2
         .expect("then the SAs go");
     assert!(tx < rm);
     assert!(lab.p.sa_table().unwrap().is_empty());
+}
+
+/// The P-CSCF's port-c SPI from a Security-Server value.
+fn pcscf_spi_c(ss: &str) -> u32 {
+    ss.split(';')
+        .find_map(|p| p.trim().strip_prefix("spi-c="))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+impl Lab {
+    /// The phone answers from its port-s to the P-CSCF's port-c, over the SAs.
+    fn ue_answers_protected(&mut self, ue: &Ue, msg: Message, spi: u32) -> Vec<Output> {
+        let ingress = Ingress {
+            transport: Transport::Udp,
+            source: ue.server(),
+            local: SocketAddr::new(listen().ip(), self.p.settings().ports.port_c),
+            flow: None,
+            protection: Protection::Esp { spi: Spi(spi) },
+        };
+        self.p.handle_message(self.now, msg, ingress)
+    }
+
+    fn token(&self) -> String {
+        self.p
+            .settings()
+            .flow_key
+            .encode(&crate::flow::Flow::Protected { ue: UE.server() }, 1)
+    }
+}
+
+fn terminating_invite(token: &str, body: &str) -> Message {
+    Message::parse(
+        format!(
+            "INVITE sip:001010000000001@{} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:6060;branch=z9hG4bKc1\r\nMax-Forwards: 69\r\n\
+             Route: <sip:{token}@127.0.0.1:5060;lr>\r\n\
+             Record-Route: <sip:term@127.0.0.1:6060;lr>\r\n\
+             From: <sip:bob@{DOMAIN}>;tag=b\r\nTo: <{IMPU}>\r\nCall-ID: call1\r\nCSeq: 1 INVITE\r\n\
+             Contact: <sip:bob@127.0.0.5:5060>\r\nSession-Expires: 1800\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            UE.server(),
+            body.len()
+        )
+        .into_bytes(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn call_to_an_ipsec_phone_shows_protected_ports_is_tracked_and_released_by_bye() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    let reg = lab.register_ipsec(&UE, &[("hmac-sha-1-96", "aes-cbc")]);
+    let spi_c = pcscf_spi_c(&reg.security_server);
+    let ports = lab.p.settings().ports;
+    let token = lab.token();
+    let outs = lab.core_sends(scscf(), terminating_invite(&token, "v=0\r\n"));
+    let (peer, fwd) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .unwrap();
+    assert_eq!(
+        (peer.addr, peer.flow),
+        (UE.server(), Some(PROTECTED_CLIENT))
+    );
+    let via = header(&fwd, &HeaderName::VIA);
+    assert!(
+        via.starts_with(&format!("SIP/2.0/UDP 127.0.0.1:{};", ports.port_c)),
+        "Via toward the phone shows port-c: {via}"
+    );
+    let rr: Vec<String> = fwd
+        .record_routes()
+        .map(|r| r.unwrap().to_string())
+        .collect();
+    assert_eq!(
+        rr[..2],
+        [
+            format!("<sip:{token}@127.0.0.1:{};lr>", ports.port_s),
+            format!("<sip:{token}@127.0.0.1:5060;lr>"),
+        ],
+        "the phone's route set names port-s, the core's the unprotected port"
+    );
+    assert_eq!(lab.p.dialogs().len(), 1);
+    // 183 with 100rel, then 200: relayed to the core; the 200 confirms the dialog.
+    let mut ringing = fwd
+        .response(StatusCode::new(183).unwrap(), Some("callee"))
+        .unwrap();
+    ringing.push_header(HeaderName::REQUIRE, "100rel").unwrap();
+    ringing.push_header(HeaderName::RSEQ, "1").unwrap();
+    let outs = lab.ue_answers_protected(&UE, ringing, spi_c);
+    let relayed = sent_to(&outs, scscf());
+    assert_eq!(relayed.status().map(|s| s.as_u16()), Some(183));
+    assert_eq!(header(&relayed, &HeaderName::REQUIRE), "100rel");
+    let outs = lab.ue_answers_protected(
+        &UE,
+        fwd.response(StatusCode::OK, Some("callee")).unwrap(),
+        spi_c,
+    );
+    assert_eq!(sent_to(&outs, scscf()).status(), Some(StatusCode::OK));
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|(s, o, r)| *s == "call" && *o == Outcome::Ok && r.contains("confirmed"))
+    );
+    // The caller hangs up: BYE along the recorded route reaches the phone over its SAs.
+    let bye = Message::parse(
+        format!(
+            "BYE sip:001010000000001@{} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:6060;branch=z9hG4bKc2\r\nMax-Forwards: 69\r\n\
+             Route: <sip:{token}@127.0.0.1:5060;lr>, <sip:{token}@127.0.0.1:{};lr>\r\n\
+             From: <sip:bob@{DOMAIN}>;tag=b\r\nTo: <{IMPU}>;tag=callee\r\nCall-ID: call1\r\n\
+             CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+            UE.server(),
+            ports.port_s
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.core_sends(scscf(), bye);
+    let (peer, fwd) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Bye))
+        .expect("BYE forwarded to the phone");
+    assert_eq!(
+        (peer.addr, peer.flow),
+        (UE.server(), Some(PROTECTED_CLIENT))
+    );
+    assert!(!fwd.has_header(&HeaderName::ROUTE));
+    assert!(lab.p.dialogs().is_empty());
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|(s, _, r)| *s == "call" && r.contains("BYE"))
+    );
+}
+
+#[test]
+fn call_from_a_phone_that_fails_releases_its_dialog() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    let reg = lab.register_ipsec(&UE, &[("hmac-sha-1-96", "aes-cbc")]);
+    let ports = lab.p.settings().ports;
+    let invite = Message::parse(
+        format!(
+            "INVITE sip:bob@{DOMAIN} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {}:{};branch=z9hG4bKo1\r\nMax-Forwards: 70\r\n\
+             Route: <sip:127.0.0.1:{};lr>, {SERVICE_ROUTE}\r\n\
+             From: <{IMPU}>;tag=a\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: call2\r\nCSeq: 1 INVITE\r\n\
+             Contact: <sip:001010000000001@{}>\r\n{}Content-Length: 0\r\n\r\n",
+            UE.ip,
+            UE.port_c,
+            ports.port_s,
+            UE.client(),
+            sec_agree_headers(
+                &UE,
+                &[("hmac-sha-1-96", "aes-cbc")],
+                Some(&reg.security_server)
+            ),
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.ue_sends_protected(&UE, invite, reg.pcscf_spi_s);
+    let fwd = sent_to(&outs, scscf());
+    assert_eq!(
+        header(&fwd, &HeaderName::P_ASSERTED_IDENTITY),
+        format!("<{IMPU}>")
+    );
+    let token = lab.token();
+    let rr: Vec<String> = fwd
+        .record_routes()
+        .map(|r| r.unwrap().to_string())
+        .collect();
+    assert_eq!(
+        rr,
+        [
+            format!("<sip:{token}@127.0.0.1:5060;lr>"),
+            format!("<sip:{token}@127.0.0.1:{};lr>", ports.port_s),
+        ],
+        "toward the core the unprotected port, toward the phone port-s"
+    );
+    assert_eq!(lab.p.dialogs().len(), 1);
+    let busy = fwd
+        .response(StatusCode::new(486).unwrap(), Some("busy"))
+        .unwrap();
+    let outs = lab.core_sends(scscf(), busy);
+    let (peer, resp) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.status().is_some())
+        .unwrap();
+    assert_eq!(resp.status().map(|s| s.as_u16()), Some(486));
+    assert_eq!(peer.flow, Some(PROTECTED_SERVER));
+    assert!(lab.p.dialogs().is_empty());
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|(s, _, r)| *s == "call" && r.contains("486"))
+    );
+}
+
+#[test]
+fn request_over_1300_bytes_to_an_ipsec_phone_stays_on_its_sas_over_udp() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    lab.register_ipsec(&UE, &[("hmac-sha-1-96", "aes-cbc")]);
+    let token = lab.token();
+    let sdp = "a=x\r\n".repeat(400);
+    let outs = lab.core_sends(scscf(), terminating_invite(&token, &sdp));
+    let (peer, fwd) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .unwrap();
+    assert_eq!(peer.transport, Transport::Udp);
+    assert_eq!(
+        (peer.addr, peer.flow),
+        (UE.server(), Some(PROTECTED_CLIENT))
+    );
+    assert!(header(&fwd, &HeaderName::VIA).starts_with("SIP/2.0/UDP "));
 }

@@ -58,7 +58,7 @@ pub enum SaState {
 }
 
 /// Why a set was removed; goes into the UE's timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RemovalReason {
     /// A newer challenge replaced this temporary set.
     Replaced,
@@ -405,6 +405,12 @@ impl<K: Clone + Eq + Hash> SaTable<K> {
         self.remove(id, RemovalReason::Discarded)
             .into_iter()
             .collect()
+    }
+
+    /// Removes one set for `reason` (a set kept a little longer after a network
+    /// de-registration, so the S-CSCF's NOTIFY still reaches the UE). Nothing when it is gone.
+    pub fn remove_set(&mut self, id: SaSetId, reason: RemovalReason) -> Vec<SaAction> {
+        self.remove(id, reason).into_iter().collect()
     }
 
     /// Removes every set of `ue` (after the 200 OK to a de-REGISTER: `Deregistered`; after an

@@ -5,5 +5,6 @@
 mod chain;
 mod harness;
 mod ipsec;
+mod library;
 mod plain;
 mod sipp;
