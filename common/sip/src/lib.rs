@@ -81,12 +81,15 @@
 //!    `handle_transport_error`), hand requests and responses to the CSCF logic;
 //! 4. sleep until `poll_timeout()`, then call `handle_timeout(now)`.
 //!
-//! The proxy core already moves requests over 1300 bytes from UDP to TCP (§18.1.1) when a TCP
-//! interface is configured; the driver must open or reuse the TCP connection the `Peer` names.
+//! The transaction layer moves requests over 1300 bytes (or within 200 bytes of the path MTU)
+//! from UDP to TCP (§18.1.1) when a TCP interface is configured; the driver must open or reuse
+//! the TCP connection the `Peer` names, and report a refused connection with
+//! `handle_transport_error`, which retries over UDP.
 //!
 //! # What this crate is not
 //!
-//! It does not resolve names (RFC 3263), open sockets, or decide routing policy. It has no
+//! It does not query DNS, open sockets, or decide routing policy: [`locate`] is the RFC 3263
+//! procedure with the lookups left to the caller. It has no
 //! dialog layer: CSCFs are proxies, and the soft UE builds on the transaction layer directly.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -104,6 +107,7 @@ mod error;
 mod framing;
 pub mod fuzzing;
 pub mod header;
+pub mod locate;
 mod message;
 mod method;
 mod name;
