@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use imslab_types::{Impi, Sqn};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::write;
+use crate::backend::Backend;
 use crate::repo::subscribers::batch_from_new;
 use crate::{Error, Store};
 
@@ -103,7 +103,15 @@ async fn run(store: Store, ind_bits: u8, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
-/// The batch statement for `n` distinct identities (n a power of two: few statements to cache).
+/// The PostgreSQL batch statement: `$4` the identities, `$5` how many SQNs each.
+const PG_STATEMENT: &str = "UPDATE subscribers SET \
+    sqn = ((((sqn >> $1) + ($5::bigint[])[array_position($4::text[], impi)]) << $1) \
+    | ((sqn + ($5::bigint[])[array_position($4::text[], impi)]) & $2)) \
+    WHERE impi = ANY($4::text[]) AND (sqn >> $1) + ($5::bigint[])[array_position($4::text[], impi)] < $3 \
+    RETURNING impi, sqn";
+
+/// The SQLite batch statement for `n` distinct identities (n a power of two: few statements to
+/// cache).
 fn statement(n: usize) -> String {
     let mut values = String::new();
     for i in 0..n {
@@ -132,24 +140,43 @@ async fn serve(store: &Store, ind_bits: u8, batch: &mut Vec<Request>) {
             }
         }
     }
-    let slots = order.len().next_power_of_two();
-    let sql = statement(slots);
     let mask = (1i64 << ind_bits) - 1;
     let seq_limit = 1i64 << (48 - u32::from(ind_bits));
-    let result: Result<Vec<(String, i64)>, sqlx::Error> = write!(store, |p| {
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(i32::from(ind_bits))
-            .bind(mask)
-            .bind(seq_limit);
-        for i in 0..slots {
-            // Padding rows name no identity and match nothing.
-            let (impi, n) = order.get(i).map_or(("", 0), |(s, n)| (s.as_str(), *n));
-            q = q
-                .bind(impi.to_owned())
-                .bind(i64::try_from(n).unwrap_or(i64::MAX));
+    let result: Result<Vec<(String, i64)>, sqlx::Error> = match &store.backend {
+        Backend::Postgres(p) => {
+            // One statement for every batch size; the `= ANY` condition is an index scan even
+            // in the generic plan (a join with VALUES or unnest() is planned as a hash join over a
+            // sequential scan of every subscriber).
+            let (impis, counts): (Vec<String>, Vec<i64>) = order
+                .iter()
+                .map(|(i, n)| (i.clone(), i64::try_from(*n).unwrap_or(i64::MAX)))
+                .unzip();
+            sqlx::query_as(PG_STATEMENT)
+                .bind(i32::from(ind_bits))
+                .bind(mask)
+                .bind(seq_limit)
+                .bind(impis)
+                .bind(counts)
+                .fetch_all(p)
+                .await
         }
-        q.fetch_all(p).await
-    });
+        Backend::Sqlite { write: p, .. } => {
+            let slots = order.len().next_power_of_two();
+            let sql = statement(slots);
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(i32::from(ind_bits))
+                .bind(mask)
+                .bind(seq_limit);
+            for i in 0..slots {
+                // Padding rows name no identity and match nothing.
+                let (impi, n) = order.get(i).map_or(("", 0), |(s, n)| (s.as_str(), *n));
+                q = q
+                    .bind(impi.to_owned())
+                    .bind(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            q.fetch_all(p).await
+        }
+    };
     let finals: HashMap<String, u64> = match result {
         Ok(rows) => rows
             .into_iter()
