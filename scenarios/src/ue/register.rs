@@ -222,7 +222,13 @@ impl UeCore {
         let impu = self.cfg.impu.as_str().to_owned();
         let p = self.cfg.profile.clone();
         let contact = if expires == 0 {
-            format!("<{}>;expires=0", self.contact_uri())
+            // TS 24.229 §5.1.1.6.1: the binding's +sip.instance names what is removed (the
+            // registrar keys instance bindings by it, RFC 5626 §6).
+            format!(
+                "<{}>;expires=0;+sip.instance={}",
+                self.contact_uri(),
+                self.cfg.profile.instance(self.cfg.serial)
+            )
         } else {
             format!("{};expires={expires}", self.contact())
         };
