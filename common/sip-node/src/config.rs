@@ -73,8 +73,11 @@ pub struct NodeConfig {
     /// Option tags accepted in Proxy-Require; others are answered 420 (§16.3 step 5).
     pub supported: Vec<String>,
     /// Static name resolution for next hops given by host name (lower-case names). IP literals
-    /// need no entry. The element does no DNS (RFC 3263 is out of scope).
+    /// need no entry. Names found here are not looked up in DNS.
     pub hosts: HashMap<String, Peer>,
+    /// DNS for next hops given by a host name not in `hosts` (RFC 3263: NAPTR, SRV, A/AAAA).
+    /// `None` (the default): such requests fail with 503.
+    pub dns: Option<crate::DnsConfig>,
     /// RFC 3261 §17 timer values.
     pub timers: TimerConfig,
     /// Timer C (§16.6 step 11). Default 180 s.
@@ -96,6 +99,7 @@ impl NodeConfig {
             aliases: Vec::new(),
             supported: Vec::new(),
             hosts: HashMap::new(),
+            dns: None,
             timers: TimerConfig::default(),
             timer_c: Duration::from_secs(180),
             loop_detection: true,

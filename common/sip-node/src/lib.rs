@@ -63,11 +63,13 @@
 #![warn(missing_docs)]
 
 mod config;
+mod dns;
 mod error;
 mod handler;
 mod node;
 
 pub use config::{Listen, NodeConfig, resolve_uri};
+pub use dns::{DnsConfig, DnsResolver};
 pub use error::Error;
 pub use handler::{FlowClosed, Handler, Incoming, Outgoing};
 pub use imslab_sip::proxy::{

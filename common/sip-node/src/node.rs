@@ -16,9 +16,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::Error;
 use crate::config::{Listen, NodeConfig, resolve_uri};
+use crate::dns::first_peer;
 use crate::handler::{FlowClosed, Handler, Incoming, Outgoing};
+use crate::{DnsResolver, Error};
 
 /// Transport events handled per wake-up before timers and commands get a turn.
 const EVENT_BATCH: usize = 64;
@@ -47,6 +48,9 @@ struct Shared {
     transport: SipTransport,
     interfaces: Vec<Interface>,
     hosts: HashMap<String, Peer>,
+    dns: Option<DnsResolver>,
+    /// Seeds the RFC 2782 weighted choice; moves on at every lookup.
+    dns_seed: std::sync::atomic::AtomicU64,
     udp_request_limit: usize,
 }
 
@@ -84,16 +88,76 @@ impl NodeHandle {
     /// Like [`NodeHandle::request`], resolving the destination from `next_hop` (the first
     /// Route URI, or the Request-URI) with [`NodeHandle::resolve`].
     pub async fn request_to_uri(&self, request: Message, next_hop: &str) -> Result<Message, Error> {
-        let to = self.resolve(next_hop).ok_or_else(|| Error::Unresolvable {
-            uri: next_hop.to_owned(),
-        })?;
+        let to = self
+            .locate(next_hop)
+            .await
+            .ok_or_else(|| Error::Unresolvable {
+                uri: next_hop.to_owned(),
+            })?;
         self.request(request, to).await
     }
 
     /// The destination for a next-hop URI: an IP literal, or a name in
-    /// [`NodeConfig::hosts`] (see [`crate::resolve_uri`]).
+    /// [`NodeConfig::hosts`] (see [`crate::resolve_uri`]). No DNS: see [`NodeHandle::locate`].
     pub fn resolve(&self, uri: &str) -> Option<Peer> {
         resolve_uri(uri, &self.shared.hosts)
+    }
+
+    /// Like [`NodeHandle::resolve`], then RFC 3263 over DNS when [`NodeConfig::dns`] is set
+    /// and the host is a name not in the hosts table: the first target in failover order.
+    pub async fn locate(&self, uri: &str) -> Option<Peer> {
+        if let Some(p) = self.resolve(uri) {
+            return Some(p);
+        }
+        let dns = self.shared.dns.as_ref()?;
+        let seed = self
+            .shared
+            .dns_seed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        first_peer(&dns.locate_text(uri, seed).await)
+    }
+
+    /// Fills in, by DNS, the destination of forward targets whose next hop is a host name the
+    /// proxy core cannot resolve by itself (RFC 3263); other decisions pass unchanged.
+    async fn locate_targets(&self, decision: Decision) -> Decision {
+        let Decision::Forward {
+            request,
+            mut targets,
+            mode,
+            record_route,
+        } = decision
+        else {
+            return decision;
+        };
+        if self.shared.dns.is_some() {
+            let route = request
+                .values(&HeaderName::ROUTE)
+                .next()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned());
+            if targets.is_empty() {
+                targets.push(imslab_sip::proxy::Target::next_hop());
+            }
+            for t in &mut targets {
+                if t.destination.is_some() {
+                    continue;
+                }
+                let hop = match (&route, &t.uri) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(u)) => String::from_utf8_lossy(u).into_owned(),
+                    (None, None) => request.request_uri_str().unwrap_or_default().to_owned(),
+                };
+                if self.resolve(&hop).is_none() {
+                    t.destination = self.locate(&hop).await;
+                }
+            }
+        }
+        Decision::Forward {
+            request,
+            targets,
+            mode,
+            record_route,
+        }
     }
 
     /// The interfaces, in [`NodeConfig::listen`] order, with their bound addresses.
@@ -240,6 +304,8 @@ impl SipNode {
             transport,
             interfaces,
             hosts: cfg.hosts,
+            dns: cfg.dns.as_ref().map(DnsResolver::new),
+            dns_seed: std::sync::atomic::AtomicU64::new(cfg.seed),
             udp_request_limit: cfg.transport.udp_request_limit,
         });
         Ok(Self {
@@ -503,6 +569,7 @@ impl<H: Handler> Loop<H> {
                     let node = self.handle.clone();
                     tokio::spawn(async move {
                         let decision = handler.on_request(incoming, node.clone()).await;
+                        let decision = node.locate_targets(decision).await;
                         let _ = node.shared.cmds.send(Cmd::Decide { ctx, decision });
                     });
                 }
