@@ -192,6 +192,9 @@ pub struct Pcscf {
     sa_linger: BinaryHeap<Reverse<(Instant, SaSetId, RemovalReason)>>,
     dialogs: Dialogs,
     dialog_ctx: HashMap<ContextId, DialogKey>,
+    ctx_set: HashMap<ContextId, SaSetId>,
+    set_open: HashMap<SaSetId, usize>,
+    draining: HashMap<SaSetId, (Instant, SaAction)>,
     uac: HashMap<ClientId, String>,
     arrival: Option<Arrival>,
     counter: u64,
@@ -278,6 +281,9 @@ impl Pcscf {
             sa_linger: BinaryHeap::new(),
             dialogs: Dialogs::new(MAX_DIALOGS),
             dialog_ctx: HashMap::new(),
+            ctx_set: HashMap::new(),
+            set_open: HashMap::new(),
+            draining: HashMap::new(),
             uac: HashMap::new(),
             arrival: None,
             counter: 0,
@@ -387,7 +393,7 @@ impl Pcscf {
             && let Some(t) = self.sas.as_mut()
         {
             let acts = t.inbound_used(spi);
-            self.push_sa(now, acts, false);
+            self.retire_old(now, acts);
         }
         let peer = self.peer_of(&ingress);
         let iface = self.iface_of(&ingress);
@@ -409,6 +415,18 @@ impl Pcscf {
                 RemovalReason::Expired,
                 "registration expired".into(),
             );
+        }
+        let due: Vec<SaSetId> = self
+            .draining
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some((_, a)) = self.draining.remove(&id) {
+                self.set_open.remove(&id);
+                self.push_sa(now, vec![a], false);
+            }
         }
         while let Some(Reverse((at, id, reason))) = self.sa_linger.peek().copied() {
             if at > now {
@@ -459,6 +477,7 @@ impl Pcscf {
             self.sub_timers.peek().map(|Reverse((at, _))| *at),
             self.sa_linger.peek().map(|Reverse((at, _, _))| *at),
             self.dialogs.next_expiry(),
+            self.draining.values().map(|(at, _)| *at).min(),
         ]
         .into_iter()
         .flatten()
@@ -468,6 +487,8 @@ impl Pcscf {
     /// The P-CSCF stops: every SA set is removed (TS 33.203 §7.4). Registrations stay in the
     /// store.
     pub fn shutdown(&mut self, now: Instant) -> Vec<Output> {
+        let draining: Vec<SaAction> = self.draining.drain().map(|(_, (_, a))| a).collect();
+        self.push_sa(now, draining, false);
         if let Some(t) = self.sas.as_mut() {
             let acts = t.shutdown();
             self.push_sa(now, acts, false);
@@ -641,6 +662,62 @@ impl Pcscf {
         )
     }
 
+    /// TS 24.229 §5.2.2 / TS 33.203 §7.4: the phone used its new SAs, so its old set goes, but
+    /// only once the SIP transactions it opened over the old set are complete (their responses
+    /// still go back over it), at most [`SA_LINGER`] later.
+    fn retire_old(&mut self, now: Instant, acts: Vec<SaAction>) {
+        let mut at_once = Vec::new();
+        for a in acts {
+            let id = match &a {
+                SaAction::Install { id, .. } | SaAction::Remove { id, .. } => *id,
+            };
+            let open = self.set_open.get(&id).copied().unwrap_or(0);
+            if open == 0 {
+                at_once.push(a);
+                continue;
+            }
+            if let Some(key) = self.set_sec.get(&id).map(|s| s.key.clone()) {
+                let ue = self.ue_of(&key);
+                self.event(
+                    now,
+                    ue,
+                    "ipsec-sa",
+                    Outcome::Info,
+                    format!("{id} superseded: kept until its {open} open transaction(s) complete"),
+                );
+            }
+            self.draining.insert(id, (now + SA_LINGER, a));
+        }
+        self.push_sa(now, at_once, false);
+    }
+
+    /// A request that arrived over SA set `set` opened proxy context `ctx`.
+    fn transaction_opened(&mut self, ctx: ContextId, set: SaSetId) {
+        if self.ctx_set.insert(ctx, set).is_none() {
+            *self.set_open.entry(set).or_default() += 1;
+        }
+    }
+
+    /// Context `ctx` is finished: an old set waiting for it may go now.
+    fn transaction_done(&mut self, now: Instant, ctx: ContextId) {
+        let Some(set) = self.ctx_set.remove(&ctx) else {
+            return;
+        };
+        let left = match self.set_open.get_mut(&set) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => 0,
+        };
+        if left == 0 {
+            self.set_open.remove(&set);
+            if let Some((_, a)) = self.draining.remove(&set) {
+                self.push_sa(now, vec![a], true);
+            }
+        }
+    }
+
     /// Pushes SA actions as outputs (now, or after this call's transmissions), with a timeline
     /// event each, and forgets the security state of removed sets.
     fn push_sa(&mut self, now: Instant, actions: Vec<SaAction>, after_transmit: bool) {
@@ -738,6 +815,7 @@ impl Pcscf {
                 }
                 ProxyEvent::Finished { ctx } => {
                     self.dialog_ctx.remove(&ctx);
+                    self.transaction_done(now, ctx);
                     self.pending.remove(&ctx);
                     self.toward_phone.remove(&ctx);
                 }
@@ -773,6 +851,17 @@ impl Pcscf {
             token: None,
         });
         let method = req.method().cloned().unwrap_or(Method::Options);
+        if !stateless
+            && method != Method::Ack
+            && let Protection::Esp { spi } = arrival.ingress.protection
+            && let Some(set) = self
+                .sas
+                .as_ref()
+                .and_then(|t| t.by_inbound_spi(spi))
+                .map(|(set, _)| set.id)
+        {
+            self.transaction_opened(ctx, set);
+        }
         if method == Method::Register && !stateless {
             return self.on_register(now, ctx, req, &arrival);
         }

@@ -1420,3 +1420,91 @@ fn request_over_1300_bytes_to_an_ipsec_phone_stays_on_its_sas_over_udp() {
     );
     assert!(header(&fwd, &HeaderName::VIA).starts_with("SIP/2.0/UDP "));
 }
+
+#[test]
+fn old_sas_stay_until_the_transactions_opened_over_them_complete() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    let suites = [("hmac-sha-1-96", "aes-cbc")];
+    let first = lab.register_ipsec(&UE, &suites);
+    // A MESSAGE over the first SAs, not yet answered by the core.
+    let message = Message::parse(
+        format!(
+            "MESSAGE sip:bob@{DOMAIN} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {}:{};branch=z9hG4bKold1\r\nMax-Forwards: 70\r\n\
+             From: <{IMPU}>;tag=m1\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: old-1\r\n\
+             CSeq: 1 MESSAGE\r\n{}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+            UE.ip,
+            UE.port_c,
+            sec_agree_headers(&UE, &suites, Some(&first.security_server)),
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.ue_sends_protected(&UE, message, first.pcscf_spi_s);
+    let pending = sent_to(&outs, scscf());
+    // Re-registration to a new SA set.
+    let next = Ue {
+        port_c: 5082,
+        spi_c: 33333,
+        spi_s: 44444,
+        ..UE
+    };
+    let extra = sec_agree_headers(&next, &suites, Some(&first.security_server));
+    let outs = lab.ue_sends_protected(&UE, register(&UE, 3, UE.port_c, &extra), first.pcscf_spi_s);
+    let fwd = sent_to(&outs, icscf());
+    let outs = lab.core_sends(icscf(), challenge(&fwd, CK2, IK2));
+    let (_, to_ue) = transmits(&outs).into_iter().next().unwrap();
+    let (_, spi_s2, ss2) = security_server_spis(&to_ue);
+    let auth = register(
+        &next,
+        4,
+        next.port_c,
+        &sec_agree_headers(&next, &suites, Some(&ss2)),
+    );
+    let outs = lab.ue_sends_protected(&next, auth, spi_s2);
+    let fwd = sent_to(&outs, icscf());
+    lab.core_sends(icscf(), ok_200(&fwd, 600));
+    // The phone uses the new SAs: the old set is out of the table but not removed yet.
+    let options = Message::parse(
+        format!(
+            "OPTIONS sip:127.0.0.1:6100 SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch=z9hG4bKo2\r\n\
+             Max-Forwards: 70\r\nFrom: <{IMPU}>;tag=o\r\nTo: <sip:127.0.0.1:6100>\r\nCall-ID: o2\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            next.ip, next.port_c
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.ue_sends_protected(&next, options, spi_s2);
+    assert!(
+        outs.iter()
+            .all(|o| !matches!(o, Output::Sa(SaAction::Remove { .. })))
+    );
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|(s, _, r)| *s == "ipsec-sa" && r.contains("1 open transaction"))
+    );
+    // The core answers the MESSAGE: the 200 goes back over the old SAs, then they go.
+    let outs = lab.core_sends(
+        scscf(),
+        pending.response(StatusCode::OK, Some("b")).unwrap(),
+    );
+    let sent = outs
+        .iter()
+        .position(|o| matches!(o, Output::Transmit { to, .. } if to.addr == UE.client()))
+        .expect("200 to the phone");
+    let removed = outs
+        .iter()
+        .position(|o| {
+            matches!(
+                o,
+                Output::Sa(SaAction::Remove {
+                    reason: RemovalReason::Superseded,
+                    ..
+                })
+            )
+        })
+        .expect("old SAs removed");
+    assert!(sent < removed, "the response leaves before its SAs go");
+}
