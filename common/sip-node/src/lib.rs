@@ -53,12 +53,18 @@
 //!   returns the final response, or [`Error::NoResponse`] with 408/503 on Timer F or a
 //!   transport failure.
 //! - Connection closures are reported to [`Handler::on_flow_closed`].
-//! - Names are not resolved by DNS: next hops are IP literals or entries of
-//!   [`NodeConfig::hosts`] ([`resolve_uri`]).
+//! - Next hops are IP literals, entries of [`NodeConfig::hosts`] ([`resolve_uri`]), or, when
+//!   [`NodeConfig::dns`] names servers, located by RFC 3263 (NAPTR → SRV → A/AAAA,
+//!   [`DnsResolver`] over the pure `imslab_sip::locate`): forward targets without a
+//!   destination and [`NodeHandle::request_to_uri`] use the first target found
+//!   ([`NodeHandle::locate`]).
+//! - A request that does not parse on a TCP/TLS/WS flow but names Via, From, To, Call-ID and
+//!   CSeq is answered 400 (RFC 3261 §16.3, §21.4.1) and the flow stays open.
 //!
 //! # Not here
 //!
-//! Name resolution (RFC 3263), dialogs, and anything a CSCF decides.
+//! Failover to the next RFC 3263 target after a 503 or a transport error (§4.3), dialogs, and
+//! anything a CSCF decides.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
