@@ -69,8 +69,7 @@ async fn registration_library_passes_against_the_lab() {
         "reregistration.yaml",
         "deregistration.yaml",
         "handsets-parallel.yaml",
-        // two-ues-one-impu.yaml is not in this list yet: the second phone's registration makes
-        // the P-CSCF stop reaching the first one (its NOTIFY never arrives); reported.
+        "two-ues-one-impu.yaml",
         "cx-uar-lir.yaml",
         "raw-options.yaml",
     ] {
@@ -79,9 +78,13 @@ async fn registration_library_passes_against_the_lab() {
     lab.stop().await;
 }
 
-// reg-event-rtr.yaml is not run here yet: on RTR the P-CSCF handles its own reg-event NOTIFY
-// first, drops the registration, and then refuses the S-CSCF's NOTIFY to the phone with 403
-// ("not a registered phone"), so the phone never hears "terminated" (reported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtr_through_the_rest_api_reaches_the_phone_as_a_terminated_notify() {
+    let lab = TestLab::start(|_| {}).await;
+    run(&lab, "reg-event-rtr.yaml").await;
+    lab.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ppr_through_the_rest_api_keeps_the_registration_usable() {
     let lab = TestLab::start(|_| {}).await;

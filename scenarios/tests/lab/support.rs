@@ -121,6 +121,9 @@ impl TestLab {
         c.scscf.uri = format!("sip:127.0.0.1:{scscf_port}");
         c.scscf.hss = c.hss.listen;
         c.icscf.listen = SocketAddr::from(([127, 0, 0, 1], free_port().await));
+        // Originating requests for the home domain go through the I-CSCF (LIR) to the
+        // terminating S-CSCF (TS 24.229 §5.4.3.2), the chain of issue 10.
+        c.scscf.icscf = Some(format!("sip:{}", c.icscf.listen));
         c.icscf.hss = c.hss.listen;
         c.icscf.scscfs = vec![ScscfEntry {
             uri: c.scscf.uri.clone(),
