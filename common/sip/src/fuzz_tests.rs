@@ -43,6 +43,25 @@ fn sip_stream_seed_corpus_holds_the_fuzz_properties() {
     }
 }
 
+#[test]
+fn sip_uri_seed_corpus_holds_the_fuzz_properties() {
+    for (name, data) in corpus("sip_uri") {
+        let r = std::panic::catch_unwind(|| fuzzing::uri_equivalence(&data));
+        assert!(r.is_ok(), "corpus file {name}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn random_uri_pairs_hold_the_equivalence_properties(
+        a in "(sip|sips|SIP|tel):[a-zA-Z0-9%.@:;=?&+-]{1,40}",
+        b in "(sip|sips|SIP|tel):[a-zA-Z0-9%.@:;=?&+-]{1,40}",
+    ) {
+        fuzzing::uri_equivalence(format!("{a}\n{b}").as_bytes());
+        fuzzing::uri_equivalence(format!("{a}\n{a}").as_bytes());
+    }
+}
+
 const SEEDS: &[&[u8]] = &[
     include_bytes!("../testdata/ims/register.sip"),
     include_bytes!("../testdata/ims/unauthorized.sip"),

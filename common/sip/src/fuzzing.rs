@@ -189,3 +189,29 @@ macro_rules! plain_eq {
 }
 
 plain_eq!(Via<'_>, CSeq, Auth<'_>, SecurityMechanism<'_>);
+
+/// URI comparison (RFC 3261 §19.1.4): the input is two URIs separated by a newline. Each URI
+/// that parses is equivalent to itself and to its printed form; equivalence is symmetric; two
+/// equivalent SIP URIs share a [`crate::Uri::comparison_key`].
+pub fn uri_equivalence(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (a, b) = text.split_once('\n').unwrap_or((&text, ""));
+    let (Ok(ua), ub) = (crate::Uri::parse(a), crate::Uri::parse(b)) else {
+        return;
+    };
+    assert!(ua.equivalent(&ua), "reflexive: {a}");
+    let printed = ua.to_string();
+    if let Ok(again) = crate::Uri::parse(&printed) {
+        assert!(ua.equivalent(&again), "{a} vs its print {printed}");
+    }
+    if let Ok(ub) = ub {
+        assert_eq!(
+            ua.equivalent(&ub),
+            ub.equivalent(&ua),
+            "symmetric: {a} / {b}"
+        );
+        if ua.equivalent(&ub) && matches!(ua, crate::Uri::Sip(_)) {
+            assert_eq!(ua.comparison_key(), ub.comparison_key(), "{a} / {b}");
+        }
+    }
+}

@@ -124,11 +124,15 @@ impl TelUri<'_> {
         self.digits().eq_ignore_ascii_case(&other.digits())
             && self.params.len() == other.params.len()
             && self.params.iter().all(|p| {
-                other
-                    .params
-                    .find(p.name())
-                    .is_some_and(|q| param_value_eq(p, q))
+                match (self.params.find(p.name()), other.params.find(p.name())) {
+                    (Some(x), Some(y)) => param_value_eq(x, y),
+                    _ => false,
+                }
             })
+            && other
+                .params
+                .iter()
+                .all(|p| self.params.find(p.name()).is_some())
     }
 }
 
@@ -161,9 +165,13 @@ fn params_equivalent(a: &Params<'_>, b: &Params<'_>) -> bool {
             (Some(x), Some(y)) => param_value_eq(x, y),
             _ => false,
         });
+    // With a repeated name, the first occurrence counts (as `Params::find` reads it).
     significant_ok
         && a.iter()
-            .all(|p| b.find(p.name()).is_none_or(|q| param_value_eq(p, q)))
+            .all(|p| match (a.find(p.name()), b.find(p.name())) {
+                (Some(x), Some(y)) => param_value_eq(x, y),
+                _ => true,
+            })
 }
 
 /// `hname=hvalue` pairs: names case-insensitive, values unescaped; order does not matter.
