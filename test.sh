@@ -10,12 +10,12 @@ cd "$(dirname "$0")"
 
 # Debian packages of the real peers and tools the tests drive.
 APT_PACKAGES=(sip-tester tshark freediameter freediameter-extensions postgresql libxml2-utils
-              iproute2 strace)
+              iproute2 strace dnsmasq-base)
 # PyPI packages used by independent test clients, as package:module (GTPv2-C via pycrate,
 # Milenage via cryptography).
 PIP_PACKAGES=(pycrate:pycrate_core cryptography:cryptography)
 # Programs that must be on PATH (or in sbin) after installation.
-REQUIRED=(sipp tshark freeDiameterd xmllint ip strace python3 initdb)
+REQUIRED=(sipp tshark freeDiameterd xmllint ip strace python3 initdb dnsmasq)
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ||
          compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null; }
