@@ -52,13 +52,25 @@ const CAPTURES: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-const PLAIN_CAPTURES: &[(&str, &str, &[&str])] = &[(
-    "md5-digest.yaml",
-    "md5-digest",
-    &[
-        "REGISTER", "401", "REGISTER", "200", "REGISTER", "200", "REGISTER", "200",
-    ],
-)];
+const PLAIN_CAPTURES: &[(&str, &str, &[&str])] = &[
+    (
+        "call-basic.yaml",
+        "call-basic",
+        &["INVITE", "100", "180", "200", "ACK", "BYE", "200"],
+    ),
+    (
+        "sms-ue-to-ue.yaml",
+        "sms-ue-to-ue",
+        &["MESSAGE", "200", "MESSAGE", "200"],
+    ),
+    (
+        "md5-digest.yaml",
+        "md5-digest",
+        &[
+            "REGISTER", "401", "REGISTER", "200", "REGISTER", "200", "REGISTER", "200",
+        ],
+    ),
+];
 
 fn pcaps_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
