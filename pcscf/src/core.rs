@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use imslab_config::IpsecMode;
 use imslab_ipsec::negotiate::{Advertise, security_server};
 use imslab_ipsec::{
     Diagnosis, EspKeys, RemovalReason, SaAction, SaRole, SaSetId, SaState, SaTable,
@@ -38,6 +39,10 @@ use crate::settings::Settings;
 /// How long a subscription is kept after its registration ended, so the S-CSCF's final
 /// NOTIFY still matches it (64×T1).
 const SUBSCRIPTION_LINGER: Duration = Duration::from_secs(32);
+
+/// How far a restored SA set's outbound sequence numbers jump ahead of the previous run's
+/// (which the store does not follow packet by packet): 2^24 packets per set per run.
+const SEQ_JUMP: u32 = 1 << 24;
 
 /// Most INVITE dialogs tracked at once; a new call beyond it is refused with 503.
 pub const MAX_DIALOGS: usize = 200_000;
@@ -136,6 +141,14 @@ pub enum Output {
     Store(StoreOp),
     /// A step of a phone's timeline.
     Event(UeEvent),
+    /// Userspace ESP: the outbound SAs of this (just restored) set continue after sequence
+    /// number `last`, above what the phone saw before the restart.
+    ResumeEsp {
+        /// The restored set.
+        bundle: imslab_ipsec::SaBundle,
+        /// The sequence number to continue after.
+        last: u32,
+    },
 }
 
 /// Security state the P-CSCF keeps per SA set: what it sent and what the phone offered.
@@ -195,6 +208,8 @@ pub struct Pcscf {
     ctx_set: HashMap<ContextId, SaSetId>,
     set_open: HashMap<SaSetId, usize>,
     draining: HashMap<SaSetId, (Instant, SaAction)>,
+    seq_base: HashMap<SaSetId, u32>,
+    tcp_refused: HashSet<SaSetId>,
     uac: HashMap<ClientId, String>,
     arrival: Option<Arrival>,
     counter: u64,
@@ -284,6 +299,8 @@ impl Pcscf {
             ctx_set: HashMap::new(),
             set_open: HashMap::new(),
             draining: HashMap::new(),
+            seq_base: HashMap::new(),
+            tcp_refused: HashSet::new(),
             uac: HashMap::new(),
             arrival: None,
             counter: 0,
@@ -468,6 +485,34 @@ impl Pcscf {
         self.take_output()
     }
 
+    /// A TCP segment arrived over userspace ESP on inbound SA `spi`. This P-CSCF carries only
+    /// UDP inside userspace ESP (no TCP endpoint in the tunnel), so the segment is refused:
+    /// the phone's timeline says so once per SA set, and the phone falls back or fails
+    /// visibly. Returns the event to record, if any.
+    pub fn handle_esp_tcp(&mut self, now: Instant, spi: Spi, from: SocketAddr) -> Vec<Output> {
+        let found = self
+            .sas
+            .as_ref()
+            .and_then(|t| t.by_inbound_spi(spi))
+            .map(|(set, _)| (set.id, set.ue.clone()));
+        if let Some((id, key)) = found
+            && self.tcp_refused.insert(id)
+        {
+            let ue = self.ue_of(&key);
+            self.event(
+                now,
+                ue,
+                "esp",
+                Outcome::Failed,
+                format!(
+                    "TCP from {from} over the SAs ({id}) refused: userspace ESP carries SIP over \
+                     UDP only; segments dropped"
+                ),
+            );
+        }
+        self.take_output()
+    }
+
     /// When [`Pcscf::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
@@ -508,6 +553,7 @@ impl Pcscf {
         subs: Vec<RegSubscription>,
     ) -> Vec<Output> {
         for r in regs {
+            let row = r.clone();
             let remaining = r.expires_at.duration_since(wall).unwrap_or_default();
             let flow = r
                 .flow
@@ -548,14 +594,43 @@ impl Pcscf {
                 call_id: r.call_id,
             };
             if protected {
-                self.event(
-                    now,
-                    reg.ue_ref(),
-                    "registered",
-                    Outcome::Info,
-                    "restored after a restart without its IPsec SAs: the phone must register again"
-                        .into(),
-                );
+                let restored = match (&row.sa_info, self.s.mode) {
+                    (Some(info), IpsecMode::Userspace) => {
+                        self.restore_sas(now, &reg.key, info, remaining)
+                    }
+                    (None, _) => Err("no SA data stored".into()),
+                    (Some(_), mode) => Err(format!(
+                        "SAs are restored with userspace ESP only (mode {mode:?})"
+                    )),
+                };
+                match restored {
+                    Ok(info) => {
+                        self.event(
+                            now,
+                            reg.ue_ref(),
+                            "registered",
+                            Outcome::Info,
+                            "restored after a restart with its IPsec SAs".into(),
+                        );
+                        self.out
+                            .push(Output::Store(StoreOp::PutRegistration(Box::new(
+                                PcscfRegistration {
+                                    sa_info: Some(info),
+                                    ..row.clone()
+                                },
+                            ))));
+                    }
+                    Err(why) => self.event(
+                        now,
+                        reg.ue_ref(),
+                        "registered",
+                        Outcome::Info,
+                        format!(
+                            "restored after a restart without its IPsec SAs ({why}): the phone \
+                             must register again"
+                        ),
+                    ),
+                }
             }
             self.regs.insert(reg);
         }
@@ -725,6 +800,10 @@ impl Pcscf {
             let id = match &a {
                 SaAction::Install { id, .. } | SaAction::Remove { id, .. } => *id,
             };
+            if matches!(a, SaAction::Remove { .. }) {
+                self.tcp_refused.remove(&id);
+                self.seq_base.remove(&id);
+            }
             let key = match &a {
                 SaAction::Remove { .. } => self.set_sec.remove(&id).map(|s| s.key),
                 SaAction::Install { .. } => self.set_sec.get(&id).map(|s| s.key.clone()),
@@ -1689,21 +1768,9 @@ impl Pcscf {
             call_id: p.call_id.clone(),
         };
         let renewed = self.regs.insert(reg.clone()).is_some();
-        let sa_info = p.over_set.and_then(|id| {
-            let set = self.sas.as_ref()?.get(id)?;
-            let b = &set.bundle;
-            Some(
-                serde_json::json!({
-                    "set": id.0,
-                    "suite": b.suite().to_string(),
-                    "pcscf": {"spi_c": b.local.spi_c.0, "spi_s": b.local.spi_s.0,
-                              "port_c": b.local.port_c, "port_s": b.local.port_s},
-                    "ue": {"ip": b.remote.ip.to_string(), "spi_c": b.remote.spi_c.0,
-                           "spi_s": b.remote.spi_s.0, "port_c": b.remote.port_c,
-                           "port_s": b.remote.port_s},
-                })
-                .to_string(),
-            )
+        let sa_info = p.over_set.and_then(|_| {
+            let id = self.sas.as_ref()?.established(&key)?.id;
+            self.sa_info(id)
         });
         self.out
             .push(Output::Store(StoreOp::PutRegistration(Box::new(
@@ -1750,6 +1817,119 @@ impl Pcscf {
         {
             s.state = SubState::Active;
         }
+    }
+
+    /// What the store keeps of an established SA set so a restarted P-CSCF can put it back
+    /// (userspace ESP): SPIs, ports, the ESP keys, what sec-agree exchanged, the sequence base.
+    fn sa_info(&self, id: SaSetId) -> Option<String> {
+        let set = self.sas.as_ref()?.get(id)?;
+        let b = &set.bundle;
+        let sec = self.set_sec.get(&id);
+        Some(
+            serde_json::json!({
+                "set": id.0,
+                "suite": b.suite().to_string(),
+                "alg": b.suite().integrity.token(),
+                "ealg": b.suite().encryption.token(),
+                "ik_esp": hex::encode(b.keys.integrity().expose()),
+                "ck_esp": hex::encode(b.keys.encryption().expose()),
+                "seq_base": self.seq_base.get(&id).copied().unwrap_or(0),
+                "server": sec.map(|s| sec_header::print_list(&s.sent_server)),
+                "client": sec.map(|s| sec_header::print_list(&s.client)),
+                "pcscf": {"spi_c": b.local.spi_c.0, "spi_s": b.local.spi_s.0,
+                          "port_c": b.local.port_c, "port_s": b.local.port_s},
+                "ue": {"ip": b.remote.ip.to_string(), "spi_c": b.remote.spi_c.0,
+                       "spi_s": b.remote.spi_s.0, "port_c": b.remote.port_c,
+                       "port_s": b.remote.port_s},
+            })
+            .to_string(),
+        )
+    }
+
+    /// Puts back the SA set of a restored registration from its stored `sa_info` (userspace
+    /// ESP). Returns the new `sa_info` (its sequence base moved on), or why not.
+    fn restore_sas(
+        &mut self,
+        now: Instant,
+        key: &RegKey,
+        info: &str,
+        lifetime: Duration,
+    ) -> Result<String, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(info).map_err(|e| format!("stored SA data unreadable: {e}"))?;
+        let text = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
+        let num = |o: &str, k: &str| {
+            v.get(o)
+                .and_then(|x| x.get(k))
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        let missing =
+            || "stored SA data lacks keys or SPIs (written before restore existed)".to_owned();
+        let alg: imslab_ipsec::IntegrityAlg = text("alg")
+            .ok_or_else(missing)?
+            .parse()
+            .map_err(|_| missing())?;
+        let ealg: imslab_ipsec::EncryptionAlg = text("ealg")
+            .ok_or_else(missing)?
+            .parse()
+            .map_err(|_| missing())?;
+        let ik = hex::decode(text("ik_esp").ok_or_else(missing)?).map_err(|_| missing())?;
+        let ck = hex::decode(text("ck_esp").ok_or_else(missing)?).map_err(|_| missing())?;
+        let keys = EspKeys::from_raw(imslab_ipsec::CipherSuite::new(alg, ealg), &ik, &ck)
+            .map_err(|e| e.to_string())?;
+        let ue_ip: std::net::IpAddr = v
+            .get("ue")
+            .and_then(|u| u.get("ip"))
+            .and_then(serde_json::Value::as_str)
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(missing)?;
+        let endpoint = |o: &str, ip| -> Option<imslab_ipsec::Endpoint> {
+            Some(imslab_ipsec::Endpoint {
+                ip,
+                spi_c: Spi(num(o, "spi_c")?),
+                spi_s: Spi(num(o, "spi_s")?),
+                port_c: u16::try_from(num(o, "port_c")?).ok()?,
+                port_s: u16::try_from(num(o, "port_s")?).ok()?,
+            })
+        };
+        let local = endpoint("pcscf", self.s.listen.ip()).ok_or_else(missing)?;
+        let remote = endpoint("ue", ue_ip).ok_or_else(missing)?;
+        let base = v
+            .get("seq_base")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0);
+        let resume = base
+            .checked_add(SEQ_JUMP)
+            .ok_or("sequence numbers exhausted")?;
+        let bundle = imslab_ipsec::SaBundle::new(local, remote, keys);
+        let table = self.sas.as_mut().ok_or("IPsec is off")?;
+        let grace = table.config().grace;
+        let (id, acts) = table
+            .restore(key.clone(), bundle.clone(), now + lifetime + grace)
+            .map_err(|e| e.to_string())?;
+        let list = |k: &str| {
+            text(k)
+                .and_then(|t| sec_header::parse_value(t).ok())
+                .unwrap_or_default()
+        };
+        self.set_sec.insert(
+            id,
+            SetSecurity {
+                key: key.clone(),
+                sent_server: list("server"),
+                client: list("client"),
+            },
+        );
+        self.seq_base.insert(id, resume);
+        self.push_sa(now, acts, false);
+        self.out.push(Output::ResumeEsp {
+            bundle,
+            last: resume,
+        });
+        self.sa_info(id)
+            .ok_or_else(|| "restored set vanished".to_owned())
     }
 
     /// Drops a registration and its SAs (after this call's transmissions), and lets its

@@ -27,7 +27,15 @@
 //! - Requests to phones: to the flow named by the Path token on the Route, or by the registered
 //!   contact (NAT aliases as Kamailio's `add_contact_alias`/`handle_ruri_alias`), over the
 //!   SAs from port-c to the phone's port-s.
-//! - A reg-event NOTIFY saying terminated drops the registration and its SAs.
+//! - A reg-event NOTIFY saying terminated drops the registration; its SAs stay 64×T1 longer
+//!   so the S-CSCF's NOTIFY to the phone still crosses them (TS 24.229 §5.2.3).
+//! - Calls ([`dialogs`]): initial INVITEs open a bounded dialog entry (released on BYE, on a
+//!   failure final response, on Timer C or the session interval), Record-Route carries the
+//!   phone's flow token (toward an IPsec phone with a port-s twin, and Via on port-c), so
+//!   in-dialog requests both ways follow the route; 183/100rel/PRACK/UPDATE and CANCEL pass
+//!   through the proxy core.
+//! - TS 33.203 §7.4: an old SA set goes once the phone used the new one *and* the
+//!   transactions opened over the old one completed (at most 64×T1).
 //!
 //! # Wiring
 //!
@@ -46,9 +54,12 @@
 //! # What it is not
 //!
 //! No Rx/PCRF, no emergency registration, no SigComp, no GRUU handling, no IPsec UDP
-//! encapsulation for NATed IPsec phones. Over userspace ESP only UDP is carried (TCP segments
-//! are dropped and logged). SAs are not kept across a restart: IPsec registrations come back
-//! from the store without them, and those phones must register again.
+//! encapsulation for NATed IPsec phones. Over userspace ESP only UDP is carried: TCP segments
+//! are refused (dropped, logged, and an `esp` event in the phone's timeline); a request the
+//! core moves to TCP for size (RFC 3261 §18.1.1) still goes to an IPsec phone over UDP. With
+//! userspace ESP the SA sets are kept in the store (keys, SPIs, ports) and restored at start,
+//! outbound sequence numbers jumping 2^24 ahead of the previous run; with XFRM the stale
+//! kernel SAs are removed at start and IPsec phones must register again.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -538,10 +538,13 @@ impl Driver {
                 self.execute(outs).await;
             }
             Incoming::Tcp(t) => {
-                tracing::debug!(
-                    "pcscf: TCP over userspace ESP from {} is not supported; segment dropped",
+                tracing::warn!(
+                    "pcscf: TCP over userspace ESP from {} refused (SIP over UDP only inside \
+                     userspace ESP); segment dropped",
                     t.from
                 );
+                let outs = self.core.handle_esp_tcp(Instant::now(), t.spi, t.from);
+                self.execute(outs).await;
             }
             Incoming::Dropped(d) => {
                 let spi = d.reason.spi();
@@ -584,6 +587,11 @@ impl Driver {
                     let _ = self.store_tx.send(op);
                 }
                 Output::Event(e) => self.sink.emit(e),
+                Output::ResumeEsp { bundle, last } => {
+                    if let Backend::Userspace(esp) = &self.backend {
+                        esp.resume_outbound(&bundle, last);
+                    }
+                }
             }
         }
     }

@@ -1508,3 +1508,21 @@ fn old_sas_stay_until_the_transactions_opened_over_them_complete() {
         .expect("old SAs removed");
     assert!(sent < removed, "the response leaves before its SAs go");
 }
+
+#[test]
+fn tcp_over_userspace_esp_is_refused_once_per_sa_set_in_the_timeline() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    let reg = lab.register_ipsec(&UE, &[("hmac-sha-1-96", "aes-cbc")]);
+    let now = lab.now;
+    let outs = lab.p.handle_esp_tcp(now, Spi(reg.pcscf_spi_s), UE.client());
+    let ev = events(&outs);
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0].0, ev[0].1), ("esp", Outcome::Failed));
+    assert!(ev[0].2.contains("UDP only"), "{}", ev[0].2);
+    assert!(
+        lab.p
+            .handle_esp_tcp(now, Spi(reg.pcscf_spi_s), UE.client())
+            .is_empty()
+    );
+    assert!(lab.p.handle_esp_tcp(now, Spi(1), UE.client()).is_empty());
+}

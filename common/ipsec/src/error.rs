@@ -153,6 +153,12 @@ pub enum Error {
         /// Upper bound.
         max: u32,
     },
+    /// A restored SA set names an SPI outside the range or already in use.
+    #[error("SPI {spi} cannot be restored: outside the range or in use")]
+    SpiUnavailable {
+        /// The SPI.
+        spi: Spi,
+    },
     /// Every SPI of the range is in use.
     #[error("all SPIs in use ({in_use})")]
     SpisExhausted {

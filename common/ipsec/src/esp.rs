@@ -259,6 +259,12 @@ impl OutboundSa {
         self.seq = seq.saturating_sub(1);
     }
 
+    /// Resumes a restored SA after `last` (the peer has seen numbers up to about that): the next
+    /// packet uses `last + 1`. Numbers only move forward.
+    pub fn resume_after(&mut self, last: u32) {
+        self.seq = self.seq.max(last);
+    }
+
     /// The sequence number of the last packet protected (0 before the first).
     pub fn last_seq(&self) -> u32 {
         self.seq

@@ -246,6 +246,20 @@ impl EspSocket {
         Ok(())
     }
 
+    /// Continues the outbound SAs of an installed `bundle` after sequence number `last` (a
+    /// set restored after a restart: the peer's anti-replay window has seen lower numbers).
+    pub fn resume_outbound(&self, bundle: &SaBundle, last: u32) {
+        let mut sad = self.sad();
+        for sa in bundle.sas() {
+            if sa.direction() == Direction::Outbound
+                && let Some(o) = sad.outbound.get_mut(&(sa.src.port(), sa.dst))
+                && o.spi() == sa.spi
+            {
+                o.resume_after(last);
+            }
+        }
+    }
+
     /// Removes the SAs of `bundle`. An outbound SA that a newer bundle replaced stays.
     pub fn remove(&self, bundle: &SaBundle) {
         let mut sad = self.sad();

@@ -104,6 +104,15 @@ impl SpiAllocator {
         }
     }
 
+    /// Marks `spi` allocated (an SA set restored after a restart), or
+    /// [`Error::SpiUnavailable`] when it is outside the range or in use.
+    pub fn reserve(&mut self, spi: Spi) -> Result<(), Error> {
+        if spi.0 < self.min || spi.0 > self.max || !self.used.insert(spi.0) {
+            return Err(Error::SpiUnavailable { spi });
+        }
+        Ok(())
+    }
+
     /// Returns `spi` to the pool; false if it was not allocated.
     pub fn release(&mut self, spi: Spi) -> bool {
         self.used.remove(&spi.0)

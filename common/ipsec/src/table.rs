@@ -313,6 +313,39 @@ impl<K: Clone + Eq + Hash> SaTable<K> {
         Ok(Created { id, local, actions })
     }
 
+    /// Puts back an established set kept in the store before a restart (userspace ESP): its
+    /// local SPIs are reserved again and it lives until `expires`. Returns its id and the
+    /// `Install` to apply.
+    pub fn restore(
+        &mut self,
+        ue: K,
+        bundle: SaBundle,
+        expires: Instant,
+    ) -> Result<(SaSetId, Vec<SaAction>), Error> {
+        let (spi_c, spi_s) = (bundle.local.spi_c, bundle.local.spi_s);
+        self.spis.reserve(spi_c)?;
+        if let Err(e) = self.spis.reserve(spi_s) {
+            self.spis.release(spi_c);
+            return Err(e);
+        }
+        let id = SaSetId(self.next_id);
+        self.next_id += 1;
+        self.by_spi.insert(spi_c, id);
+        self.by_spi.insert(spi_s, id);
+        self.by_ue.entry(ue.clone()).or_default().push(id);
+        self.sets.insert(
+            id,
+            SaSet {
+                id,
+                ue,
+                bundle: bundle.clone(),
+                state: SaState::Established,
+                expires,
+            },
+        );
+        Ok((id, vec![SaAction::Install { id, bundle }]))
+    }
+
     /// The protected REGISTER over temporary set `id` authenticated and its 200 OK is sent:
     /// the set becomes established with lifetime `registration_expires` + grace (never shorter
     /// than the set it replaces); the previous established set becomes old; an older old set
@@ -531,6 +564,34 @@ mod tests {
         assert_eq!(t.next_expiry(), Some(now + Duration::from_secs(240)));
         let (set, sa) = t.by_inbound_spi(c.local.spi_s).unwrap();
         assert_eq!((set.id, sa.role), (c.id, SaRole::InboundToServer));
+    }
+
+    #[test]
+    fn restored_set_is_established_reserves_its_spis_and_refuses_a_taken_one() {
+        let mut t = table();
+        let now = Instant::now();
+        let c = t
+            .create_temporary("alice", pcscf(), ue_endpoint(5062, 1111), keys(), now)
+            .unwrap();
+        let bundle = t.get(c.id).unwrap().bundle.clone();
+        let mut fresh = table();
+        let (id, acts) = fresh
+            .restore("alice", bundle.clone(), now + Duration::from_secs(600))
+            .unwrap();
+        assert!(matches!(acts.as_slice(), [SaAction::Install { .. }]));
+        assert_eq!(fresh.established(&"alice").unwrap().id, id);
+        assert_eq!(fresh.spis_in_use(), 2);
+        assert_eq!(fresh.by_inbound_spi(bundle.local.spi_s).unwrap().0.id, id);
+        // The next allocation does not hand out a restored SPI.
+        let d = fresh
+            .create_temporary("bob", pcscf(), ue_endpoint(5072, 2222), keys(), now)
+            .unwrap();
+        assert!(d.local.spi_c != bundle.local.spi_c && d.local.spi_c != bundle.local.spi_s);
+        assert!(matches!(
+            fresh.restore("carol", bundle, now),
+            Err(Error::SpiUnavailable { .. })
+        ));
+        assert_eq!(fresh.spis_in_use(), 4);
     }
 
     #[test]

@@ -264,3 +264,34 @@ async fn no_sa_or_socket_leaks_after_1000_register_deregister_cycles() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn a_restarted_pcscf_restores_the_sas_and_the_phone_keeps_working_over_ipsec() {
+    let _g = lab_lock().await;
+    let mut lab = Lab::start(IpsecMode::Userspace).await;
+    let mut ue = TestUe::new(&lab, 6).await;
+    assert_eq!(ue.register().await.status(), Some(StatusCode::OK));
+    let msg = ue.message(None);
+    ue.send_protected(&msg).await;
+    assert_eq!(ue.recv_protected().await.2.status(), Some(StatusCode::OK));
+    lab.wait_status("registered", |s| s.sa_sets == 1).await;
+    // Let the store writer persist the registration, then restart.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    lab.restart().await;
+    let s = lab
+        .wait_status("restored with SAs", |s| {
+            s.registrations == 1 && s.sa_sets == 1 && s.esp_sas == (2, 2)
+        })
+        .await;
+    assert_eq!(s.stats.forbidden, 0);
+    assert!(lab.events.has("registered", "Info", "with its IPsec SAs"));
+    // The phone's SAs and sequence numbers continue; the P-CSCF's answer jumps ahead of the
+    // numbers the phone saw before the restart, so its replay window accepts it.
+    let replays_before = ue.esp.stats().replay;
+    let msg = ue.message(None);
+    ue.send_protected(&msg).await;
+    let (_, _, resp) = ue.recv_protected().await;
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(ue.esp.stats().replay, replays_before);
+    assert_eq!(lab.status().stats.forbidden, 0);
+}
