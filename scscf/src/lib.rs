@@ -69,6 +69,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod breakout;
 mod error;
 pub mod fuzzing;
 pub mod ifc;

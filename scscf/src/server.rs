@@ -469,9 +469,97 @@ impl Engine<'_> {
                     let _ = self.persist.send(p);
                 }
                 Output::Event(e) => self.events.emit(e),
+                Output::Relay {
+                    req,
+                    request,
+                    next_hop,
+                } => {
+                    let Some(reply) = self.pending.remove(&req) else {
+                        continue;
+                    };
+                    let handle = self.handle.clone();
+                    let creds = self.registrar.settings().breakout_credentials.clone();
+                    let events = self.events.clone();
+                    tokio::spawn(async move {
+                        let d = relay(&handle, &request, &next_hop, creds.as_ref(), &*events).await;
+                        let _ = reply.send(Decision::Respond(d));
+                    });
+                }
             }
         }
     }
+}
+
+/// Relays a standalone request to the breakout trunk as a client, answering one digest
+/// challenge ([`crate::breakout`]); the trunk's final answer, or 408/503, for the phone.
+async fn relay(
+    handle: &NodeHandle,
+    original: &Message,
+    next_hop: &str,
+    creds: Option<&crate::breakout::TrunkCredentials>,
+    events: &dyn UeEventSink,
+) -> Message {
+    use crate::breakout::{answer_challenge, relay_request, relay_response};
+    let first = relay_request(original);
+    let mut answer = handle.request_to_uri(first.clone(), next_hop).await;
+    let mut challenged = false;
+    if let (Ok(r), Some(c)) = (&answer, creds) {
+        let cnonce = hex::encode(rand::random::<[u8; 8]>());
+        if let Some(again) = answer_challenge(&first, r, c, &cnonce) {
+            challenged = true;
+            answer = handle.request_to_uri(again, next_hop).await;
+        }
+    }
+    let served = original
+        .typed_all::<imslab_sip::NameAddr<'_>>(&HeaderName::P_ASSERTED_IDENTITY)
+        .filter_map(Result::ok)
+        .find_map(|n| imslab_types::Impu::new(n.uri.to_string()).ok());
+    let (resp, outcome, reason) = match answer {
+        Ok(r) => {
+            let status = r.status().map_or(0, |s| s.as_u16());
+            let ok = r.status().is_some_and(|s| s.is_success());
+            let why = format!(
+                "breakout trunk {next_hop} answered {status}{}",
+                if challenged {
+                    " after a digest challenge"
+                } else {
+                    ""
+                }
+            );
+            (relay_response(original, &r), ok, why)
+        }
+        Err(e) => {
+            let status = match &e {
+                imslab_sip_node::Error::NoResponse { status, .. } => *status,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let r = original
+                .response(status, None)
+                .unwrap_or_else(|_| Message::new_response(status, None));
+            (
+                r,
+                false,
+                format!("breakout trunk {next_hop} did not answer: {e}"),
+            )
+        }
+    };
+    events.emit(imslab_types::UeEvent {
+        at: SystemTime::now(),
+        function: imslab_types::Function::Scscf,
+        ue: imslab_types::UeRef {
+            imsi: None,
+            impi: None,
+            impu: served,
+        },
+        step: "message",
+        outcome: if outcome {
+            imslab_types::Outcome::Ok
+        } else {
+            imslab_types::Outcome::Failed
+        },
+        reason: Some(reason),
+    });
+    resp
 }
 
 async fn cx_round_trip(diameter: &DiameterNode, request: &CxOut) -> CxReply {

@@ -39,6 +39,10 @@ pub struct ScscfConfig {
     pub icscf: Option<String>,
     /// The breakout SIP trunk URI for numbers and domains outside the lab, or null.
     pub breakout: Option<String>,
+    /// Digest user name for the breakout trunk's 401/407 challenges, or null.
+    pub breakout_username: Option<String>,
+    /// Digest password for the breakout trunk, or null.
+    pub breakout_password: Option<String>,
 }
 
 impl Default for ScscfConfig {
@@ -58,6 +62,8 @@ impl Default for ScscfConfig {
             hosts: BTreeMap::new(),
             icscf: None,
             breakout: None,
+            breakout_username: None,
+            breakout_password: None,
         }
     }
 }
@@ -96,4 +102,8 @@ scscf:
   icscf: null
   # Breakout SIP trunk URI for numbers and domains outside the lab, or null for none.
   breakout: null
+  # Digest credentials the S-CSCF answers the trunk's 401/407 challenges with (MESSAGE and
+  # other standalone requests; INVITE challenges go back to the phone), or null.
+  breakout_username: null
+  breakout_password: null
 "#;

@@ -122,6 +122,8 @@ pub struct Settings {
     pub icscf: Option<String>,
     /// The breakout SIP trunk for numbers and domains outside the lab (`scscf.breakout`).
     pub breakout: Option<String>,
+    /// Digest credentials for the trunk's challenges (`scscf.breakout_username`/`_password`).
+    pub breakout_credentials: Option<crate::breakout::TrunkCredentials>,
 }
 
 impl Settings {
@@ -184,6 +186,10 @@ impl Settings {
             challenge_lifetime: Duration::from_secs(u64::from(cfg.reg_expires_max.max(60))),
             icscf: cfg.icscf.clone().filter(|s| !s.trim().is_empty()),
             breakout: cfg.breakout.clone().filter(|s| !s.trim().is_empty()),
+            breakout_credentials: match (&cfg.breakout_username, &cfg.breakout_password) {
+                (Some(u), Some(p)) => Some(crate::breakout::TrunkCredentials::new(u, p)),
+                _ => None,
+            },
         })
     }
 }
@@ -315,6 +321,18 @@ pub enum Output {
     Persist(Persist),
     /// A per-UE event.
     Event(UeEvent),
+    /// Relay the standalone request `req` to the breakout trunk `next_hop` as a client
+    /// ([`crate::breakout`]): send [`crate::breakout::relay_request`], answer one 401/407
+    /// with [`crate::breakout::answer_challenge`] and the settings' credentials, and answer
+    /// `req` with [`crate::breakout::relay_response`] (408/503 when the trunk is silent).
+    Relay {
+        /// The request to answer.
+        req: ReqId,
+        /// The request, Route to the trunk added.
+        request: Message,
+        /// The trunk URI.
+        next_hop: String,
+    },
 }
 
 /// A contact binding of a registration.

@@ -470,6 +470,28 @@ impl Registrar {
                 format!("<{hop};lr>")
             };
             let _ = msg.prepend_header(HeaderName::ROUTE, route);
+            let standalone = !matches!(
+                msg.method(),
+                Some(Method::Invite | Method::Subscribe | Method::Refer)
+            );
+            if why.starts_with("breakout") && standalone && self.s.breakout_credentials.is_some() {
+                self.event(
+                    now,
+                    None,
+                    Some(&served),
+                    step,
+                    Outcome::Ok,
+                    Some(format!(
+                        "originating: {why}, relayed with trunk credentials"
+                    )),
+                );
+                self.out.push_back(super::Output::Relay {
+                    req,
+                    request: msg,
+                    next_hop: hop,
+                });
+                return;
+            }
             self.event(
                 now,
                 None,

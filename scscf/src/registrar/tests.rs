@@ -203,6 +203,8 @@ struct Lab {
     /// When set, Cx requests are not answered (to look at them).
     hold_cx: bool,
     held: Vec<(TaskId, CxOut)>,
+    /// Requests the core relays to the breakout trunk itself.
+    relayed: Vec<(ReqId, Message, String)>,
 }
 
 impl Lab {
@@ -232,6 +234,7 @@ impl Lab {
             nc: 0,
             hold_cx: false,
             held: Vec::new(),
+            relayed: Vec::new(),
         }
     }
 
@@ -269,6 +272,11 @@ impl Lab {
                 Output::Answer { id, answer } => self.answers.push((id, answer)),
                 Output::Persist(p) => self.persisted.push(p),
                 Output::Event(e) => self.events.push(e),
+                Output::Relay {
+                    req,
+                    request,
+                    next_hop,
+                } => self.relayed.push((req, request, next_hop)),
             }
         }
     }

@@ -401,3 +401,99 @@ async fn sms_to_the_smsc_psi_goes_to_the_sipp_smsc_named_by_the_originating_ifc(
     tshark_calls(&mut a, &lab);
     lab.stop().await;
 }
+
+/// The trunk challenges the first MESSAGE with 407 and accepts the second; the test checks
+/// the credentials in SIPp's message trace.
+const TRUNK_UAS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="breakout-trunk">
+  <recv request="MESSAGE" />
+  <send>
+    <![CDATA[
+SIP/2.0 407 Proxy Authentication Required
+[last_Via:]
+[last_From:]
+[last_To:];tag=trunk[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Proxy-Authenticate: Digest realm="trunk.example.net", nonce="4f1e2d3c", qop="auth", algorithm=MD5
+Content-Length: 0
+
+]]>
+  </send>
+  <recv request="MESSAGE" />
+  <send>
+    <![CDATA[
+SIP/2.0 202 Accepted
+[last_Via:]
+[last_From:]
+[last_To:];tag=trunk[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]>
+  </send>
+</scenario>
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_to_a_number_outside_the_lab_passes_the_sipp_trunks_407_with_configured_credentials()
+ {
+    let sipp = imslab_test_support::peer("sipp", "sip-tester");
+    let dir = tempfile::tempdir().expect("dir");
+    let port = {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        u.local_addr().expect("addr").port()
+    };
+    let lab = Lab::start_with(|c| {
+        c.scscf.breakout = Some(format!("sip:127.0.0.1:{port}"));
+        c.scscf.breakout_username = Some("lab-trunk".into());
+        c.scscf.breakout_password = Some("tr0nk".into());
+    })
+    .await;
+    provision(&lab.store, 31, None, None).await;
+    let mut a = Ue::new(31, dir.path(), K_HEX).await;
+    assert_eq!(
+        crate::register_aka(&lab, &mut a).await.status(),
+        Some(StatusCode::OK)
+    );
+    std::fs::write(dir.path().join("trunk.xml"), TRUNK_UAS).expect("xml");
+    let trunk = std::process::Command::new(sipp)
+        .current_dir(dir.path())
+        .args([
+            "-sf",
+            "trunk.xml",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+        .args(["-trace_msg"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sipp starts");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let text = initial(&a, &lab, "MESSAGE", "tel:+4930123456", "brk-1", "", "hallo");
+    a.send_text(lab.scscf, &text).await;
+    let r = a.next_final().await;
+    let out = tokio::task::spawn_blocking(move || trunk.wait_with_output())
+        .await
+        .expect("join")
+        .expect("sipp exits");
+    assert_eq!(r.status(), Some(StatusCode::ACCEPTED), "{r:?}");
+    assert!(
+        out.status.success(),
+        "SIPp trunk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        lab.events
+            .has("message", "answered 202 after a digest challenge")
+    );
+    tshark_calls(&mut a, &lab);
+    lab.stop().await;
+}

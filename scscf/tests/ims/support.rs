@@ -126,6 +126,11 @@ pub(crate) async fn provision(
 
 impl Lab {
     pub(crate) async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A lab whose configuration `edit` adjusts before the functions start.
+    pub(crate) async fn start_with(edit: impl FnOnce(&mut Config)) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -155,6 +160,7 @@ impl Lab {
         // Originating requests for the home domain go through the I-CSCF (LIR) and come
         // back for the terminating case.
         config.scscf.icscf = Some(format!("sip:{}", config.icscf.listen));
+        edit(&mut config);
         config.icscf.hss = config.hss.listen;
         config.icscf.scscfs = vec![ScscfEntry {
             uri: config.scscf.uri.clone(),

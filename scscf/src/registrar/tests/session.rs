@@ -209,6 +209,39 @@ fn a_number_outside_the_lab_goes_to_the_breakout_trunk_or_is_refused_without_one
 }
 
 #[test]
+fn with_trunk_credentials_a_message_is_relayed_by_the_scscf_and_an_invite_proxied() {
+    let mut s = settings();
+    s.breakout = Some(TRUNK.to_owned());
+    s.breakout_credentials = Some(crate::breakout::TrunkCredentials::new("lab", "pw"));
+    let mut lab = Lab::with(Registrar::new(s, counter_rand(), 1));
+    registered(&mut lab);
+    let req = lab.req_id();
+    let m = request("MESSAGE", "tel:+4930123456", PCSCF_VIA, IMPU, "", "");
+    lab.r.handle_request(lab.now, req, m, false);
+    lab.pump();
+    assert!(lab.responses.is_empty(), "answered later, by the relay");
+    let (got, relayed, hop) = lab.relayed.pop().expect("relayed");
+    assert_eq!(got, req);
+    assert_eq!(hop, TRUNK);
+    assert_eq!(
+        header(&relayed, &HeaderName::ROUTE),
+        [format!("<{TRUNK};lr>")]
+    );
+    assert!(
+        last_event(&lab, "message")
+            .1
+            .contains("relayed with trunk credentials")
+    );
+
+    let d = route(
+        &mut lab,
+        request("INVITE", "tel:+4930123456", PCSCF_VIA, IMPU, "", ""),
+    );
+    let (req, _, _) = forwarded(d);
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{TRUNK};lr>")]);
+}
+
+#[test]
 fn a_barred_identity_cannot_originate() {
     let mut lab = lab_with(true, false);
     registered(&mut lab);
