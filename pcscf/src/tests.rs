@@ -1526,3 +1526,131 @@ fn tcp_over_userspace_esp_is_refused_once_per_sa_set_in_the_timeline() {
     );
     assert!(lab.p.handle_esp_tcp(now, Spi(1), UE.client()).is_empty());
 }
+
+/// Registers `UE` without sec-agree (pcscf.ipsec.mode off).
+fn register_plain(lab: &mut Lab) {
+    let outs = lab.ue_sends(&UE, register(&UE, 1, 5070, ""));
+    let fwd = sent_to(&outs, icscf());
+    lab.core_sends(icscf(), challenge(&fwd, CK, IK));
+    let outs = lab.ue_sends(&UE, register(&UE, 2, 5070, ""));
+    let fwd = sent_to(&outs, icscf());
+    let outs = lab.core_sends(icscf(), ok_200(&fwd, 600));
+    assert_eq!(sent_to(&outs, UE.plain()).status(), Some(StatusCode::OK));
+}
+
+#[test]
+fn with_ipsec_off_a_call_from_a_phone_routes_out_and_its_bye_is_not_turned_back() {
+    let mut lab = Lab::new(IpsecMode::Off);
+    register_plain(&mut lab);
+    let token = lab
+        .p
+        .settings()
+        .flow_key
+        .encode(&crate::flow::Flow::Udp { remote: UE.plain() }, 1);
+    let invite = Message::parse(
+        format!(
+            "INVITE sip:bob@{DOMAIN} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {};branch=z9hG4bKp1\r\nMax-Forwards: 70\r\n\
+             From: <{IMPU}>;tag=a\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: call3\r\nCSeq: 1 INVITE\r\n\
+             P-Preferred-Identity: <tel:+15550100>\r\n\
+             Contact: <sip:001010000000001@{}>\r\nContent-Length: 0\r\n\r\n",
+            UE.plain(),
+            UE.plain()
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.ue_sends(&UE, invite);
+    let fwd = sent_to(&outs, scscf());
+    assert_eq!(
+        header(&fwd, &HeaderName::P_ASSERTED_IDENTITY),
+        "<tel:+15550100>"
+    );
+    assert_eq!(header(&fwd, &HeaderName::ROUTE), SERVICE_ROUTE);
+    assert!(fwd.has_header(&HeaderName::P_CHARGING_VECTOR));
+    let rr: Vec<String> = fwd
+        .record_routes()
+        .map(|r| r.unwrap().to_string())
+        .collect();
+    assert_eq!(rr, [format!("<sip:{token}@127.0.0.1:5060;lr>")]);
+    let ok = fwd.response(StatusCode::OK, Some("bob")).unwrap();
+    let outs = lab.core_sends(scscf(), ok);
+    let to_phone = sent_to(&outs, UE.plain());
+    assert_eq!(to_phone.status(), Some(StatusCode::OK));
+    assert!(!to_phone.has_header(&HeaderName::P_CHARGING_VECTOR));
+    assert_eq!(lab.p.dialogs().len(), 1);
+    // The phone hangs up along its route set: our Record-Route (its own flow token) first.
+    let bye = Message::parse(
+        format!(
+            "BYE sip:bob@127.0.0.5:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {};branch=z9hG4bKp2\r\nMax-Forwards: 70\r\n\
+             Route: <sip:{token}@127.0.0.1:5060;lr>, {SERVICE_ROUTE}\r\n\
+             From: <{IMPU}>;tag=a\r\nTo: <sip:bob@{DOMAIN}>;tag=bob\r\nCall-ID: call3\r\n\
+             CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+            UE.plain()
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.ue_sends(&UE, bye);
+    let fwd = sent_to(&outs, scscf());
+    assert_eq!(fwd.method(), Some(&Method::Bye));
+    assert!(lab.p.dialogs().is_empty());
+}
+
+#[test]
+fn cancelled_call_to_an_ipsec_phone_reaches_it_with_the_invites_via_and_ends_the_dialog() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    let reg = lab.register_ipsec(&UE, &[("hmac-sha-1-96", "aes-cbc")]);
+    let spi_c = pcscf_spi_c(&reg.security_server);
+    let token = lab.token();
+    let outs = lab.core_sends(scscf(), terminating_invite(&token, "v=0\r\n"));
+    let (_, invite) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .unwrap();
+    let ringing = invite
+        .response(StatusCode::RINGING, Some("callee"))
+        .unwrap();
+    lab.ue_answers_protected(&UE, ringing, spi_c);
+    let cancel = Message::parse(
+        format!(
+            "CANCEL sip:001010000000001@{} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:6060;branch=z9hG4bKc1\r\nMax-Forwards: 69\r\n\
+             Route: <sip:{token}@127.0.0.1:5060;lr>\r\n\
+             From: <sip:bob@{DOMAIN}>;tag=b\r\nTo: <{IMPU}>\r\nCall-ID: call1\r\nCSeq: 1 CANCEL\r\n\
+             Content-Length: 0\r\n\r\n",
+            UE.server()
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.core_sends(scscf(), cancel);
+    let sent = transmits(&outs);
+    let (_, ok) = sent
+        .iter()
+        .find(|(p, m)| p.addr == scscf() && m.status() == Some(StatusCode::OK))
+        .expect("200 to the CANCEL");
+    assert_eq!(ok.cseq().unwrap().method, Method::Cancel);
+    let (peer, to_phone) = sent
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Cancel))
+        .expect("CANCEL to the phone");
+    assert_eq!(peer.flow, Some(PROTECTED_CLIENT));
+    assert_eq!(
+        header(to_phone, &HeaderName::VIA),
+        header(&invite, &HeaderName::VIA)
+            .split(',')
+            .next()
+            .unwrap()
+            .trim(),
+        "RFC 3261 §9.1: the CANCEL's Via is the INVITE's"
+    );
+    let terminated = invite
+        .response(StatusCode::new(487).unwrap(), Some("callee"))
+        .unwrap();
+    let outs = lab.ue_answers_protected(&UE, terminated, spi_c);
+    let relayed = sent_to(&outs, scscf());
+    assert_eq!(relayed.status().map(|s| s.as_u16()), Some(487));
+    assert!(lab.p.dialogs().is_empty());
+}
