@@ -4,6 +4,7 @@
 //! decide ([`crate::cx`]), apply the state changes in one transaction, emit the per-UE events,
 //! answer. A store failure is answered with DIAMETER_UNABLE_TO_COMPLY and logged.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,10 @@ use imslab_diameter::cx::{CxRequest, Lir, Mar, Ppa, Rta, Sar, Uar};
 use imslab_diameter::enums::ReasonCode;
 use imslab_diameter::{Message, ResultCode, VendorId};
 use imslab_diameter_io::{DiameterNode, NodeOptions, PeerInfo};
-use imslab_store::{SqnAllocator, Store, SubscriberKey, SubscriberLoader, Subscription};
+use imslab_store::{
+    Revision, SqnAllocator, SqnGrant, Store, Subscriber, SubscriberKey, SubscriberLoader,
+    Subscription,
+};
 use imslab_types::{Impi, Impu, Realm, UeEvent, UeEventSink};
 use tokio::net::TcpListener;
 
@@ -26,10 +30,47 @@ use crate::cx::rtr::RtrScope;
 use crate::cx::{Lookup, lir, mar, ppr, rtr, sar, uar};
 use crate::{CxSettings, Error};
 
+/// Most subscribers the MAR cache holds; it is emptied when full.
+const AUTH_CACHE_MAX: usize = 100_000;
+
+/// Subscribers as MAR last read them, by private identity, with their [`Revision`].
+///
+/// An entry is only a guess: a MAR decided on it uses the result only when the statement that
+/// reserves its SQNs returns the same revision, i.e. when nothing MAR reads (keys, schemes,
+/// identities, serving S-CSCF) changed since, whoever changed it (a SAR here, the provisioning
+/// CLI in another process). The entry's SQN is stale by design: resynchronisation, the only
+/// step that reads it, never uses the cache. A hit costs one statement per MAR instead of two.
+#[derive(Default)]
+struct AuthCache {
+    map: std::sync::Mutex<HashMap<Impi, (Subscriber, Revision)>>,
+}
+
+impl AuthCache {
+    fn get(&self, impi: &Impi) -> Option<(Subscriber, Revision)> {
+        self.map.lock().ok()?.get(impi).cloned()
+    }
+
+    fn put(&self, sub: &Subscriber, revision: Revision) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= AUTH_CACHE_MAX && !m.contains_key(&sub.impi) {
+                m.clear();
+            }
+            m.insert(sub.impi.clone(), (sub.clone(), revision));
+        }
+    }
+
+    fn forget(&self, impi: &Impi) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(impi);
+        }
+    }
+}
+
 struct Inner {
     store: Store,
     sqns: SqnAllocator,
     loader: SubscriberLoader,
+    auth_cache: AuthCache,
     settings: CxSettings,
     events: Arc<dyn UeEventSink>,
     request_timeout: Duration,
@@ -180,15 +221,93 @@ impl Inner {
         Ok(out.answer.to_message())
     }
 
+    /// MAR, first from the cache ([`AuthCache`]): one statement (the SQN reservation, which
+    /// also confirms the cached subscriber) when it holds the subscriber and nothing changed.
     async fn mar(&self, r: &Mar) -> Result<Message, Error> {
-        let lookup = load(
-            &self.store,
-            &self.loader,
-            Some(&r.user_name),
-            std::slice::from_ref(&r.public_identity),
-            Depth::Subscriber,
-        )
-        .await?;
+        let resync = r
+            .sip_auth_data_item
+            .authorization
+            .as_ref()
+            .is_some_and(|a| !a.is_empty());
+        let cached = if resync {
+            None
+        } else {
+            self.auth_cache.get(&r.user_name)
+        };
+        let Some((subscriber, revision)) = cached else {
+            return self.mar_loaded(r, None).await;
+        };
+        if subscriber.public_identity(&r.public_identity).is_none() {
+            return self.mar_loaded(r, None).await;
+        }
+        let lookup = Lookup::found(Subscription {
+            subscriber,
+            profiles: Vec::new(),
+        });
+        // Answers without vectors (refusals, SIP Digest) are decided on fresh data only.
+        let MarStep::NeedVectors(plan) = mar::check(r, &lookup, &self.settings, SystemTime::now())
+        else {
+            return self.mar_loaded(r, None).await;
+        };
+        let grant = match self.sqns.grant(&r.user_name, plan.count).await {
+            Ok(g) if g.revision == Some(revision) => g,
+            Ok(g) => {
+                self.auth_cache.forget(&r.user_name);
+                return self.mar_loaded(r, Some(g)).await;
+            }
+            Err(_) => {
+                self.auth_cache.forget(&r.user_name);
+                return self.mar_loaded(r, None).await;
+            }
+        };
+        let Some(sub) = lookup.subscription.as_ref() else {
+            return self.mar_loaded(r, Some(grant)).await;
+        };
+        let out = self.mar_vectors(r, sub, plan, &grant.sqns);
+        self.apply(out.subscriber_id, &out.changes).await?;
+        self.emit(out.events);
+        Ok(out.answer.to_message())
+    }
+
+    /// The subscriber of a MAR from the store (batched), with its revision.
+    async fn mar_lookup(&self, r: &Mar) -> Result<(Lookup, Option<Revision>), Error> {
+        let found = self.loader.by_impi_with_revision(&r.user_name).await?;
+        let (subscription, revision) = match found {
+            Some((subscriber, rev)) => (
+                Some(Subscription {
+                    subscriber,
+                    profiles: Vec::new(),
+                }),
+                Some(rev),
+            ),
+            None => (None, None),
+        };
+        let owned = subscription
+            .as_ref()
+            .is_some_and(|s| s.subscriber.public_identity(&r.public_identity).is_some());
+        let mut foreign = Vec::new();
+        if !owned {
+            let owner = self
+                .store
+                .subscribers()
+                .owner_of(&r.public_identity)
+                .await?;
+            foreign.push((r.public_identity.clone(), owner));
+        }
+        Ok((
+            Lookup {
+                subscription,
+                foreign,
+            },
+            revision,
+        ))
+    }
+
+    /// MAR on a fresh read of the subscriber. `reserved`: SQNs already taken for this MAR (on a
+    /// stale cache entry); they are used when the fresh decision asks for as many and no
+    /// resynchronisation, and are otherwise skipped (never handed out, so never reused).
+    async fn mar_loaded(&self, r: &Mar, reserved: Option<SqnGrant>) -> Result<Message, Error> {
+        let (lookup, revision) = self.mar_lookup(r).await?;
         let out = match mar::check(r, &lookup, &self.settings, SystemTime::now()) {
             MarStep::Done(out) => *out,
             MarStep::NeedVectors(plan) => {
@@ -198,31 +317,50 @@ impl Inner {
                         key: r.user_name.to_string(),
                     }));
                 };
-                let subs = self.store.subscribers();
-                if let Some(sqn) = plan.reset_sqn {
-                    subs.set_sqn(&sub.subscriber.impi, sqn).await?;
+                let impi = &sub.subscriber.impi;
+                let reusable = reserved
+                    .filter(|g| plan.reset_sqn.is_none() && g.sqns.len() == plan.count as usize);
+                let grant = match (reusable, plan.reset_sqn) {
+                    (Some(g), _) => g,
+                    (None, reset) => {
+                        if let Some(sqn) = reset {
+                            self.store.subscribers().set_sqn(impi, sqn).await?;
+                        }
+                        // Batched with the other MARs in flight (group commit).
+                        self.sqns.grant(impi, plan.count).await?
+                    }
+                };
+                if let Some(rev) = revision
+                    && grant.revision == Some(rev)
+                {
+                    self.auth_cache.put(&sub.subscriber, rev);
                 }
-                // Batched with the other MARs in flight (group commit).
-                let sqns = self
-                    .sqns
-                    .next_sqns(&sub.subscriber.impi, plan.count)
-                    .await?;
-                let mut rng = rand::rng();
-                let mut rand_source = || rand::Rng::random::<[u8; 16]>(&mut rng);
-                mar::vectors(
-                    r,
-                    sub,
-                    plan,
-                    &sqns,
-                    &mut rand_source,
-                    &self.settings,
-                    SystemTime::now(),
-                )
+                self.mar_vectors(r, sub, plan, &grant.sqns)
             }
         };
         self.apply(out.subscriber_id, &out.changes).await?;
         self.emit(out.events);
         Ok(out.answer.to_message())
+    }
+
+    fn mar_vectors(
+        &self,
+        r: &Mar,
+        sub: &Subscription,
+        plan: mar::VectorPlan,
+        sqns: &[imslab_types::Sqn],
+    ) -> crate::cx::CxOutcome<imslab_diameter::cx::Maa> {
+        let mut rng = rand::rng();
+        let mut rand_source = || rand::Rng::random::<[u8; 16]>(&mut rng);
+        mar::vectors(
+            r,
+            sub,
+            plan,
+            sqns,
+            &mut rand_source,
+            &self.settings,
+            SystemTime::now(),
+        )
     }
 
     async fn sar(&self, r: &Sar) -> Result<Message, Error> {
@@ -298,6 +436,7 @@ impl Hss {
             store,
             sqns,
             loader,
+            auth_cache: AuthCache::default(),
             settings,
             events,
             request_timeout: opts.request_timeout,

@@ -32,7 +32,7 @@ pub use backend::{BackendKind, Store, StoreOptions};
 pub use error::Error;
 pub use model::{
     AuthScheme, AuthSchemes, ChargingInfo, DigestSecret, HssChange, OperatorKey, PublicIdentity,
-    RegState, ServiceProfile, ServingScscf, Subscriber, Subscription,
+    RegState, Revision, ServiceProfile, ServingScscf, Subscriber, Subscription,
 };
 pub use repo::hss_state::{HssState, Registration};
 pub use repo::loader::SubscriberLoader;
@@ -40,7 +40,7 @@ pub use repo::pcscf::{Pcscf, PcscfRegistration};
 pub use repo::profiles::Profiles;
 pub use repo::reg_subscriptions::{RegSubscription, RegSubscriptions, SubscriptionRole};
 pub use repo::scscf::{Binding, Scscf, ScscfRegistration};
-pub use repo::sqn_batch::SqnAllocator;
+pub use repo::sqn_batch::{SqnAllocator, SqnGrant};
 pub use repo::subscribers::{SubscriberKey, Subscribers};
 pub use repo::ue_events::{
     EventFilter, EventRecorder, RecorderOptions, Retention, StoredUeEvent, UeEvents,

@@ -252,6 +252,12 @@ pub struct PublicIdentity {
     pub reg_state: RegState,
 }
 
+/// A subscriber's revision: a new value whenever anything [`Subscriber`] holds changes, except
+/// the SQN (database triggers, migration 0002). Values are never reused, even across deletion:
+/// a subscriber read at revision R is still current while its row is at revision R.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Revision(pub(crate) i64);
+
 /// A subscriber as the HSS stores it. Holds secrets: never log it except through `Debug`, which
 /// redacts them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use imslab_aka::{AmfPolicy, Autn, Milenage, SqnConfig, Usim, generate_auts, resync_authorization};
 use imslab_diameter::cx::Maa;
-use imslab_types::{K as Key, Opc, Rand, Sqn};
+use imslab_store::provision::SubscriberUpdate;
+use imslab_store::{Store, StoreOptions};
+use imslab_types::{Imsi, K as Key, Opc, Rand, Sqn};
 
 use crate::support::*;
 
@@ -120,4 +122,93 @@ async fn successive_vectors_are_accepted_by_the_card_and_resync_recovers() {
     );
     node.shutdown().await;
     hss.shutdown().await;
+}
+
+/// MAR keeps subscribers in memory; a change made through the store (the CLI or the REST API,
+/// here a second store handle on the same database) takes effect at the next MAR, and a deleted
+/// subscriber is unknown at once.
+async fn provisioning_changes_reach_the_next_mar(backend: &str) {
+    let (store, db) = store(backend, "mar_provisioning").await;
+    provision(&store, 1).await;
+    let (hss, addr, _) = start_hss(store.clone()).await;
+    let node = scscf(
+        addr,
+        imslab_diameter_io::RefuseRequests(imslab_diameter::Origin {
+            host: imslab_types::DiameterIdentity::new(SCSCF_HOST).unwrap(),
+            realm: realm(),
+        }),
+    )
+    .await;
+    let mut old_card = card();
+    let mut last = 0;
+    for i in 0..3 {
+        let maa = Maa::decode(&ask(&node, mar(1, i, 1).to_message()).await).unwrap();
+        let (rand, autn, sqn) = sqn_of(&maa, 0);
+        old_card.authenticate(&rand, &autn).unwrap();
+        last = sqn.value();
+    }
+    let cli = match &db {
+        Db::Sqlite(dir) => Store::open(&StoreOptions::sqlite_file(
+            &imslab_store::testing::sqlite_path(dir.path()),
+        ))
+        .await
+        .unwrap(),
+        Db::Pg(pg) => pg.store().await,
+    };
+    const NEW_K: &str = "000102030405060708090a0b0c0d0e0f";
+    cli.subscribers()
+        .update(
+            &Imsi::new(imsi(1)).unwrap(),
+            &SubscriberUpdate {
+                k: Some(Key::from_hex(NEW_K).unwrap()),
+                ..SubscriberUpdate::default()
+            },
+            std::time::SystemTime::now(),
+        )
+        .await
+        .unwrap();
+    let maa = Maa::decode(&ask(&node, mar(1, 10, 1).to_message()).await).unwrap();
+    assert!(maa.result.is_success(), "{:?}", maa.result);
+    let a = maa.sip_auth_data_items[0].authenticate.as_ref().unwrap();
+    let rand = Rand(a[..16].try_into().unwrap());
+    let autn = Autn(a[16..].try_into().unwrap());
+    assert!(
+        old_card.authenticate(&rand, &autn).is_err(),
+        "the vector was made with the old K"
+    );
+    let new_milenage =
+        || Milenage::new(&Key::from_hex(NEW_K).unwrap(), &Opc::from_hex(OPC).unwrap());
+    let mut new_card = Usim::with_config(new_milenage(), SqnConfig::default(), AmfPolicy::Any);
+    new_card
+        .authenticate(&rand, &autn)
+        .expect("the vector is made with the new K");
+    let sqn = new_milenage().f2345(&rand).ak.reveal(autn.sqn_xor_ak());
+    assert!(sqn.value() > last, "SQNs keep increasing across the change");
+
+    assert!(
+        cli.subscribers()
+            .delete(&Imsi::new(imsi(1)).unwrap())
+            .await
+            .unwrap()
+    );
+    let maa = Maa::decode(&ask(&node, mar(1, 11, 1).to_message()).await).unwrap();
+    assert_eq!(
+        maa.result,
+        imslab_diameter::cx::CxResult::experimental(
+            imslab_diameter::ExperimentalResultCode::DIAMETER_ERROR_USER_UNKNOWN
+        )
+    );
+    cli.close().await;
+    node.shutdown().await;
+    hss.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_changes_reach_the_next_mar_on_sqlite() {
+    provisioning_changes_reach_the_next_mar("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_changes_reach_the_next_mar_on_postgres() {
+    provisioning_changes_reach_the_next_mar("postgres").await;
 }

@@ -11,7 +11,7 @@ use imslab_types::Impi;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::read;
-use crate::model::Subscriber;
+use crate::model::{Revision, Subscriber};
 use crate::repo::subscribers::{JOINED_SELECT, JoinedRow, group_joined};
 use crate::{Error, Store};
 
@@ -20,7 +20,7 @@ pub const MAX_BATCH: usize = 128;
 
 struct Request {
     impi: Impi,
-    reply: oneshot::Sender<Result<Option<Subscriber>, Error>>,
+    reply: oneshot::Sender<Result<Option<(Subscriber, Revision)>, Error>>,
 }
 
 /// A handle to the loader task. Cheap to clone; the task ends when every handle is dropped.
@@ -46,6 +46,14 @@ impl SubscriberLoader {
     /// The subscriber with private identity `impi`, with its identities (no profiles): what
     /// [`crate::Subscribers::get`] returns for [`crate::SubscriberKey::Impi`].
     pub async fn by_impi(&self, impi: &Impi) -> Result<Option<Subscriber>, Error> {
+        Ok(self.by_impi_with_revision(impi).await?.map(|(s, _)| s))
+    }
+
+    /// Like [`Self::by_impi`], with the subscriber's [`Revision`].
+    pub async fn by_impi_with_revision(
+        &self,
+        impi: &Impi,
+    ) -> Result<Option<(Subscriber, Revision)>, Error> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request {
@@ -124,8 +132,10 @@ async fn serve(store: &Store, batch: &mut Vec<Request>) {
     };
     match found {
         Ok(subs) => {
-            let mut by_impi: HashMap<String, Subscriber> =
-                subs.into_iter().map(|s| (s.impi.to_string(), s)).collect();
+            let mut by_impi: HashMap<String, (Subscriber, Revision)> = subs
+                .into_iter()
+                .map(|s| (s.0.impi.to_string(), s))
+                .collect();
             // Several requests for one identity each get a copy.
             let mut wanted: HashMap<&str, usize> = HashMap::new();
             for r in batch.iter() {
@@ -152,7 +162,9 @@ async fn serve(store: &Store, batch: &mut Vec<Request>) {
         Err(_) => {
             for r in batch.drain(..) {
                 let key = crate::SubscriberKey::Impi(r.impi.clone());
-                let _ = r.reply.send(store.subscribers().get(&key).await);
+                let _ = r
+                    .reply
+                    .send(store.subscribers().get_with_revision(&key).await);
             }
         }
     }

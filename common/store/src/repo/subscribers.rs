@@ -7,8 +7,8 @@ use imslab_types::{Amf, Impi, Impu, Imsi, K, Msisdn, Op, Opc, Sqn};
 use crate::backend::{read, transaction, unix_ms, write};
 use crate::error::unique_or_query;
 use crate::model::{
-    AuthSchemes, ChargingInfo, DigestSecret, OperatorKey, PublicIdentity, RegState, ServingScscf,
-    Subscriber, Subscription,
+    AuthSchemes, ChargingInfo, DigestSecret, OperatorKey, PublicIdentity, RegState, Revision,
+    ServingScscf, Subscriber, Subscription,
 };
 use crate::provision::{NewPublicIdentity, NewSubscriber, SubscriberUpdate};
 use crate::{Error, Store};
@@ -60,6 +60,7 @@ struct SubscriberRow {
     ccf_secondary: Option<String>,
     ecf_primary: Option<String>,
     ecf_secondary: Option<String>,
+    revision: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -110,12 +111,12 @@ pub(crate) struct JoinedRow {
 pub(crate) const JOINED_SELECT: &str = "SELECT s.id, s.imsi, s.impi, s.msisdn, s.k, s.op, s.opc, \
     s.amf, s.sqn, s.auth_schemes, s.digest_realm, s.digest_password, s.digest_ha1, s.fixed_scscf, \
     s.scscf_name, s.scscf_origin_host, s.scscf_origin_realm, s.ccf_primary, s.ccf_secondary, \
-    s.ecf_primary, s.ecf_secondary, i.impu, i.irs, i.is_default, i.barred, p.name AS profile, \
-    i.reg_state FROM subscribers s LEFT JOIN impus i ON i.subscriber_id = s.id \
+    s.ecf_primary, s.ecf_secondary, s.revision, i.impu, i.irs, i.is_default, i.barred, \
+    p.name AS profile, i.reg_state FROM subscribers s LEFT JOIN impus i ON i.subscriber_id = s.id \
     LEFT JOIN service_profiles p ON p.id = i.profile_id";
 
-/// Groups joined rows (ordered by subscriber) into subscribers.
-pub(crate) fn group_joined(rows: Vec<JoinedRow>) -> Result<Vec<Subscriber>, Error> {
+/// Groups joined rows (ordered by subscriber) into subscribers, each with its revision.
+pub(crate) fn group_joined(rows: Vec<JoinedRow>) -> Result<Vec<(Subscriber, Revision)>, Error> {
     let mut out = Vec::new();
     let mut current: Option<(SubscriberRow, Vec<ImpuRow>)> = None;
     for r in rows {
@@ -124,7 +125,8 @@ pub(crate) fn group_joined(rows: Vec<JoinedRow>) -> Result<Vec<Subscriber>, Erro
             Some((sub, impus)) if sub.id == id => impus.extend(r.impu.into_row(id)),
             _ => {
                 if let Some((sub, impus)) = current.take() {
-                    out.push(sub.into_subscriber(impus)?);
+                    let revision = Revision(sub.revision);
+                    out.push((sub.into_subscriber(impus)?, revision));
                 }
                 let impus = r.impu.into_row(id).into_iter().collect();
                 current = Some((r.sub, impus));
@@ -132,7 +134,8 @@ pub(crate) fn group_joined(rows: Vec<JoinedRow>) -> Result<Vec<Subscriber>, Erro
         }
     }
     if let Some((sub, impus)) = current {
-        out.push(sub.into_subscriber(impus)?);
+        let revision = Revision(sub.revision);
+        out.push((sub.into_subscriber(impus)?, revision));
     }
     Ok(out)
 }
@@ -143,7 +146,8 @@ macro_rules! select_joined {
             "SELECT s.id, s.imsi, s.impi, s.msisdn, s.k, s.op, s.opc, s.amf, s.sqn, \
              s.auth_schemes, s.digest_realm, s.digest_password, s.digest_ha1, s.fixed_scscf, \
              s.scscf_name, s.scscf_origin_host, s.scscf_origin_realm, s.ccf_primary, \
-             s.ccf_secondary, s.ecf_primary, s.ecf_secondary, i.impu, i.irs, i.is_default, \
+             s.ccf_secondary, s.ecf_primary, s.ecf_secondary, s.revision, i.impu, i.irs, \
+             i.is_default, \
              i.barred, p.name AS profile, i.reg_state FROM subscribers s \
              LEFT JOIN impus i ON i.subscriber_id = s.id \
              LEFT JOIN service_profiles p ON p.id = i.profile_id WHERE ",
@@ -158,8 +162,8 @@ macro_rules! select_subscriber {
         concat!(
             "SELECT id, imsi, impi, msisdn, k, op, opc, amf, sqn, auth_schemes, digest_realm, \
              digest_password, digest_ha1, fixed_scscf, scscf_name, scscf_origin_host, \
-             scscf_origin_realm, ccf_primary, ccf_secondary, ecf_primary, ecf_secondary \
-             FROM subscribers ",
+             scscf_origin_realm, ccf_primary, ccf_secondary, ecf_primary, ecf_secondary, \
+             revision FROM subscribers ",
             $where
         )
     };
@@ -385,6 +389,14 @@ pub struct Subscribers<'a> {
 impl Subscribers<'_> {
     /// The subscriber found by `key`, with its public identities.
     pub async fn get(&self, key: &SubscriberKey) -> Result<Option<Subscriber>, Error> {
+        Ok(self.get_with_revision(key).await?.map(|(s, _)| s))
+    }
+
+    /// Like [`Self::get`], with the subscriber's [`Revision`].
+    pub async fn get_with_revision(
+        &self,
+        key: &SubscriberKey,
+    ) -> Result<Option<(Subscriber, Revision)>, Error> {
         const OP: &str = "subscribers.get";
         // One query: the subscriber joined with its identities (one row per identity).
         let rows: Vec<JoinedRow> = read!(self.store, |p| {
@@ -429,7 +441,11 @@ impl Subscribers<'_> {
             rows.filter(|r| r.sub.id == id)
                 .filter_map(|r| r.impu.into_row(id)),
         );
-        first.sub.into_subscriber(impus).map(Some)
+        let revision = Revision(first.sub.revision);
+        first
+            .sub
+            .into_subscriber(impus)
+            .map(|s| Some((s, revision)))
     }
 
     /// Like [`Self::get`], failing with [`Error::NotFound`] when there is no such subscriber.
