@@ -89,8 +89,11 @@ fn scscf_of(req: &Mar) -> ServingScscf {
 /// First step of a MAR, in the order of TS 29.228 §6.3.1:
 ///
 /// 1. the identities exist (5001) and belong together (5002);
-/// 2. the scheme: `Unknown` means the one provisioned, which must be SIP Digest; a named scheme
-///    must be provisioned for the user; otherwise 5006 DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED;
+/// 2. the scheme: `Unknown` (sent by an S-CSCF whose REGISTER had no Authorization header, TS
+///    24.229 §5.4.1.2.1) means the one provisioned for the user, as a real HSS does (FHoSS uses
+///    the IMPI's default scheme): SIP Digest when provisioned (a UE without Authorization header is
+///    not an IMS AKA UE, TS 24.229 §5.1.1.2), else AKAv1, else AKAv2; a named scheme must be
+///    provisioned for the user; otherwise 5006 DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED;
 /// 3. a synchronisation failure (SIP-Authorization = RAND ‖ AUTS) from the S-CSCF whose name
 ///    is stored is processed (TS 33.102 §6.3.5); from another S-CSCF the AUTS is ignored and the
 ///    name kept, and fresh vectors are returned;
@@ -130,20 +133,25 @@ pub fn check(req: &Mar, lookup: &Lookup, settings: &CxSettings, now: SystemTime)
         .as_deref()
         .unwrap_or(SipAuthDataItem::SCHEME_UNKNOWN);
     let scheme = if requested.eq_ignore_ascii_case(SipAuthDataItem::SCHEME_UNKNOWN) {
-        if s.auth_schemes.contains(AuthScheme::SipDigest) {
-            AuthScheme::SipDigest
-        } else {
-            return refuse(
-                Some(sub),
-                Refusal::exp(
-                    Exp::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED,
-                    format!(
-                        "scheme Unknown needs SIP Digest, but {impi} is provisioned for {}",
-                        schemes_text(s)
+        let provisioned = [
+            AuthScheme::SipDigest,
+            AuthScheme::AkaV1Md5,
+            AuthScheme::AkaV2Md5,
+        ]
+        .into_iter()
+        .find(|sc| s.auth_schemes.contains(*sc));
+        match provisioned {
+            Some(sc) => sc,
+            None => {
+                return refuse(
+                    Some(sub),
+                    Refusal::exp(
+                        Exp::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED,
+                        format!("scheme Unknown, but {impi} has no scheme provisioned"),
                     ),
-                ),
-                "mar",
-            );
+                    "mar",
+                );
+            }
         }
     } else {
         match scheme_from_cx(requested) {

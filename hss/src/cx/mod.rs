@@ -9,6 +9,37 @@
 //!
 //! HSS-initiated procedures ([`rtr`], [`ppr`]) build the request and, from the answer, the state
 //! changes.
+//!
+//! # Where the specifications leave a choice
+//!
+//! Checked against TS 29.228/29.229 and a deployed HSS (FHoSS, the Open IMS Core HSS):
+//!
+//! - UAR REGISTRATION_AND_CAPABILITIES for a registered identity: 2001 with Server-Capabilities,
+//!   no Server-Name (the I-CSCF asks because the assigned S-CSCF failed, TS 24.229 §5.3.1.2;
+//!   TS 29.228 §6.1.1.1 step 6).
+//! - UAA never carries 2003 DIAMETER_UNREGISTERED_SERVICE: TS 29.228 §6.1.1.1 answers an
+//!   unregistered identity with its S-CSCF and 2002; 2003 is an LIA result (§6.1.4.1).
+//! - SAR de-registration or NO_ASSIGNMENT from an S-CSCF other than the assigned one: 5012
+//!   DIAMETER_UNABLE_TO_COMPLY, nothing changed (TS 29.228 §6.1.2.1).
+//! - SAR types 12 AAA_USER_DATA_REQUEST and 13 PGW_UPDATE are SWx values (TS 29.273): 5007
+//!   DIAMETER_ERROR_IN_ASSIGNMENT_TYPE on Cx.
+//! - SAR with neither User-Name nor Public-Identity: experimental 5010 DIAMETER_MISSING_USER_ID
+//!   (TS 29.229 §6.2.2; FHoSS answers the same).
+//! - MAR scheme `Unknown`: the scheme provisioned for the user (see [`mar::check`]), as FHoSS
+//!   does with the IMPI's default scheme; 5006 only when none is provisioned. (It used to be
+//!   5006 for every user without SIP Digest.)
+//! - MAR resynchronisation whose AUTS fails MAC-S: 4001 DIAMETER_AUTHENTICATION_REJECTED
+//!   (TS 33.102 §6.3.5 leaves the answer open; FHoSS answers 5012).
+//! - Resynchronisation from an S-CSCF other than the stored one: the AUTS is ignored and fresh
+//!   vectors are sent (FHoSS does the same; TS 29.228 §6.3.1 processes AUTS only for the stored
+//!   S-CSCF).
+//! - The AMF separation bit (TS 33.102 Annex F) is not checked: vectors carry the provisioned
+//!   AMF.
+//! - One private identity per subscriber (TS 29.228 Annex B allows several per IMS
+//!   subscription).
+//! - A failed RTR (refused, timed out, no connection) changes nothing and is reported to the
+//!   caller; the HSS does not de-register on its own (TS 29.228 §6.1.3.1 describes only the
+//!   successful RTA).
 
 pub mod lir;
 pub mod mar;

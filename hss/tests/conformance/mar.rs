@@ -71,8 +71,12 @@ fn mar_refusals_follow_ts_29_228_6_3() {
             Want::Exp(E::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED),
         ),
         (
-            "Unknown for an AKA-only user",
-            lookup(aka_only()),
+            "Unknown for a user with no scheme provisioned",
+            lookup({
+                let mut s = aka_only();
+                s.subscriber.auth_schemes = AuthSchemes::of(&[]);
+                s
+            }),
             mar(IMPI, ALICE, UNKNOWN, 1, SCSCF),
             Want::Exp(E::DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED),
         ),
@@ -115,6 +119,35 @@ fn sip_digest_mar_returns_realm_algorithm_qop_and_ha1() {
         assert_eq!(d.digest_ha1, expected);
         // The MAR stored the S-CSCF name (authentication pending).
         assert!(matches!(&out.changes[..], [HssChange::SetScscf(Some(s))] if s.name == SCSCF));
+    }
+}
+
+/// `Unknown` means the scheme provisioned for the user (TS 24.229 §5.4.1.2.1; FHoSS answers with
+/// the IMPI's default scheme): an AKA-only user gets AKA vectors, not 5006.
+#[test]
+fn unknown_scheme_for_an_aka_only_user_gets_the_provisioned_aka_scheme() {
+    for (schemes, want) in [
+        (vec![AuthScheme::AkaV1Md5], AuthScheme::AkaV1Md5),
+        (vec![AuthScheme::AkaV2Md5], AuthScheme::AkaV2Md5),
+        (
+            vec![AuthScheme::AkaV1Md5, AuthScheme::AkaV2Md5],
+            AuthScheme::AkaV1Md5,
+        ),
+    ] {
+        let mut s = aka_only();
+        s.subscriber.auth_schemes = AuthSchemes::of(&schemes);
+        match mar::check(
+            &mar(IMPI, ALICE, UNKNOWN, 2, SCSCF),
+            &lookup(s),
+            &settings(),
+            now(),
+        ) {
+            MarStep::NeedVectors(plan) => {
+                assert_eq!(plan.scheme, want, "{schemes:?}");
+                assert_eq!(plan.count, 2);
+            }
+            MarStep::Done(o) => panic!("{schemes:?}: expected vectors, got {:?}", o.answer.result),
+        }
     }
 }
 
