@@ -70,6 +70,7 @@
 
 pub mod auth;
 pub mod breakout;
+pub mod e164;
 mod error;
 pub mod fuzzing;
 pub mod ifc;

@@ -58,6 +58,10 @@ enum Input {
         request: CxRequest,
         reply: oneshot::Sender<imslab_diameter::Message>,
     },
+    Enum {
+        task: TaskId,
+        answer: Result<Vec<crate::e164::NaptrRecord>, String>,
+    },
 }
 
 struct SipHandler {
@@ -112,6 +116,7 @@ pub struct Server {
     engine_tx: mpsc::UnboundedSender<Input>,
     engine_rx: mpsc::UnboundedReceiver<Input>,
     hss: SocketAddr,
+    enum_server: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Server {
@@ -268,6 +273,7 @@ impl Server {
             engine_tx,
             engine_rx,
             hss: cfg.hss,
+            enum_server: cfg.enum_server,
         })
     }
 
@@ -294,6 +300,7 @@ impl Server {
             engine_tx,
             mut engine_rx,
             hss,
+            enum_server,
         } = self;
         tracing::info!(addrs = ?node.local_addrs(), %hss, "S-CSCF running");
         let sip_stop = shutdown.child_token();
@@ -315,6 +322,7 @@ impl Server {
             next: 0,
             pending: HashMap::new(),
             answers: HashMap::new(),
+            enum_resolver: enum_server.map(enum_resolver),
         };
         loop {
             let deadline = engine
@@ -379,6 +387,7 @@ struct Engine<'a> {
     next: u64,
     pending: HashMap<ReqId, oneshot::Sender<Decision>>,
     answers: HashMap<AnswerId, oneshot::Sender<imslab_diameter::Message>>,
+    enum_resolver: Option<hickory_resolver::TokioResolver>,
 }
 
 impl Engine<'_> {
@@ -411,6 +420,7 @@ impl Engine<'_> {
             }
             Input::Cx { task, reply } => self.registrar.handle_cx_answer(now, task, reply),
             Input::Sent { job, status } => self.registrar.handle_sent(now, job, status),
+            Input::Enum { task, answer } => self.registrar.handle_enum_answer(now, task, answer),
             Input::Diameter { request, reply } => {
                 let id = AnswerId(self.id());
                 self.answers.insert(id, reply);
@@ -469,6 +479,17 @@ impl Engine<'_> {
                     let _ = self.persist.send(p);
                 }
                 Output::Event(e) => self.events.emit(e),
+                Output::Enum { task, name } => {
+                    let tx = self.tx.clone();
+                    let resolver = self.enum_resolver.clone();
+                    tokio::spawn(async move {
+                        let answer = match resolver {
+                            Some(r) => naptr_lookup(&r, &name).await,
+                            None => Err("no scscf.enum_server".to_owned()),
+                        };
+                        let _ = tx.send(Input::Enum { task, answer });
+                    });
+                }
                 Output::Relay {
                     req,
                     request,
@@ -560,6 +581,50 @@ async fn relay(
         reason: Some(reason),
     });
     resp
+}
+
+/// A resolver asking only `server` (ENUM), two seconds per query.
+fn enum_resolver(server: SocketAddr) -> hickory_resolver::TokioResolver {
+    use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    let group = NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true);
+    let config = ResolverConfig::from_parts(None, Vec::new(), group);
+    let mut opts = ResolverOpts::default();
+    opts.timeout = Duration::from_secs(2);
+    opts.attempts = 1;
+    opts.ndots = 0;
+    opts.cache_size = 0;
+    hickory_resolver::TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+        .with_options(opts)
+        .build()
+}
+
+/// The NAPTR records of `name`: empty for NXDOMAIN or no records, `Err` when the server did
+/// not answer.
+async fn naptr_lookup(
+    r: &hickory_resolver::TokioResolver,
+    name: &str,
+) -> Result<Vec<crate::e164::NaptrRecord>, String> {
+    use hickory_resolver::proto::rr::{RData, RecordType};
+    let fqdn = format!("{}.", name.trim_end_matches('.'));
+    match r.lookup(fqdn, RecordType::NAPTR).await {
+        Ok(l) => Ok(l
+            .iter()
+            .filter_map(|rd| match rd {
+                RData::NAPTR(n) => Some(crate::e164::NaptrRecord {
+                    order: n.order(),
+                    preference: n.preference(),
+                    flags: String::from_utf8_lossy(n.flags()).into_owned(),
+                    services: String::from_utf8_lossy(n.services()).into_owned(),
+                    regexp: String::from_utf8_lossy(n.regexp()).into_owned(),
+                    replacement: n.replacement().to_ascii(),
+                }),
+                _ => None,
+            })
+            .collect()),
+        Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn cx_round_trip(diameter: &DiameterNode, request: &CxOut) -> CxReply {

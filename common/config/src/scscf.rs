@@ -43,6 +43,11 @@ pub struct ScscfConfig {
     pub breakout_username: Option<String>,
     /// Digest password for the breakout trunk, or null.
     pub breakout_password: Option<String>,
+    /// DNS server for ENUM lookups of numbers no phone here holds (RFC 6116), or null for
+    /// no ENUM.
+    pub enum_server: Option<SocketAddr>,
+    /// The ENUM domain under which numbers are looked up.
+    pub enum_domain: String,
 }
 
 impl Default for ScscfConfig {
@@ -64,6 +69,8 @@ impl Default for ScscfConfig {
             breakout: None,
             breakout_username: None,
             breakout_password: None,
+            enum_server: None,
+            enum_domain: "e164.arpa".into(),
         }
     }
 }
@@ -106,4 +113,8 @@ scscf:
   # other standalone requests; INVITE challenges go back to the phone), or null.
   breakout_username: null
   breakout_password: null
+  # DNS server (address:port) for ENUM NAPTR lookups of numbers no registered phone holds
+  # (RFC 6116), or null for no ENUM; and the ENUM domain.
+  enum_server: null
+  enum_domain: e164.arpa
 "#;

@@ -124,6 +124,9 @@ pub struct Settings {
     pub breakout: Option<String>,
     /// Digest credentials for the trunk's challenges (`scscf.breakout_username`/`_password`).
     pub breakout_credentials: Option<crate::breakout::TrunkCredentials>,
+    /// The ENUM domain suffix when ENUM is configured (`scscf.enum_server` set), e.g.
+    /// `e164.arpa`.
+    pub enum_domain: Option<String>,
 }
 
 impl Settings {
@@ -186,6 +189,7 @@ impl Settings {
             challenge_lifetime: Duration::from_secs(u64::from(cfg.reg_expires_max.max(60))),
             icscf: cfg.icscf.clone().filter(|s| !s.trim().is_empty()),
             breakout: cfg.breakout.clone().filter(|s| !s.trim().is_empty()),
+            enum_domain: cfg.enum_server.map(|_| cfg.enum_domain.clone()),
             breakout_credentials: match (&cfg.breakout_username, &cfg.breakout_password) {
                 (Some(u), Some(p)) => Some(crate::breakout::TrunkCredentials::new(u, p)),
                 _ => None,
@@ -321,6 +325,14 @@ pub enum Output {
     Persist(Persist),
     /// A per-UE event.
     Event(UeEvent),
+    /// Look up the NAPTR records of `name` (ENUM) at `scscf.enum_server`; feed them to
+    /// [`Registrar::handle_enum_answer`].
+    Enum {
+        /// The task.
+        task: TaskId,
+        /// The domain name, e.g. `2.1.0.0.5.5.5.1.e164.arpa`.
+        name: String,
+    },
     /// Relay the standalone request `req` to the breakout trunk `next_hop` as a client
     /// ([`crate::breakout`]): send [`crate::breakout::relay_request`], answer one 401/407
     /// with [`crate::breakout::answer_challenge`] and the settings' credentials, and answer
@@ -417,6 +429,13 @@ enum Task {
         reg: Option<Box<register::PendingRegister>>,
         impu: Impu,
         impi: Impi,
+    },
+    /// An ENUM query for an originating request's number.
+    Enum {
+        req: ReqId,
+        msg: Box<Message>,
+        served: Impu,
+        number: String,
     },
     /// SAR UNREGISTERED_USER for a terminating request to an identity not registered here.
     SarUnregistered {

@@ -666,6 +666,10 @@ impl Registrar {
                 impu,
                 called,
             } => self.on_unregistered_saa(now, req, *msg, impu, called, reply),
+            // ENUM answers come through handle_enum_answer.
+            t @ Task::Enum { .. } => {
+                self.tasks.insert(task, t);
+            }
         }
     }
 

@@ -418,8 +418,7 @@ impl Registrar {
     }
 
     /// The originating case for `served` from the iFC at `from` on.
-    fn originate(&mut self, now: Now, req: ReqId, mut msg: Message, served: Impu, from: usize) {
-        let step = step_of(msg.method());
+    fn originate(&mut self, now: Now, req: ReqId, msg: Message, served: Impu, from: usize) {
         let barred = self
             .alias
             .get(&served)
@@ -440,6 +439,21 @@ impl Registrar {
             self.hand_to_as(now, req, msg, (Case::Orig, served, i, None), &server);
             return;
         }
+        self.route_onward(now, req, msg, served, false);
+    }
+
+    /// After the originating iFCs: the callee normalised (and looked up in ENUM once when
+    /// `enum_done` is false and ENUM is configured), then toward the I-CSCF, the trunk, or
+    /// the terminating case here.
+    pub(super) fn route_onward(
+        &mut self,
+        now: Now,
+        req: ReqId,
+        mut msg: Message,
+        served: Impu,
+        enum_done: bool,
+    ) {
+        let step = step_of(msg.method());
         let dialog = matches!(
             msg.method(),
             Some(Method::Invite | Method::Subscribe | Method::Refer)
@@ -448,6 +462,13 @@ impl Registrar {
             user: Some("orig".to_owned()),
         });
         let callee = self.classify(&mut msg);
+        if let (Callee::Number(n), Some(suffix), false) = (&callee, &self.s.enum_domain, enum_done)
+            && let Some(name) = crate::e164::enum_domain(n, suffix)
+        {
+            let number = n.clone();
+            self.ask_enum(req, msg, served, number, name);
+            return;
+        }
         let ruri = msg.request_uri_str().unwrap_or_default().to_owned();
         let onward = match (&callee, &self.s.icscf, &self.s.breakout) {
             (Callee::Served(_) | Callee::Home, Some(icscf), _) => {
@@ -848,5 +869,56 @@ impl Registrar {
             StatusCode::TEMPORARILY_UNAVAILABLE,
             format!("terminating: {called} is not registered (callee not registered, no service for the unregistered state applies)"),
         );
+    }
+}
+
+impl Registrar {
+    /// Asks the driver for the NAPTR records of `name` (ENUM, RFC 6116); the answer comes
+    /// back through [`Registrar::handle_enum_answer`].
+    fn ask_enum(&mut self, req: ReqId, msg: Message, served: Impu, number: String, name: String) {
+        let task = super::TaskId(self.id());
+        self.tasks.insert(
+            task,
+            Task::Enum {
+                req,
+                msg: Box::new(msg),
+                served,
+                number,
+            },
+        );
+        self.out.push_back(super::Output::Enum { task, name });
+    }
+
+    /// The NAPTR records for an ENUM query (an empty list for NXDOMAIN; `Err` when the
+    /// server did not answer). A SIP URI found replaces the Request-URI; either way the
+    /// request goes on (to the I-CSCF or the trunk as its new callee says, RFC 6116 §3.2).
+    pub fn handle_enum_answer(
+        &mut self,
+        now: Now,
+        task: super::TaskId,
+        answer: Result<Vec<crate::e164::NaptrRecord>, String>,
+    ) {
+        let Some(Task::Enum {
+            req,
+            mut msg,
+            served,
+            number,
+        }) = self.tasks.remove(&task)
+        else {
+            return;
+        };
+        let step = step_of(msg.method());
+        let (uri, why) = match &answer {
+            Ok(records) => match crate::e164::sip_uri_of(&number, records) {
+                Some(u) => (Some(u.clone()), format!("ENUM: {number} is {u}")),
+                None => (None, format!("ENUM: no SIP URI for {number}")),
+            },
+            Err(e) => (None, format!("ENUM: no answer for {number}: {e}")),
+        };
+        if let Some(u) = uri {
+            let _ = msg.set_request_uri(u);
+        }
+        self.event(now, None, Some(&served), step, Outcome::Info, Some(why));
+        self.route_onward(now, req, *msg, served, true);
     }
 }

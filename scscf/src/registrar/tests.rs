@@ -205,6 +205,8 @@ struct Lab {
     held: Vec<(TaskId, CxOut)>,
     /// Requests the core relays to the breakout trunk itself.
     relayed: Vec<(ReqId, Message, String)>,
+    /// ENUM queries asked for.
+    enum_queries: Vec<(TaskId, String)>,
 }
 
 impl Lab {
@@ -235,6 +237,7 @@ impl Lab {
             hold_cx: false,
             held: Vec::new(),
             relayed: Vec::new(),
+            enum_queries: Vec::new(),
         }
     }
 
@@ -277,6 +280,7 @@ impl Lab {
                     request,
                     next_hop,
                 } => self.relayed.push((req, request, next_hop)),
+                Output::Enum { task, name } => self.enum_queries.push((task, name)),
             }
         }
     }

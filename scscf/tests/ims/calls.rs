@@ -497,3 +497,81 @@ async fn message_to_a_number_outside_the_lab_passes_the_sipp_trunks_407_with_con
     tshark_calls(&mut a, &lab);
     lab.stop().await;
 }
+
+/// dnsmasq on 127.0.0.1 at a free port serving `records`; killed on drop.
+struct Dnsmasq {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dnsmasq(records: &[String]) -> Dnsmasq {
+    let port = {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        u.local_addr().expect("addr").port()
+    };
+    let child = std::process::Command::new(imslab_test_support::peer("dnsmasq", "dnsmasq"))
+        .args(["-k", "-C", "/dev/null", "--no-resolv", "--no-hosts"])
+        .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
+        .args(["--pid-file=", "--user=root", "--log-facility=-"])
+        .arg(format!("--port={port}"))
+        .args(records)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dnsmasq starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::net::UdpSocket::bind(addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dnsmasq did not bind {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Dnsmasq { child, addr }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ported_number_is_found_in_enum_served_by_dnsmasq_and_reaches_its_phone() {
+    // +4930555 is no lab MSISDN; ENUM says it is now phone 42's SIP identity.
+    let dns = dnsmasq(&[format!(
+        "--naptr-record=5.5.5.0.3.9.4.e164.arpa,10,10,u,E2U+sip,!^.*$!{}!",
+        impu(42)
+    )]);
+    let lab = Lab::start_with(|c| c.scscf.enum_server = Some(dns.addr)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    provision(&lab.store, 41, None, None).await;
+    provision(&lab.store, 42, None, None).await;
+    let mut a = Ue::new(41, dir.path(), K_HEX).await;
+    let mut b = Ue::new(42, dir.path(), K_HEX).await;
+    for ue in [&mut a, &mut b] {
+        let ok = crate::register_aka(&lab, ue).await;
+        assert_eq!(ok.status(), Some(StatusCode::OK));
+    }
+    let text = initial(&a, &lab, "MESSAGE", "tel:+4930555", "enum-1", "", "hi");
+    a.send_text(lab.scscf, &text).await;
+    let (m, from) = b.next_request(&Method::Message).await;
+    assert_eq!(
+        values(&m, &HeaderName::P_CALLED_PARTY_ID),
+        [format!("<{}>", impu(42))]
+    );
+    b.send_msg(from, &answer(&b, &m, StatusCode::OK)).await;
+    assert_eq!(a.next_final().await.status(), Some(StatusCode::OK));
+    assert!(lab.events.has("message", "ENUM: +4930555 is"));
+
+    // A number ENUM does not know, with no trunk configured: 404.
+    let text = initial(&a, &lab, "MESSAGE", "tel:+4930666", "enum-2", "", "hi");
+    a.send_text(lab.scscf, &text).await;
+    assert_eq!(a.next_final().await.status(), Some(StatusCode::NOT_FOUND));
+    assert!(lab.events.has("message", "ENUM: no SIP URI for +4930666"));
+    tshark_calls(&mut a, &lab);
+    lab.stop().await;
+}

@@ -487,3 +487,57 @@ fn as_hand_offs_are_forgotten_after_timer_c_and_bounded_in_number() {
         "only the newest hand-off is left"
     );
 }
+
+#[test]
+fn a_number_no_phone_holds_is_looked_up_in_enum_and_routed_as_its_naptr_says() {
+    let mut s = settings();
+    s.icscf = Some(ICSCF.to_owned());
+    s.breakout = Some(TRUNK.to_owned());
+    s.enum_domain = Some("e164.arpa".to_owned());
+    let mut lab = Lab::with(Registrar::new(s, counter_rand(), 1));
+    registered(&mut lab);
+    let req = lab.req_id();
+    let m = request("INVITE", "tel:+15559999", PCSCF_VIA, IMPU, "", "");
+    lab.r.handle_request(lab.now, req, m, false);
+    lab.pump();
+    assert!(lab.responses.is_empty(), "waits for ENUM");
+    let (task, name) = lab.enum_queries.pop().expect("an ENUM query");
+    assert_eq!(name, "9.9.9.9.5.5.5.1.e164.arpa");
+    let naptr = crate::e164::NaptrRecord {
+        order: 10,
+        preference: 10,
+        flags: "u".into(),
+        services: "E2U+sip".into(),
+        regexp: format!("!^.*$!sip:bob@{DOMAIN}!"),
+        replacement: ".".into(),
+    };
+    lab.r.handle_enum_answer(lab.now, task, Ok(vec![naptr]));
+    lab.pump();
+    let (_, d) = lab.responses.pop().expect("decided");
+    let (req, _, _) = forwarded(d);
+    assert_eq!(
+        req.request_uri_str(),
+        Some(format!("sip:bob@{DOMAIN}").as_str())
+    );
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{ICSCF};lr>")]);
+    assert!(lab.events.iter().any(|e| {
+        e.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("ENUM: +15559999 is sip:bob@"))
+    }));
+
+    // Without a usable answer the number goes to the trunk.
+    let mut m = request("INVITE", "tel:+15559999", PCSCF_VIA, IMPU, "", "");
+    m.set_header(HeaderName::CALL_ID, "call-2@ue")
+        .expect("Call-ID");
+    let req = lab.req_id();
+    lab.r.handle_request(lab.now, req, m, false);
+    lab.pump();
+    let (task, _) = lab.enum_queries.pop().expect("an ENUM query");
+    lab.r
+        .handle_enum_answer(lab.now, task, Err("timed out".into()));
+    lab.pump();
+    let (_, d) = lab.responses.pop().expect("decided");
+    let (req, _, _) = forwarded(d);
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{TRUNK};lr>")]);
+}
