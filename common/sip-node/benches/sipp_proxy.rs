@@ -1,7 +1,8 @@
 //! Stateful proxying of REGISTER → 200 over UDP, driven by SIPp 3.6.1 (package sip-tester):
 //! SIPp UAC → sip-node with a plain forwarding handler (RFC 3261 §16, one client and one
 //! server transaction per request) → SIPp UAS, everything on loopback and sharing the
-//! machine's cores; the node runs on a 2-worker tokio runtime.
+//! machine's cores. The node runs on a current-thread tokio runtime (one core for the proxy,
+//! the other for the two SIPp processes); `WORKERS=2` runs it on a 2-worker runtime instead.
 //!
 //! `cargo bench -p imslab-sip-node --bench sipp_proxy -- [transactions] [rate] [limit]`
 //! (defaults 200000 at up to 40000/s, at most 2000 in flight). The figure is successful
@@ -80,6 +81,20 @@ fn stat(stdout: &str, what: &str) -> u64 {
     imslab_test_support::sipp::stat(stdout, what) as u64
 }
 
+/// CPU time this process (the proxy, not the SIPp children) used so far, user and system,
+/// from /proc/self/stat in clock ticks of 10 ms.
+fn own_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // Fields 14 and 15 of the file; 12 and 13 after the command name and state.
+    let tick = |i: usize| f.get(i).copied().unwrap_or(0.0) / 100.0;
+    (tick(11), tick(12))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -96,7 +111,13 @@ fn main() {
     let mut uas = Command::new(&sipp)
         .current_dir(dir.path())
         .args(["-sf", "uas.xml", "-t", "u1", "-i", "127.0.0.1"])
-        .args(["-p", &uas_port.to_string(), "-buff_size", "8388608", "-nostdin"])
+        .args([
+            "-p",
+            &uas_port.to_string(),
+            "-buff_size",
+            "8388608",
+            "-nostdin",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -106,29 +127,54 @@ fn main() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let workers: usize = std::env::var("WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
+    let rt = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
     let stop = CancellationToken::new();
-    let proxy_addr: SocketAddr = rt.block_on(async {
-        let mut cfg = NodeConfig::new([Listen::Udp("127.0.0.1:0".parse().expect("addr"))]);
-        cfg.transport.udp_socket_buffer = 8 << 20;
-        let node = SipNode::bind(cfg).await.expect("bind");
-        let addr = node.local_addrs()[0].1;
-        let next = Peer::new(
-            imslab_sip::header::Transport::Udp,
-            SocketAddr::from(([127, 0, 0, 1], uas_port)),
-        );
-        tokio::spawn(node.run(PlainProxy { next }, stop.clone()));
-        addr
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let node_stop = stop.clone();
+    // The runtime's own thread drives the node (a current-thread runtime runs only there).
+    let node_thread = std::thread::spawn(move || {
+        rt.block_on(async {
+            let mut cfg = NodeConfig::new([Listen::Udp("127.0.0.1:0".parse().expect("addr"))]);
+            cfg.transport.udp_socket_buffer = 8 << 20;
+            let node = SipNode::bind(cfg).await.expect("bind");
+            let _ = addr_tx.send(node.local_addrs()[0].1);
+            let next = Peer::new(
+                imslab_sip::header::Transport::Udp,
+                SocketAddr::from(([127, 0, 0, 1], uas_port)),
+            );
+            let _ = node.run(PlainProxy { next }, node_stop).await;
+        });
     });
+    let proxy_addr: SocketAddr = addr_rx.recv().expect("the node binds");
 
     let start = Instant::now();
+    let cpu0 = own_cpu();
     let out = Command::new(&sipp)
         .current_dir(dir.path())
-        .args(["-sf", "uac.xml", "-s", "registrar", "-t", "u1", "-i", "127.0.0.1"])
+        .args([
+            "-sf",
+            "uac.xml",
+            "-s",
+            "registrar",
+            "-t",
+            "u1",
+            "-i",
+            "127.0.0.1",
+        ])
         .args(["-p", &free_port().to_string(), "-buff_size", "8388608"])
         .args(["-m", &total.to_string(), "-r", &rate.to_string()])
         .args(["-l", &limit.to_string(), "-nostdin"])
@@ -138,7 +184,9 @@ fn main() {
         .output()
         .expect("SIPp UAC runs");
     let took = start.elapsed();
+    let cpu1 = own_cpu();
     stop.cancel();
+    let _ = node_thread.join();
     let _ = uas.kill();
     let _ = uas.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -153,6 +201,13 @@ fn main() {
          {retrans} retransmissions",
         took.as_secs_f64(),
         ok as f64 / took.as_secs_f64()
+    );
+    let (user, sys) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
+    println!(
+        "proxy CPU: {user:.2} s user + {sys:.2} s system = {:.1} µs per transaction \
+         ({:.0} % of one core)",
+        (user + sys) * 1e6 / ok.max(1) as f64,
+        (user + sys) * 100.0 / took.as_secs_f64()
     );
     if ok != total {
         println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
