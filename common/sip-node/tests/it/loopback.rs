@@ -355,6 +355,48 @@ async fn unparseable_request_on_tcp_gets_400_and_the_connection_serves_the_next_
 }
 
 #[tokio::test]
+async fn unparseable_request_on_websocket_gets_400_and_the_connection_serves_the_next_one() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let mut cfg = NodeConfig::new([Listen::Ws(loopback())]);
+    cfg.timers = fast_timers();
+    let node = SipNode::bind(cfg).await.expect("bind");
+    let addr = node.local_addrs()[0].1;
+    let stop = CancellationToken::new();
+    tokio::spawn(node.run(Answer("ws"), stop.clone()));
+    let mut req = format!("ws://{addr}/")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().expect("value"));
+    let io = TcpStream::connect(addr).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::client_async(req, io)
+        .await
+        .expect("handshake");
+    let broken = options(addr, "ws1")
+        .replace("SIP/2.0/UDP", "SIP/2.0/WS")
+        .replace("Max-Forwards: 70\r\n", "Max-Forwards 70\r\n");
+    let good = options(addr, "ws2").replace("SIP/2.0/UDP", "SIP/2.0/WS");
+    ws.send(Ws::text(broken)).await.expect("send");
+    ws.send(Ws::text(good)).await.expect("send");
+    let mut codes = Vec::new();
+    while codes.len() < 2 {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("open")
+            .expect("frame");
+        let Ws::Text(t) = frame else { continue };
+        let m = Message::parse(t.as_bytes().to_vec()).expect("parses");
+        codes.push(m.status());
+    }
+    assert_eq!(codes, [Some(StatusCode::BAD_REQUEST), Some(StatusCode::OK)]);
+    stop.cancel();
+}
+
+#[tokio::test]
 async fn uri_and_resolve_name_this_element() {
     let mut cfg = NodeConfig::new(Listen::udp_tcp(loopback())).host(
         "pcscf.ims.example",
