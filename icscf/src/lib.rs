@@ -6,10 +6,13 @@
 //!   the REGISTER goes unchanged to the S-CSCF the UAA names in Server-Name, or to the one
 //!   [`routing::by_capabilities`] picks from Server-Capabilities and `icscf.scscfs`.
 //! - Terminating initial requests for home identities (§5.3.2.1): an LIR, then the request
-//!   goes to the serving S-CSCF (or one chosen for unregistered services).
+//!   goes to the serving S-CSCF (or, for an unregistered callee with services, the one the
+//!   LIA names or [`routing::by_capabilities`] picks; that S-CSCF then assigns itself with
+//!   SAR UNREGISTERED_USER).
 //! - HSS refusals become SIP answers ([`routing::uar_refusal`], [`routing::lir_refusal`]):
-//!   404 for an unknown user; 403 for identities that do not match, a barred identity and
-//!   roaming not allowed; 480 for an unregistered callee or an unreachable HSS; 600 when no
+//!   404 for an unknown user; 403 for identities that do not match, a barred identity (UAR
+//!   and LIR) and roaming not allowed; 480 for an unregistered callee without services for
+//!   the unregistered state, a busy or unreachable HSS; 600 when no
 //!   configured S-CSCF has the capabilities; 500 otherwise. Each decision is a per-UE event
 //!   (`uar`, `lir`).
 //!

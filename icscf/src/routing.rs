@@ -343,7 +343,8 @@ pub fn uar_refusal(r: &CxResult) -> Refusal {
 }
 
 /// The SIP answer for a refused LIR (TS 24.229 §5.3.2.1): 404 for an unknown user, 480 for an
-/// identity not registered (and without unregistered services), 500 otherwise.
+/// identity not registered (and without unregistered services) or a busy HSS, 403 when the
+/// HSS rejects the authorization (a barred identity), 500 otherwise.
 pub fn lir_refusal(r: &CxResult) -> Refusal {
     let text = result_text(r);
     match r {
@@ -367,6 +368,11 @@ pub fn lir_refusal(r: &CxResult) -> Refusal {
             StatusCode::TEMPORARILY_UNAVAILABLE,
             "HSS Busy",
             format!("LIR: the HSS is too busy ({text})"),
+        ),
+        CxResult::Base(c) if *c == ResultCode::DIAMETER_AUTHORIZATION_REJECTED => Refusal::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("LIR: authorization rejected, the identity is barred ({text})"),
         ),
         _ => Refusal::new(
             StatusCode::SERVER_INTERNAL_ERROR,

@@ -266,6 +266,27 @@ fn lia_routes_to_the_serving_s_cscf_or_refuses() {
     )
     .expect_err("refused");
     assert_eq!(r.status, StatusCode::TEMPORARILY_UNAVAILABLE);
+    let r = select_for_terminating(
+        &lia(CxResult::Base(ResultCode::DIAMETER_AUTHORIZATION_REJECTED)),
+        &settings(),
+    )
+    .expect_err("refused");
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.reason.contains("barred"), "{}", r.reason);
+    let r = select_for_terminating(
+        &lia(CxResult::Base(ResultCode::DIAMETER_UNABLE_TO_COMPLY)),
+        &settings(),
+    )
+    .expect_err("refused");
+    assert_eq!(r.status, StatusCode::SERVER_INTERNAL_ERROR);
+}
+
+#[test]
+fn lia_for_unregistered_services_without_a_name_selects_by_capabilities() {
+    let mut a = lia(CxResult::experimental(Exp::DIAMETER_UNREGISTERED_SERVICE));
+    a.server_capabilities = Some(ServerCapabilities::default());
+    let sel = select_for_terminating(&a, &settings()).expect("selected");
+    assert!(sel.how.contains("capabilities"), "{}", sel.how);
 }
 
 #[test]
