@@ -1164,8 +1164,8 @@ impl Pcscf {
         side: Side,
     ) -> Option<Decision> {
         if *method == Method::Invite && initial {
-            let key = DialogKey::of(req, false)?;
-            if !self.dialogs.start(key.clone(), phone.clone(), side, now) {
+            let key = DialogKey::of(req, false, side)?;
+            if !self.dialogs.start(key.clone(), phone.clone(), now) {
                 let ue = self.ue_of(phone);
                 self.event(
                     now,
@@ -1184,7 +1184,7 @@ impl Pcscf {
         }
         let key = [false, true]
             .into_iter()
-            .filter_map(|rev| DialogKey::of(req, rev))
+            .filter_map(|rev| DialogKey::of(req, rev, side))
             .find(|k| self.dialogs.get(k).is_some())?;
         if *method == Method::Bye {
             if let Some(d) = self.dialogs.end(&key) {

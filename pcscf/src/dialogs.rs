@@ -18,19 +18,22 @@ pub const TIMER_C: Duration = Duration::from_secs(180);
 /// forgotten (a lost BYE must not keep it forever).
 pub const IDLE_DIALOG: Duration = Duration::from_secs(2 * 3600);
 
-/// A dialog: Call-ID and the caller's From tag (forks share them).
+/// A dialog: Call-ID, the caller's From tag (forks share them) and the side of the phone
+/// (a call between two phones of this P-CSCF passes it twice).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DialogKey {
     /// Call-ID.
     pub call_id: String,
     /// The From tag of the initial INVITE.
     pub from_tag: String,
+    /// Which side of the P-CSCF the phone is on.
+    pub side: Side,
 }
 
 impl DialogKey {
     /// The dialog a request or response belongs to; `None` without Call-ID or From tag.
     /// `reversed` is for a request the callee sends (its To tag is the caller's From tag).
-    pub fn of(msg: &Message, reversed: bool) -> Option<Self> {
+    pub fn of(msg: &Message, reversed: bool, side: Side) -> Option<Self> {
         let call_id = msg.call_id().ok()?.as_str().to_owned();
         let tag = if reversed {
             msg.to_header().ok()?.tag()?.to_owned()
@@ -40,12 +43,13 @@ impl DialogKey {
         Some(Self {
             call_id,
             from_tag: tag,
+            side,
         })
     }
 }
 
 /// Which side of the P-CSCF the phone is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Side {
     /// The phone is the caller.
     Originating,
@@ -126,11 +130,12 @@ impl Dialogs {
 
     /// An initial INVITE of `phone` passed: the dialog is early until Timer C. Returns false
     /// (and keeps nothing) when the table is full.
-    pub fn start(&mut self, key: DialogKey, phone: RegKey, side: Side, now: Instant) -> bool {
+    pub fn start(&mut self, key: DialogKey, phone: RegKey, now: Instant) -> bool {
         if !self.map.contains_key(&key) && !self.has_room() {
             return false;
         }
         let expires = now + TIMER_C;
+        let side = key.side;
         self.map.entry(key.clone()).or_insert(Dialog {
             phone,
             side,
@@ -207,6 +212,7 @@ mod tests {
         DialogKey {
             call_id: format!("c{n}"),
             from_tag: "t".into(),
+            side: Side::Originating,
         }
     }
 
@@ -214,7 +220,7 @@ mod tests {
     fn unanswered_invite_times_out_after_timer_c() {
         let t0 = Instant::now();
         let mut d = Dialogs::new(10);
-        assert!(d.start(key(1), phone(), Side::Originating, t0));
+        assert!(d.start(key(1), phone(), t0));
         assert!(
             d.take_expired(t0 + TIMER_C - Duration::from_secs(1))
                 .is_empty()
@@ -229,7 +235,7 @@ mod tests {
     fn confirmed_dialog_lives_for_twice_the_session_interval() {
         let t0 = Instant::now();
         let mut d = Dialogs::new(10);
-        d.start(key(1), phone(), Side::Terminating, t0);
+        d.start(key(1), phone(), t0);
         assert!(d.confirm(&key(1), Some(Duration::from_secs(120)), t0));
         assert!(d.take_expired(t0 + TIMER_C).is_empty());
         assert_eq!(d.take_expired(t0 + Duration::from_secs(240)).len(), 1);
@@ -239,11 +245,11 @@ mod tests {
     fn full_table_refuses_a_new_dialog_and_bye_frees_room() {
         let t0 = Instant::now();
         let mut d = Dialogs::new(2);
-        assert!(d.start(key(1), phone(), Side::Originating, t0));
-        assert!(d.start(key(2), phone(), Side::Originating, t0));
-        assert!(!d.start(key(3), phone(), Side::Originating, t0));
+        assert!(d.start(key(1), phone(), t0));
+        assert!(d.start(key(2), phone(), t0));
+        assert!(!d.start(key(3), phone(), t0));
         assert!(d.end(&key(1)).is_some());
-        assert!(d.start(key(3), phone(), Side::Originating, t0));
+        assert!(d.start(key(3), phone(), t0));
         assert_eq!(d.len(), 2);
     }
 }

@@ -164,3 +164,146 @@ async fn ims_aka_registration_through_the_real_icscf_scscf_and_hss_with_ipsec_an
     core.stop.cancel();
     core.hss.shutdown().await;
 }
+
+/// `req` as text with `from` replaced by `to` (method lines, CSeq, headers).
+fn rewrite(m: &imslab_sip::Message, pairs: &[(&str, &str)]) -> imslab_sip::Message {
+    let mut text = String::from_utf8(m.to_bytes().to_vec()).unwrap();
+    for (a, b) in pairs {
+        text = text.replace(a, b);
+    }
+    imslab_sip::Message::parse(text.into_bytes()).unwrap()
+}
+
+/// The next request or response over the SAs for which `pick` holds (others skipped).
+async fn recv_until(
+    lab: &Lab,
+    ue: &TestUe,
+    what: &str,
+    pick: impl Fn(&imslab_sip::Message) -> bool,
+) -> imslab_sip::Message {
+    loop {
+        let Ok((_, _, m)) = tokio::time::timeout(Duration::from_secs(3), ue.recv_protected()).await
+        else {
+            panic!("{what} never came; timeline:\n{:#?}", lab.events.steps());
+        };
+        if pick(&m) {
+            return m;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_call_between_two_ipsec_phones_through_the_real_scscf_sets_up_and_tears_down() {
+    let _g = lab_lock().await;
+    let mut lab = Lab::unlaunched(IpsecMode::Userspace).await;
+    provision(&lab.store, 1).await;
+    provision(&lab.store, 2).await;
+    let events: std::sync::Arc<dyn imslab_types::UeEventSink> = lab.events.clone();
+    let core = start_core(lab.net, lab.store.clone(), &mut lab.cfg, events).await;
+    lab.cfg.pcscf.icscf = lab.cfg.icscf.listen;
+    lab.launch().await.unwrap();
+    let mut alice = TestUe::new(&lab, 1).await;
+    let mut bob = TestUe::new(&lab, 2).await;
+    assert_eq!(alice.register().await.status(), Some(StatusCode::OK));
+    assert_eq!(bob.register().await.status(), Some(StatusCode::OK));
+    lab.wait_status("registered", |s| s.registrations == 2 && s.sa_sets == 2)
+        .await;
+    // Alice's INVITE (built from her MESSAGE: same Via, Route and identities).
+    let msg = alice.message_to(&bob.impu);
+    let contact = format!("Contact: <{}>\r\nContent-Length: 0\r\n\r\n", alice.contact);
+    let invite = rewrite(
+        &msg,
+        &[
+            ("MESSAGE sip:", "INVITE sip:"),
+            ("1 MESSAGE", "1 INVITE"),
+            (
+                "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+                &contact,
+            ),
+        ],
+    );
+    alice.send_protected(&invite).await;
+    let got = recv_until(&lab, &bob, "INVITE at bob", |m| {
+        m.method() == Some(&Method::Invite)
+    })
+    .await;
+    let rr: Vec<String> = got
+        .record_routes()
+        .map(|r| r.unwrap().to_string())
+        .collect();
+    assert!(
+        rr[0].contains(":6100;lr"),
+        "the callee's route set starts at the P-CSCF's port-s: {rr:?}"
+    );
+    assert!(
+        got.header_str(&HeaderName::VIA)
+            .unwrap()
+            .unwrap()
+            .contains(":5100;"),
+        "the Via toward the phone shows port-c"
+    );
+    assert_eq!(
+        got.header_str(&HeaderName::P_ASSERTED_IDENTITY)
+            .unwrap()
+            .unwrap(),
+        format!("<{}>", alice.impu)
+    );
+    bob.answer(&got, StatusCode::RINGING).await;
+    let mut ok = got.response(StatusCode::OK, Some("ue-answer")).unwrap();
+    ok.push_header(HeaderName::CONTACT, format!("<{}>", bob.contact))
+        .unwrap();
+    // RFC 3261 §12.1.1: the UAS copies Record-Route into the 2xx.
+    for r in &rr {
+        ok.push_header(HeaderName::RECORD_ROUTE, r.clone()).unwrap();
+    }
+    bob.esp
+        .send_udp(
+            bob.port_s,
+            SocketAddr::new(lab.pcscf.ip(), 5100),
+            &ok.to_bytes(),
+        )
+        .await
+        .unwrap();
+    let answered = recv_until(&lab, &alice, "200 at alice", |m| {
+        m.status() == Some(StatusCode::OK)
+    })
+    .await;
+    assert_eq!(lab.status().dialogs, 2, "one dialog entry per phone side");
+    // Alice hangs up along the route set of the 200 (its Record-Route reversed).
+    let mut routes: Vec<String> = answered
+        .record_routes()
+        .map(|r| r.unwrap().to_string())
+        .collect();
+    routes.reverse();
+    let bye = format!(
+        "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch=z9hG4bKbye1\r\nMax-Forwards: 70\r\n\
+         Route: {}\r\nFrom: <{}>;tag={}\r\nTo: <{}>;tag=ue-answer\r\nCall-ID: {}\r\n\
+         CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        bob.contact,
+        alice.ip,
+        alice.port_c,
+        routes.join(", "),
+        alice.impu,
+        invite.from_header().unwrap().tag().unwrap(),
+        bob.impu,
+        invite.call_id().unwrap().as_str()
+    );
+    alice
+        .send_protected(&imslab_sip::Message::parse(bye.into_bytes()).unwrap())
+        .await;
+    let got_bye = recv_until(&lab, &bob, "BYE at bob", |m| {
+        m.method() == Some(&Method::Bye)
+    })
+    .await;
+    bob.answer(&got_bye, StatusCode::OK).await;
+    let done = recv_until(&lab, &alice, "200 to BYE at alice", |m| {
+        m.status() == Some(StatusCode::OK) && m.cseq().is_ok_and(|c| c.method == Method::Bye)
+    })
+    .await;
+    assert_eq!(done.status(), Some(StatusCode::OK));
+    lab.wait_status("dialogs released", |s| s.dialogs == 0)
+        .await;
+    assert!(lab.events.has("call", "Ok", "BYE"));
+    core.stop.cancel();
+    core.hss.shutdown().await;
+}
