@@ -134,13 +134,11 @@ impl Default for StreamFramer {
     }
 }
 
-/// Whether the first line looks like a SIP start line (`SIP/...` status line, or a request line
-/// ending in a `SIP/` version), however malformed otherwise.
+/// Whether the first line could be a SIP start line, however malformed: it names a `SIP/`
+/// version somewhere (status line, request line, or one with an unsupported version).
 fn plausible_start_line(head: &[u8]) -> bool {
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let is_sip = |t: &[u8]| t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"));
-    is_sip(line) || line.rsplit(|&b| b == b' ').next().is_some_and(is_sip)
+    line.windows(4).any(|w| w.eq_ignore_ascii_case(b"SIP/"))
 }
 
 /// Finds Content-Length (or `l`) in a header section without a full parse. Several equal values
@@ -294,6 +292,11 @@ mod tests {
         let mut f = StreamFramer::default();
         let mut buf = BytesMut::from(&b"\x16\x03\x01\x02\x00 this is not SIP\r\n\r\n"[..]);
         assert_eq!(f.decode(&mut buf).err(), Some(Error::StartLine));
+        let mut buf = BytesMut::from(&b"OPTIONS sip:a@b SIP/2.0 \r\nl: 0\r\n\r\n"[..]);
+        assert!(
+            matches!(f.decode(&mut buf), Ok(Some(Frame::Invalid { .. }))),
+            "a broken SIP start line is still SIP"
+        );
     }
 
     #[test]
