@@ -1,6 +1,7 @@
 //! The S-CSCF (TS 24.229 §5.4, TS 23.228): registrar and authenticator of the lab's phones,
 //! notifier of the reg event package, Cx client and RTR/PPR server, third-party registration
-//! toward application servers, and delivery of requests to registered contacts.
+//! toward application servers, and session routing of calls and messages (originating and
+//! terminating cases, iFCs, ENUM, breakout).
 //!
 //! # Layers
 //!
@@ -10,7 +11,9 @@
 //!   `poll_output`). Its module documentation is the calling contract.
 //! - [`auth`]: schemes, the challenge built from an MAA (AKAv1-MD5, AKAv2-MD5, SIP Digest) and
 //!   the response check. [`ifc`]: the IMSSubscription User-Data and iFC evaluation.
-//!   [`reg_event`]: the reginfo document (RFC 3680).
+//!   [`reg_event`]: the reginfo document (RFC 3680). [`registrar::routing`]: session
+//!   routing (its module documentation lists the rules). [`e164`]: ENUM names and NAPTR
+//!   rules. [`breakout`]: answering the trunk's digest challenge.
 //! - [`Server`]: the tokio driver. One engine task owns the core; the SIP element
 //!   (`imslab-sip-node`) hands it requests; a `DiameterNode` connects to the HSS and serves
 //!   the HSS's RTR and PPR on the same connection; a writer task applies store writes in
@@ -56,6 +59,21 @@
 //! - RTR (§5.4.1.5): bindings removed, NOTIFYs, RTA. PPR: profile and implicit set replaced,
 //!   NOTIFY, PPA. iFCs on REGISTER (§5.4.1.7): third-party REGISTER to each matching AS;
 //!   an AS failure with DefaultHandling SESSION_TERMINATED de-registers.
+//! - Sessions (§5.4.3, [`registrar::routing`]): an initial request whose P-Asserted-Identity
+//!   is registered here and whose previous hop is that registration's P-CSCF (its first Path
+//!   entry) is originating: originating iFCs (the AS gets the request with a Route back here
+//!   carrying an `odi-` token), then the callee is normalised (tel URI, `user=phone`, digits →
+//!   the implicit-set identity holding that number; otherwise ENUM at `scscf.enum_server`)
+//!   and the request goes to `scscf.icscf` (home callee; with no I-CSCF configured a callee
+//!   registered here is served at once), `scscf.breakout` (numbers and domains outside the
+//!   lab; MESSAGE and other standalone requests are relayed by the S-CSCF, which answers the
+//!   trunk's 401/407 with `scscf.breakout_username`/`breakout_password`), or its own next
+//!   hop. Other initial requests are terminating: terminating iFCs (session case 1, or 2 for
+//!   an identity without contacts, assigned by SAR UNREGISTERED_USER), then parallel forking
+//!   to every contact along the stored Path with P-Called-Party-ID and Record-Route; 480
+//!   without contacts or service, 404 unknown or barred. In-dialog requests, 2xx ACKs and
+//!   CANCELs follow their route; no dialog state is kept. Each decision is a per-UE event
+//!   (`call`, `message`, `session`).
 //! - Every failure becomes a SIP answer (400, 403, 404, 423, 480, 500, 504) and a per-UE
 //!   event (`mar`, `challenge`, `auth-response`, `aka-resync`, `sar`, `registered`,
 //!   `re-registered`, `deregistered`, `reg-subscribe`, `reg-notify`, `rtr`, `ppr`,
@@ -63,8 +81,11 @@
 //!
 //! # Not here
 //!
-//! Originating-side service logic beyond routing (iFCs are evaluated for REGISTER only),
-//! charging, emergency registration, and re-selection after an S-CSCF change.
+//! DefaultHandling SESSION_CONTINUED when an AS does not answer a session request (the
+//! proxy core gives no hook to re-route a failed branch, so the caller gets the AS leg's
+//! 408/5xx, which is SESSION_TERMINATED behaviour), digest answers to a trunk's challenge of
+//! an INVITE (it goes back to the phone), charging, emergency sessions, and re-selection
+//! after an S-CSCF change.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
