@@ -32,13 +32,18 @@
 //! - **UDP** ([`SipTransport::add_udp`]): one message per datagram, enlarged socket buffers, bare
 //!   CRLF datagrams dropped as keep-alives. A request larger than
 //!   [`Config::udp_request_limit`] (1300 bytes) goes over TCP to the same address, with the
-//!   top Via rewritten to TCP (RFC 3261 §18.1.1).
+//!   top Via rewritten to TCP (RFC 3261 §18.1.1). A transaction layer that applies that rule
+//!   itself (`TransactionLayer::set_udp_size_rule`, as sip-node's proxy does) sends with
+//!   [`SipTransport::send_bytes_as_is`] so its UDP retry after a refused connection stays UDP.
 //! - **TCP and TLS** ([`SipTransport::add_tcp`], [`SipTransport::add_tls`]): Content-Length
 //!   framing (RFC 3261 §18.3), CRLFCRLF ping answered with CRLF (RFC 5626 §3.5.1), idle and
 //!   write timeouts, a connection limit, a per-connection send queue limit. Bytes that are not
 //!   SIP, or a message above the size limit, close that connection only, with a log line. A
 //!   message without Content-Length is handed up as [`Payload::Invalid`] with the parsed
-//!   message, so the owner can answer 400. TLS uses rustls (ring); [`tls::TlsIdentity`] loads
+//!   message, and a message framed by Content-Length that does not parse as
+//!   [`Payload::Invalid`] with its raw bytes (answer with
+//!   `imslab_sip::validate::answer_unparseable`); the connection stays open, so the owner can
+//!   answer 400. TLS uses rustls (ring); [`tls::TlsIdentity`] loads
 //!   PEM files or generates a self-signed pair in the data directory.
 //! - **WS and WSS** ([`SipTransport::add_ws`], [`SipTransport::add_wss`]): RFC 7118. The
 //!   upgrade needs `Sec-WebSocket-Protocol: sip` (refused with 400 otherwise), every WebSocket
