@@ -575,3 +575,42 @@ async fn a_ported_number_is_found_in_enum_served_by_dnsmasq_and_reaches_its_phon
     tshark_calls(&mut a, &lab);
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_reaches_the_callee_as_cancel_and_the_caller_gets_487() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let (mut a, mut b) = two_registered(&lab, dir.path()).await;
+    let text = initial(&a, &lab, "INVITE", &impu(12), "call-cancel", "", SDP);
+    a.send_text(lab.scscf, &text).await;
+    let (inv, from) = b.next_request(&Method::Invite).await;
+    b.send_msg(from, &answer(&b, &inv, StatusCode::RINGING))
+        .await;
+    // The caller's P-CSCF cancels its INVITE (same Via branch, RFC 3261 §9.1).
+    let cancel = text
+        .replacen("INVITE ", "CANCEL ", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace(
+            &format!("Content-Length: {}\r\n\r\n{SDP}", SDP.len()),
+            "Content-Length: 0\r\n\r\n",
+        );
+    a.send_text(lab.scscf, &cancel).await;
+    let (c, from) = b.next_request(&Method::Cancel).await;
+    b.send_msg(from, &c.response(StatusCode::OK, None).expect("200"))
+        .await;
+    b.send_msg(from, &answer(&b, &inv, StatusCode::REQUEST_TERMINATED))
+        .await;
+    let mut finals = Vec::new();
+    while finals.len() < 2 {
+        finals.push(a.next_final().await);
+    }
+    let statuses: Vec<Option<StatusCode>> = finals.iter().map(Message::status).collect();
+    assert!(statuses.contains(&Some(StatusCode::OK)), "{statuses:?}");
+    assert!(
+        statuses.contains(&Some(StatusCode::REQUEST_TERMINATED)),
+        "{statuses:?}"
+    );
+    tshark_calls(&mut b, &lab);
+    lab.stop().await;
+}

@@ -541,3 +541,36 @@ fn a_number_no_phone_holds_is_looked_up_in_enum_and_routed_as_its_naptr_says() {
     let (req, _, _) = forwarded(d);
     assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{TRUNK};lr>")]);
 }
+
+#[test]
+fn a_terminating_invite_forks_to_every_contact_sharing_the_latest_path() {
+    let mut lab = lab_with(true, false);
+    registered(&mut lab);
+    assert_eq!(
+        lab.aka_register("<sip:ue-tablet@10.45.0.3:5060>", 600)
+            .status(),
+        Some(StatusCode::OK)
+    );
+    let d = route(
+        &mut lab,
+        request("INVITE", IMPU, ICSCF_VIA, "sip:x@elsewhere.example", "", ""),
+    );
+    let (req, targets, rr) = forwarded(d);
+    let mut uris: Vec<String> = targets
+        .iter()
+        .filter_map(|t| t.uri.as_deref())
+        .map(|u| String::from_utf8_lossy(u).into_owned())
+        .collect();
+    uris.sort();
+    assert_eq!(
+        uris,
+        ["sip:ue-tablet@10.45.0.3:5060", "sip:ue@10.45.0.2:5060"]
+    );
+    assert_eq!(header(&req, &HeaderName::ROUTE), [PATH]);
+    assert!(rr.is_some());
+    assert!(
+        last_event(&lab, "call")
+            .1
+            .contains("forked to 2 contact(s)")
+    );
+}
