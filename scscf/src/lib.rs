@@ -81,9 +81,10 @@
 //!
 //! # Not here
 //!
-//! DefaultHandling SESSION_CONTINUED when an AS does not answer a session request (the
-//! proxy core gives no hook to re-route a failed branch, so the caller gets the AS leg's
-//! 408/5xx, which is SESSION_TERMINATED behaviour), digest answers to a trunk's challenge of
+//! DefaultHandling SESSION_CONTINUED when an AS that has an address does not answer a session
+//! request (the proxy core gives no hook to re-route a failed branch, so the caller gets the
+//! AS leg's 408/5xx, which is SESSION_TERMINATED behaviour; an AS without an address — not an
+//! IP literal nor in `scscf.hosts` — does get its DefaultHandling), digest answers to a trunk's challenge of
 //! an INVITE (it goes back to the phone), charging, emergency sessions, and re-selection
 //! after an S-CSCF change.
 #![forbid(unsafe_code)]

@@ -127,6 +127,9 @@ pub struct Settings {
     /// The ENUM domain suffix when ENUM is configured (`scscf.enum_server` set), e.g.
     /// `e164.arpa`.
     pub enum_domain: Option<String>,
+    /// Host names the S-CSCF can send to (`scscf.hosts`, lower case): an iFC AS named
+    /// otherwise (and not by IP) counts as failed and its DefaultHandling applies.
+    pub known_hosts: std::collections::HashSet<String>,
 }
 
 impl Settings {
@@ -190,6 +193,7 @@ impl Settings {
             icscf: cfg.icscf.clone().filter(|s| !s.trim().is_empty()),
             breakout: cfg.breakout.clone().filter(|s| !s.trim().is_empty()),
             enum_domain: cfg.enum_server.map(|_| cfg.enum_domain.clone()),
+            known_hosts: cfg.hosts.keys().map(|h| h.to_ascii_lowercase()).collect(),
             breakout_credentials: match (&cfg.breakout_username, &cfg.breakout_password) {
                 (Some(u), Some(p)) => Some(crate::breakout::TrunkCredentials::new(u, p)),
                 _ => None,

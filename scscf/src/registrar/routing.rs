@@ -15,7 +15,10 @@
 //!   original dialog identifier (`odi-…`). Because the proxy core removes Route values naming
 //!   this element before the core sees the request, the returning request is recognised by
 //!   its Call-ID, From tag and CSeq; the pending hand-off is kept for Timer C (180 s) at most,
-//!   and at most [`MAX_LEGS`] are kept (the oldest goes first).
+//!   and at most [`MAX_LEGS`] are kept (the oldest goes first). An AS the S-CSCF has no
+//!   address for (not an IP literal, not in `scscf.hosts`) has failed: DefaultHandling
+//!   SESSION_CONTINUED skips it, SESSION_TERMINATED answers 500. An AS that does not answer
+//!   makes the proxy core answer 408/5xx upstream.
 //! - Requests inside a dialog, 2xx ACKs, unmatched CANCELs and requests with a Route left
 //!   follow their route. No dialog state is kept: the S-CSCF stays on the path by
 //!   Record-Route only, so nothing is left to release on BYE, failure or timeout.
@@ -321,6 +324,44 @@ impl Registrar {
     ) {
         let (case, served, index, called) = leg;
         let step = step_of(msg.method());
+        if !self.reachable(&server.server_name) {
+            // TS 24.229 §5.4.3.2 step 4 / §5.4.3.3: the AS cannot be contacted, its
+            // DefaultHandling decides.
+            let as_uri = server.server_name.clone();
+            if server.default_handling == 1 {
+                self.refuse(
+                    now,
+                    req,
+                    &msg,
+                    Some(&served),
+                    StatusCode::SERVER_INTERNAL_ERROR,
+                    format!("iFC AS failed: no address for {as_uri} (SESSION_TERMINATED)"),
+                );
+                return;
+            }
+            self.event(
+                now,
+                None,
+                Some(&served),
+                step,
+                Outcome::Info,
+                Some(format!(
+                    "iFC AS failed: no address for {as_uri}, SESSION_CONTINUED without it"
+                )),
+            );
+            match case {
+                Case::Orig => self.originate(now, req, msg, served, index + 1),
+                Case::Term => {
+                    let called = called.unwrap_or_default();
+                    if self.alias.contains_key(&served) {
+                        self.terminate(now, req, msg, index + 1, Some(called), None);
+                    } else {
+                        self.terminate_unregistered(now, req, msg, served, index + 1, called);
+                    }
+                }
+            }
+            return;
+        }
         let Some(key) = leg_key(&msg) else {
             let r = respond(&msg, StatusCode::BAD_REQUEST, Some("No From tag"));
             self.decide(req, Decision::Respond(r));
@@ -730,6 +771,21 @@ impl Registrar {
 }
 
 impl Registrar {
+    /// Whether a URI's host can be sent to: an IP literal or a name in `scscf.hosts`.
+    fn reachable(&self, uri: &str) -> bool {
+        let text = uri.trim().trim_matches(['<', '>']);
+        match Uri::parse(text)
+            .ok()
+            .as_ref()
+            .and_then(Uri::as_sip)
+            .map(|s| &s.host)
+        {
+            Some(Host::Ip(_)) => true,
+            Some(Host::Name(n)) => self.s.known_hosts.contains(&n.to_ascii_lowercase()),
+            None => false,
+        }
+    }
+
     fn unregistered_profile(&self, impu: &Impu) -> Option<&ImsSubscription> {
         self.unregistered
             .iter()

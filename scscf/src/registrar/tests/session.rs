@@ -574,3 +574,45 @@ fn a_terminating_invite_forks_to_every_contact_sharing_the_latest_path() {
             .contains("forked to 2 contact(s)")
     );
 }
+
+#[test]
+fn an_as_without_address_is_skipped_when_session_continued_and_fails_the_call_when_terminated() {
+    let mut lab = lab_with(true, false);
+    let ifcs = ifc(
+        0,
+        &spt(0, "<SessionCase>0</SessionCase>"),
+        "sip:as.nowhere.example",
+        0,
+    ) + &ifc(
+        1,
+        &(spt(0, "<SessionCase>0</SessionCase>") + &spt(1, "<Method>MESSAGE</Method>")),
+        "sip:smsc.nowhere.example",
+        1,
+    );
+    lab.hss.user_data = user_data(&ifcs);
+    registered(&mut lab);
+    let callee = format!("sip:bob@{DOMAIN}");
+    let (req, _, _) = forwarded(route(
+        &mut lab,
+        request("INVITE", &callee, PCSCF_VIA, IMPU, "", ""),
+    ));
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{ICSCF};lr>")]);
+    assert!(lab.events.iter().any(|e| {
+        e.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("SESSION_CONTINUED without it"))
+    }));
+    let mut m = request("MESSAGE", &callee, PCSCF_VIA, IMPU, "", "");
+    m.set_header(HeaderName::CALL_ID, "call-2@ue")
+        .expect("Call-ID");
+    assert_eq!(
+        refused(route(&mut lab, m)),
+        StatusCode::SERVER_INTERNAL_ERROR
+    );
+    let (outcome, why) = last_event(&lab, "message");
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(
+        why.contains("iFC AS failed") && why.contains("SESSION_TERMINATED"),
+        "{why}"
+    );
+}
