@@ -1022,6 +1022,8 @@ impl Proxy {
         // from the request alone.
         let branch = format!("{MAGIC_COOKIE}{}.ack", c.loop_hash);
         if let Ok((req, peer)) = self.prepare(base, &target, inbound, None, branch) {
+            // §18.1.1 holds for stateless forwarding too (no fallback: there is no transaction).
+            let (req, peer, _) = self.layer.apply_size_rule(req, peer);
             let bytes = req.to_bytes();
             ev.push(ProxyEvent::Transmit {
                 to: peer,

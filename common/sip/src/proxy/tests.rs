@@ -515,6 +515,27 @@ fn refused_tcp_for_a_large_request_falls_back_to_udp_and_cancel_follows_the_invi
 }
 
 #[test]
+fn a_large_request_forwarded_statelessly_also_goes_over_tcp() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let big = format!("X-Padding: {}\r\n", "p".repeat(1400));
+    let ack = request("ACK", "z9hG4bKsl1", &big);
+    let ev = p.handle_message(t0, ack, udp(UAC), InterfaceId(0));
+    let (ctx, req) = new_request(&ev);
+    let ev = p
+        .decide(
+            t0,
+            ctx,
+            Decision::forward(req, Target::next_hop().via(udp(UAS_A))),
+        )
+        .unwrap();
+    let out = sent(&ev);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0.transport, Transport::Tcp);
+    assert_eq!(out[0].1.top_via().unwrap().transport, Transport::Tcp);
+}
+
+#[test]
 fn parallel_fork_prefers_challenges_and_aggregates_them() {
     let t0 = Instant::now();
     let mut p = proxy();

@@ -728,7 +728,11 @@ impl TransactionLayer {
     }
 
     /// §18.1.1: the request and destination to use, and the UDP original when it moved to TCP.
-    fn apply_size_rule(&self, request: Message, to: Peer) -> (Message, Peer, Option<Message>) {
+    pub(crate) fn apply_size_rule(
+        &self,
+        request: Message,
+        to: Peer,
+    ) -> (Message, Peer, Option<Message>) {
         let Some(limit) = self.udp_limit else {
             return (request, to, None);
         };
