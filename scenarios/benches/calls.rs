@@ -122,8 +122,24 @@ fn main() {
             stat(&uas_out, "Successful call"),
             stat(&uas_out, "Failed call")
         );
-        if let Some(line) = uac_out.lines().rev().find(|l| l.contains("Response Time")) {
-            println!("UAC {}", line.trim());
+        // SIPp's message table: where calls were lost.
+        for (who, out) in [("UAC", &uac_out), ("UAS", &uas_out)] {
+            let table: Vec<&str> = out
+                .lines()
+                .filter(|l| l.contains("---------->") || l.contains("<----------"))
+                .collect();
+            let n = table.len() / 2;
+            for l in table.iter().skip(table.len() - n.max(1).min(table.len())) {
+                println!("{who} {}", l.trim_end());
+            }
+        }
+        let err = String::from_utf8_lossy(&uac.stderr);
+        for l in err
+            .lines()
+            .filter(|l| l.contains("Aborting") || l.contains("rror"))
+            .take(3)
+        {
+            println!("UAC stderr: {}", l.chars().take(300).collect::<String>());
         }
         let _ = lab.stop().await;
     });

@@ -30,7 +30,7 @@ pub(crate) fn subscribers(range: std::ops::Range<u32>, domain: &str) -> String {
     s
 }
 
-/// The call a SIPp UAC places: caller `[field0]` to callee `[field1]`.
+/// The call a SIPp UAC places: caller `[field0]` to callee `[field1]`, held 100 ms.
 pub(crate) const UAC_SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="ims-call-uac">
   <send retrans="500">
@@ -74,6 +74,9 @@ pub(crate) const UAC_SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-
 
     ]]>
   </send>
+  <!-- A short hold: the ACK (stateless through the proxies) and the BYE (a new transaction)
+       take different paths, so a BYE sent at once can overtake the ACK at the callee. -->
+  <pause milliseconds="100"/>
   <send retrans="500">
     <![CDATA[
       BYE [next_url] SIP/2.0
@@ -279,6 +282,8 @@ impl SippFiles {
         self.command(sipp, "uac.xml", ip, port, Some(pcscf))
             .args(["-inf", pairs, "-m", &calls.to_string()])
             .args(["-r", &rate.to_string(), "-l", &limit.to_string()])
+            // A call whose next message does not come within 5 s fails (no 32 s Timer B).
+            .args(["-recv_timeout", "5000"])
             .args(["-timeout", "120s", "-timeout_error"])
             .output()
             .expect("sipp UAC runs")

@@ -80,35 +80,42 @@ async fn sipp_caller_and_callee_registered_with_their_own_aka_call_each_other() 
     files.users("caller.csv", &[0]);
     files.users("callee.csv", &[1]);
     files.pairs("pairs.csv", &[(0, 1)]);
+    files.pairs("back.csv", &[(1, 0)]);
     let pcscf = lab.lab.pcscf.to_string();
     let (caller_port, callee_port) = (free_udp_port(CALLER_IP), free_udp_port(CALLEE_IP));
 
     register_one(&sipp, &files, "callee.csv", CALLEE_IP, callee_port, &pcscf).await;
     register_one(&sipp, &files, "caller.csv", CALLER_IP, caller_port, &pcscf).await;
 
-    let uas = files.uas(&sipp, 1, CALLEE_IP, callee_port);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let uac = tokio::task::spawn_blocking({
-        let (sipp, files, pcscf) = (sipp.clone(), SippFiles::reuse(dir.path()), pcscf.clone());
-        move || files.uac(&sipp, "pairs.csv", 1, 1, 1, CALLER_IP, caller_port, &pcscf)
-    })
-    .await
-    .unwrap();
-    let uas = tokio::task::spawn_blocking(move || uas.wait_with_output().expect("UAS ends"))
+    // Each calls the other: the callee answers first, then the roles swap.
+    for (uas_ip, uas_port, uac_ip, uac_port, pairs) in [
+        (CALLEE_IP, callee_port, CALLER_IP, caller_port, "pairs.csv"),
+        (CALLER_IP, caller_port, CALLEE_IP, callee_port, "back.csv"),
+    ] {
+        let uas = files.uas(&sipp, 1, uas_ip, uas_port);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let uac = tokio::task::spawn_blocking({
+            let (sipp, files, pcscf) = (sipp.clone(), SippFiles::reuse(dir.path()), pcscf.clone());
+            move || files.uac(&sipp, pairs, 1, 1, 1, uac_ip, uac_port, &pcscf)
+        })
         .await
         .unwrap();
-    let (uac_out, uas_out) = (
-        String::from_utf8_lossy(&uac.stdout).into_owned(),
-        String::from_utf8_lossy(&uas.stdout).into_owned(),
-    );
-    assert_eq!(
-        stat(&uac_out, "Successful call"),
-        1,
-        "SIPp UAC:\n{uac_out}\n{}\nSIPp UAS:\n{uas_out}\nUE events of the lab:\n{}",
-        String::from_utf8_lossy(&uac.stderr),
-        lab.events_text()
-    );
-    assert_eq!(stat(&uas_out, "Successful call"), 1, "SIPp UAS:\n{uas_out}");
+        let uas = tokio::task::spawn_blocking(move || uas.wait_with_output().expect("UAS ends"))
+            .await
+            .unwrap();
+        let (uac_out, uas_out) = (
+            String::from_utf8_lossy(&uac.stdout).into_owned(),
+            String::from_utf8_lossy(&uas.stdout).into_owned(),
+        );
+        assert_eq!(
+            stat(&uac_out, "Successful call"),
+            1,
+            "SIPp UAC on {uac_ip}:\n{uac_out}\n{}\nSIPp UAS:\n{uas_out}\nUE events of the lab:\n{}",
+            String::from_utf8_lossy(&uac.stderr),
+            lab.events_text()
+        );
+        assert_eq!(stat(&uas_out, "Successful call"), 1, "SIPp UAS:\n{uas_out}");
+    }
 
     let pcap = lab.data_dir().join(imslab_pcscf::PCAP_FILE);
     let _dirs = lab.stop().await;
