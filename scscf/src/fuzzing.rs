@@ -1,6 +1,7 @@
 //! Entry points for `cargo fuzz` (targets `scscf_user_data`, `scscf_register` in `/fuzz`) and
 //! for the corpus replay in this crate's tests. Each takes arbitrary bytes and must never
-//! panic.
+//! panic. `register` also routes the message as a session request through a core holding a
+//! registration with an iFC, ENUM and a breakout configured.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -69,10 +70,105 @@ pub fn register(data: &[u8]) {
     };
     r.handle_register(now, ReqId(1), msg.clone(), None);
     r.handle_subscribe(now, ReqId(2), msg.clone());
-    r.handle_request(now, ReqId(3), msg, false);
+    r.handle_request(now, ReqId(3), msg.clone(), false);
     while r.poll_output().is_some() {}
     r.handle_timeout(now.after(Duration::from_secs(700_000)));
     while r.poll_output().is_some() {}
+    route(now, msg);
+}
+
+/// Routes `msg` (as an initial or in-dialog request, and with the registered phone's P-CSCF
+/// as previous hop) through a core with one registration: every output is drained, ENUM
+/// queries get a NAPTR answer built from the message's body.
+fn route(now: Now, msg: Message) {
+    let domain = "ims.mnc001.mcc001.3gppnetwork.org";
+    let Ok(realm) = Realm::new(domain) else {
+        return;
+    };
+    let cfg = imslab_config::ScscfConfig {
+        icscf: Some("sip:127.0.0.1:4060".into()),
+        breakout: Some("sip:trunk.example.net".into()),
+        breakout_username: Some("u".into()),
+        breakout_password: Some("p".into()),
+        enum_server: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 53))),
+        ..Default::default()
+    };
+    let Ok(s) = Settings::from_config(&cfg, &realm, "hss.ims.mnc001.mcc001.3gppnetwork.org") else {
+        return;
+    };
+    let mut r = Registrar::new(s, Box::new(|| [7; 16]), 0);
+    let (Ok(impu), Ok(tel), Ok(impi)) = (
+        imslab_types::Impu::new(format!("sip:alice@{domain}")),
+        imslab_types::Impu::new("tel:+15550001"),
+        imslab_types::Impi::new(format!("alice@{domain}")),
+    ) else {
+        return;
+    };
+    let user_data = format!(
+        "<IMSSubscription><PrivateID>{impi}</PrivateID><ServiceProfile>\
+         <PublicIdentity><Identity>{impu}</Identity></PublicIdentity>\
+         <InitialFilterCriteria><Priority>0</Priority><TriggerPoint><ConditionTypeCNF>0\
+         </ConditionTypeCNF><SPT><Group>0</Group><Method>MESSAGE</Method></SPT></TriggerPoint>\
+         <ApplicationServer><ServerName>sip:127.0.0.1:5070</ServerName></ApplicationServer>\
+         </InitialFilterCriteria></ServiceProfile></IMSSubscription>"
+    );
+    r.restore(
+        now,
+        vec![imslab_store::ScscfRegistration {
+            impu: impu.clone(),
+            impi: impi.clone(),
+            state: imslab_store::RegState::Registered,
+            implicit_set: vec![impu.clone(), tel],
+            user_data: Some(user_data),
+            charging: None,
+        }],
+        vec![imslab_store::Binding {
+            impu,
+            impi,
+            contact: "sip:alice@10.45.0.2:5060".into(),
+            expires_at: now.wall + Duration::from_secs(600),
+            q_milli: None,
+            path: vec!["<sip:term@127.0.0.1:5060;lr>".into()],
+            instance_id: None,
+            reg_id: None,
+            call_id: "reg@ue".into(),
+            cseq: 1,
+            pcscf_flow: None,
+            received: None,
+            user_agent: None,
+            contact_params: None,
+        }],
+        Vec::new(),
+    );
+    let mut from_pcscf = msg.clone();
+    let _ = from_pcscf.prepend_header(
+        imslab_sip::HeaderName::VIA,
+        "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKfuzz",
+    );
+    let regexp = String::from_utf8_lossy(msg.body()).into_owned();
+    for (i, (m, stateless)) in [
+        (msg, false),
+        (from_pcscf.clone(), false),
+        (from_pcscf, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        r.handle_request(now, ReqId(10 + i as u64), m, stateless);
+        while let Some(o) = r.poll_output() {
+            if let crate::registrar::Output::Enum { task, .. } = o {
+                let rec = crate::e164::NaptrRecord {
+                    order: 1,
+                    preference: 1,
+                    flags: "u".into(),
+                    services: "E2U+sip".into(),
+                    regexp: regexp.clone(),
+                    replacement: ".".into(),
+                };
+                r.handle_enum_answer(now, task, Ok(vec![rec]));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
