@@ -176,6 +176,8 @@ struct PendingRegister {
 struct Arrival {
     ingress: Ingress,
     token: Option<Flow>,
+    /// Every flow token on the P-CSCF's own top Routes (see [`routing::route_flows`]).
+    route_flows: Vec<Flow>,
 }
 
 /// Counters for tests and the status page.
@@ -373,10 +375,19 @@ impl Pcscf {
 
     /// A message arrived.
     pub fn handle_message(&mut self, now: Instant, msg: Message, ingress: Ingress) -> Vec<Output> {
-        let token = if msg.is_request() {
-            routing::route_token(&msg, self.s.listen, &self.s.flow_key, self.s.boot)
+        let (token, route_flows) = if msg.is_request() {
+            (
+                routing::route_token(&msg, self.s.listen, &self.s.flow_key, self.s.boot),
+                routing::route_flows(
+                    &msg,
+                    self.s.listen,
+                    [self.s.ports.port_c, self.s.ports.port_s],
+                    &self.s.flow_key,
+                    self.s.boot,
+                ),
+            )
         } else {
-            None
+            (None, Vec::new())
         };
         if msg.method() == Some(&Method::Register)
             && !self.s.ipsec()
@@ -414,7 +425,11 @@ impl Pcscf {
         }
         let peer = self.peer_of(&ingress);
         let iface = self.iface_of(&ingress);
-        self.arrival = Some(Arrival { ingress, token });
+        self.arrival = Some(Arrival {
+            ingress,
+            token,
+            route_flows,
+        });
         let ev = self.proxy.handle_message(now, msg, peer, iface);
         self.absorb(now, ev);
         self.arrival = None;
@@ -928,6 +943,7 @@ impl Pcscf {
         let arrival = self.arrival.clone().unwrap_or_else(|| Arrival {
             ingress: Ingress::plain(from.transport.clone(), from.addr, self.s.listen, from.flow),
             token: None,
+            route_flows: Vec::new(),
         });
         let method = req.method().cloned().unwrap_or(Method::Options);
         if !stateless
@@ -1109,6 +1125,15 @@ impl Pcscf {
         let record_route =
             (initial && routing::is_dialog_forming(&method)).then(|| self.record_route(&reg.flow));
         self.toward_phone.insert(ctx);
+        // In a dialog with another phone of this P-CSCF whose other hops did not
+        // Record-Route, the peer's entry follows ours: straight to that phone's flow.
+        let peer_flow = if initial {
+            None
+        } else {
+            self.arrival
+                .as_ref()
+                .and_then(|a| a.route_flows.iter().find(|f| **f != reg.flow).copied())
+        };
         if method != Method::Ack {
             self.event(
                 now,
@@ -1118,9 +1143,19 @@ impl Pcscf {
                 format!("{method} from the phone, P-Asserted-Identity {identity}"),
             );
         }
+        let target = match peer_flow {
+            Some(flow) => {
+                routing::strip_toward_phone(&mut req);
+                Target {
+                    uri: routing::take_ruri_alias(&req).map(|(u, _, _)| Bytes::from(u)),
+                    destination: Some(flow.peer()),
+                }
+            }
+            None => Target::next_hop(),
+        };
         Decision::Forward {
             request: req,
-            targets: vec![Target::next_hop()],
+            targets: vec![target],
             mode: ForkMode::Parallel,
             record_route,
         }
@@ -1182,32 +1217,38 @@ impl Pcscf {
         if initial || *method == Method::Ack {
             return None;
         }
-        let key = [false, true]
+        // The dialog's entries at this P-CSCF: one per phone side, the request's From tag
+        // being the caller's or (from the callee) its To tag.
+        let keys: Vec<DialogKey> = [Side::Originating, Side::Terminating]
             .into_iter()
-            .filter_map(|rev| DialogKey::of(req, rev, side))
-            .find(|k| self.dialogs.get(k).is_some())?;
-        if *method == Method::Bye {
-            if let Some(d) = self.dialogs.end(&key) {
-                let ue = self.ue_of(&d.phone);
-                self.event(
-                    now,
-                    ue,
-                    "call",
-                    Outcome::Ok,
-                    format!(
-                        "dialog {} released: {}",
-                        key.call_id,
-                        describe_end(&Ended::Bye)
-                    ),
-                );
+            .flat_map(|sd| [false, true].map(|rev| DialogKey::of(req, rev, sd)))
+            .flatten()
+            .filter(|k| self.dialogs.get(k).is_some())
+            .collect();
+        for key in keys {
+            if *method == Method::Bye {
+                if let Some(d) = self.dialogs.end(&key) {
+                    let ue = self.ue_of(&d.phone);
+                    self.event(
+                        now,
+                        ue,
+                        "call",
+                        Outcome::Ok,
+                        format!(
+                            "dialog {} released: {}",
+                            key.call_id,
+                            describe_end(&Ended::Bye)
+                        ),
+                    );
+                }
+            } else if self
+                .dialogs
+                .get(&key)
+                .is_some_and(|d| d.state == DialogState::Confirmed)
+            {
+                let session = session_interval(req);
+                self.dialogs.confirm(&key, session, now);
             }
-        } else if self
-            .dialogs
-            .get(&key)
-            .is_some_and(|d| d.state == DialogState::Confirmed)
-        {
-            let session = session_interval(req);
-            self.dialogs.confirm(&key, session, now);
         }
         None
     }

@@ -34,6 +34,36 @@ pub fn route_token(req: &Message, me: SocketAddr, key: &FlowKey, boot: u32) -> O
     key.decode(sip.user.as_deref()?, boot)
 }
 
+/// The flows named by the tokens of the consecutive top Routes that are the P-CSCF's own
+/// (`me`, or its protected ports `other_ports`): a dialog between two phones of this
+/// P-CSCF whose other hops did not Record-Route has both phones' entries in a row. Call before
+/// the proxy core pops them.
+pub fn route_flows(
+    req: &Message,
+    me: SocketAddr,
+    other_ports: [u16; 2],
+    key: &FlowKey,
+    boot: u32,
+) -> Vec<Flow> {
+    let mut out = Vec::new();
+    for r in req.routes() {
+        let Ok(r) = r else { break };
+        let Some(sip) = r.uri.as_sip() else { break };
+        let port = sip.port_or_default();
+        let ours = matches!(sip.host, Host::Ip(ip) if ip == me.ip())
+            && (port == me.port() || other_ports.contains(&port));
+        if !ours {
+            break;
+        }
+        if let Some(f) = sip.user.as_deref().and_then(|u| key.decode(u, boot))
+            && !out.contains(&f)
+        {
+            out.push(f);
+        }
+    }
+    out
+}
+
 /// Sets P-Asserted-Identity on a request from a registered phone (TS 24.229 §5.2.6.3.1): the
 /// P-Preferred-Identity when it belongs to the implicit registration set, else the default
 /// public identity. P-Preferred-Identity and any P-Asserted-Identity the phone sent are

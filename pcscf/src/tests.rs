@@ -1654,3 +1654,81 @@ fn cancelled_call_to_an_ipsec_phone_reaches_it_with_the_invites_via_and_ends_the
     assert_eq!(relayed.status().map(|s| s.as_u16()), Some(487));
     assert!(lab.p.dialogs().is_empty());
 }
+
+#[test]
+fn ack_for_a_2xx_from_the_core_reaches_the_ipsec_phone_over_its_sas() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    lab.register_ipsec(&UE, &[("hmac-sha-1-96", "aes-cbc")]);
+    let token = lab.token();
+    let ack = Message::parse(
+        format!(
+            "ACK sip:001010000000001@{} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:6060;branch=z9hG4bKack1\r\nMax-Forwards: 69\r\n\
+             Route: <sip:{token}@127.0.0.1:5060;lr>, <sip:{token}@127.0.0.1:6100;lr>\r\n\
+             From: <sip:bob@{DOMAIN}>;tag=b\r\nTo: <{IMPU}>;tag=callee\r\nCall-ID: call9\r\n\
+             CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            UE.server()
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.core_sends(scscf(), ack);
+    let (peer, fwd) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Ack))
+        .expect("ACK forwarded to the phone");
+    assert_eq!(
+        (peer.addr, peer.flow),
+        (UE.server(), Some(PROTECTED_CLIENT))
+    );
+    assert!(!fwd.has_header(&HeaderName::ROUTE));
+}
+
+#[test]
+fn in_dialog_request_between_two_phones_of_this_pcscf_goes_straight_to_the_peer_flow() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    let suites = [("hmac-sha-1-96", "aes-cbc")];
+    let a = lab.register_ipsec(&UE, &suites);
+    let bob = Ue {
+        ip: "127.0.0.3",
+        spi_c: 55555,
+        spi_s: 66666,
+        ..UE
+    };
+    lab.register_ipsec(&bob, &suites);
+    let key = &lab.p.settings().flow_key;
+    let tok_a = key.encode(&crate::flow::Flow::Protected { ue: UE.server() }, 1);
+    let tok_b = key.encode(&crate::flow::Flow::Protected { ue: bob.server() }, 1);
+    let port_s = lab.p.settings().ports.port_s;
+    // The S-CSCF did not Record-Route: both phones' entries of this P-CSCF are adjacent.
+    let bye = Message::parse(
+        format!(
+            "BYE sip:001010000000001@{} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {}:{};branch=z9hG4bKpp1\r\nMax-Forwards: 70\r\n\
+             Route: <sip:{tok_a}@127.0.0.1:{port_s};lr>, <sip:{tok_a}@127.0.0.1:5060;lr>, \
+             <sip:{tok_b}@127.0.0.1:5060;lr>, <sip:{tok_b}@127.0.0.1:{port_s};lr>\r\n\
+             From: <{IMPU}>;tag=a\r\nTo: <sip:bob@{DOMAIN}>;tag=b\r\nCall-ID: pp1\r\n\
+             CSeq: 2 BYE\r\n{}Content-Length: 0\r\n\r\n",
+            bob.server(),
+            UE.ip,
+            UE.port_c,
+            sec_agree_headers(&UE, &suites, Some(&a.security_server)),
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.ue_sends_protected(&UE, bye, a.pcscf_spi_s);
+    let (peer, fwd) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Bye))
+        .expect("BYE forwarded");
+    assert_eq!(
+        (peer.addr, peer.flow),
+        (bob.server(), Some(PROTECTED_CLIENT))
+    );
+    assert!(!fwd.has_header(&HeaderName::ROUTE));
+    assert_eq!(
+        header(&fwd, &HeaderName::P_ASSERTED_IDENTITY),
+        format!("<{IMPU}>")
+    );
+}
