@@ -159,10 +159,3 @@ fn fqdn(name: &str) -> String {
         format!("{name}.")
     }
 }
-
-/// The first target as a transaction-layer peer.
-pub(crate) fn first_peer(targets: &[Located]) -> Option<imslab_sip::transaction::Peer> {
-    targets
-        .first()
-        .map(|t| imslab_sip::transaction::Peer::new(t.transport.clone(), t.addr))
-}

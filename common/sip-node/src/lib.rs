@@ -56,15 +56,15 @@
 //! - Next hops are IP literals, entries of [`NodeConfig::hosts`] ([`resolve_uri`]), or, when
 //!   [`NodeConfig::dns`] names servers, located by RFC 3263 (NAPTR → SRV → A/AAAA,
 //!   [`DnsResolver`] over the pure `imslab_sip::locate`): forward targets without a
-//!   destination and [`NodeHandle::request_to_uri`] use the first target found
-//!   ([`NodeHandle::locate`]).
+//!   destination go to the first target found, and to the next ones in turn when a server
+//!   times out, cannot be reached or answers 503 (§4.3, `Proxy::decide_with_failover`);
+//!   [`NodeHandle::request_to_uri`] uses the first ([`NodeHandle::locate`]).
 //! - A request that does not parse on a TCP/TLS/WS flow but names Via, From, To, Call-ID and
 //!   CSeq is answered 400 (RFC 3261 §16.3, §21.4.1) and the flow stays open.
 //!
 //! # Not here
 //!
-//! Failover to the next RFC 3263 target after a 503 or a transport error (§4.3), dialogs, and
-//! anything a CSCF decides.
+//! Dialogs, and anything a CSCF decides.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

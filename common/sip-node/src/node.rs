@@ -17,7 +17,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Listen, NodeConfig, resolve_uri};
-use crate::dns::first_peer;
 use crate::handler::{FlowClosed, Handler, Incoming, Outgoing};
 use crate::{DnsResolver, Error};
 
@@ -28,6 +27,8 @@ enum Cmd {
     Decide {
         ctx: ContextId,
         decision: Decision,
+        /// Per forward target, the other servers DNS named (RFC 3263 §4.3).
+        alternates: Vec<Vec<Peer>>,
     },
     ForwardResponse {
         ctx: ContextId,
@@ -109,17 +110,13 @@ impl NodeHandle {
         if let Some(p) = self.resolve(uri) {
             return Some(p);
         }
-        let dns = self.shared.dns.as_ref()?;
-        let seed = self
-            .shared
-            .dns_seed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        first_peer(&dns.locate_text(uri, seed).await)
+        self.locate_all(uri).await.into_iter().next()
     }
 
     /// Fills in, by DNS, the destination of forward targets whose next hop is a host name the
-    /// proxy core cannot resolve by itself (RFC 3263); other decisions pass unchanged.
-    async fn locate_targets(&self, decision: Decision) -> Decision {
+    /// proxy core cannot resolve by itself (RFC 3263), with the other servers found as
+    /// failover alternates per target (§4.3); other decisions pass unchanged.
+    async fn locate_targets(&self, decision: Decision) -> (Decision, Vec<Vec<Peer>>) {
         let Decision::Forward {
             request,
             mut targets,
@@ -127,8 +124,9 @@ impl NodeHandle {
             record_route,
         } = decision
         else {
-            return decision;
+            return (decision, Vec::new());
         };
+        let mut alternates = Vec::new();
         if self.shared.dns.is_some() {
             let route = request
                 .values(&HeaderName::ROUTE)
@@ -139,25 +137,43 @@ impl NodeHandle {
                 targets.push(imslab_sip::proxy::Target::next_hop());
             }
             for t in &mut targets {
-                if t.destination.is_some() {
-                    continue;
-                }
+                let mut alt = Vec::new();
                 let hop = match (&route, &t.uri) {
                     (Some(r), _) => r.clone(),
                     (None, Some(u)) => String::from_utf8_lossy(u).into_owned(),
                     (None, None) => request.request_uri_str().unwrap_or_default().to_owned(),
                 };
-                if self.resolve(&hop).is_none() {
-                    t.destination = self.locate(&hop).await;
+                if t.destination.is_none() && self.resolve(&hop).is_none() {
+                    let mut found = self.locate_all(&hop).await.into_iter();
+                    t.destination = found.next();
+                    alt.extend(found);
                 }
+                alternates.push(alt);
             }
         }
-        Decision::Forward {
+        let decision = Decision::Forward {
             request,
             targets,
             mode,
             record_route,
-        }
+        };
+        (decision, alternates)
+    }
+
+    /// Every RFC 3263 target for a URI by DNS, in failover order (empty without DNS).
+    async fn locate_all(&self, uri: &str) -> Vec<Peer> {
+        let Some(dns) = self.shared.dns.as_ref() else {
+            return Vec::new();
+        };
+        let seed = self
+            .shared
+            .dns_seed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        dns.locate_text(uri, seed)
+            .await
+            .into_iter()
+            .map(|t| Peer::new(t.transport, t.addr))
+            .collect()
     }
 
     /// The interfaces, in [`NodeConfig::listen`] order, with their bound addresses.
@@ -494,7 +510,16 @@ impl<H: Handler> Loop<H> {
     async fn on_cmd(&mut self, cmd: Cmd) {
         let now = Instant::now();
         match cmd {
-            Cmd::Decide { ctx, decision } => match self.proxy.decide(now, ctx, decision) {
+            Cmd::Decide {
+                ctx,
+                decision,
+                alternates,
+            } => match if alternates.iter().all(Vec::is_empty) {
+                self.proxy.decide(now, ctx, decision)
+            } else {
+                self.proxy
+                    .decide_with_failover(now, ctx, decision, alternates)
+            } {
                 Ok(ev) => self.process(ev).await,
                 Err(e) => tracing::debug!(?ctx, error = %e, "decision for a finished context"),
             },
@@ -569,8 +594,12 @@ impl<H: Handler> Loop<H> {
                     let node = self.handle.clone();
                     tokio::spawn(async move {
                         let decision = handler.on_request(incoming, node.clone()).await;
-                        let decision = node.locate_targets(decision).await;
-                        let _ = node.shared.cmds.send(Cmd::Decide { ctx, decision });
+                        let (decision, alternates) = node.locate_targets(decision).await;
+                        let _ = node.shared.cmds.send(Cmd::Decide {
+                            ctx,
+                            decision,
+                            alternates,
+                        });
                     });
                 }
                 ProxyEvent::Response { ctx, response } => {

@@ -116,6 +116,81 @@ impl Handler for ToName {
     }
 }
 
+async fn options_exchange(proxy_addr: SocketAddr, branch: &str) -> Message {
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind client");
+    let me = client.local_addr().expect("addr");
+    let options = format!(
+        "OPTIONS sip:someone@ims.test SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK{branch}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@ims.test>;tag=a\r\nTo: <sip:someone@ims.test>\r\n\
+         Call-ID: {branch}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    client
+        .send_to(options.as_bytes(), proxy_addr)
+        .await
+        .expect("send");
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(10), client.recv_from(&mut buf))
+            .await
+            .expect("a response within 10 s")
+            .expect("recv");
+        let m = Message::parse(buf[..n].to_vec()).expect("parses");
+        if m.status().is_some_and(StatusCode::is_final) {
+            return m;
+        }
+    }
+}
+
+#[tokio::test]
+async fn when_the_first_server_dns_names_is_silent_the_request_fails_over_to_the_next() {
+    let uas = SipNode::bind(NodeConfig::new([Listen::Udp(
+        "127.0.0.1:0".parse().expect("addr"),
+    )]))
+    .await
+    .expect("bind UAS");
+    let uas_addr = uas.local_addrs()[0].1;
+    let stop = CancellationToken::new();
+    tokio::spawn(uas.run(Answer, stop.clone()));
+    // SRV priority 0 names a socket that never answers; priority 10 names the UAS.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("silent socket");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let dns = dnsmasq(&[
+        "--naptr-record=ims.test,10,10,S,SIP+D2U,,_sip._udp.ims.test".into(),
+        format!("--srv-host=_sip._udp.ims.test,dead.ims.test,{silent_port},0,10"),
+        format!(
+            "--srv-host=_sip._udp.ims.test,live.ims.test,{},10,10",
+            uas_addr.port()
+        ),
+        "--host-record=dead.ims.test,127.0.0.1".into(),
+        "--host-record=live.ims.test,127.0.0.1".into(),
+    ]);
+
+    let mut cfg = NodeConfig::new([Listen::Udp("127.0.0.1:0".parse().expect("addr"))]);
+    cfg.dns = Some(DnsConfig::new([dns.addr]));
+    cfg.timers = imslab_sip::transaction::TimerConfig {
+        t1: Duration::from_millis(10),
+        t2: Duration::from_millis(40),
+        t4: Duration::from_millis(50),
+        timer_d: Duration::from_millis(100),
+    };
+    let proxy = SipNode::bind(cfg).await.expect("bind proxy");
+    let proxy_addr = proxy.local_addrs()[0].1;
+    tokio::spawn(proxy.run(ToName, stop.clone()));
+
+    let resp = options_exchange(proxy_addr, "dns2").await;
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(resp.to_header().expect("To").tag(), Some("uas"));
+    let mut buf = [0u8; 2048];
+    silent.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        silent.recv_from(&mut buf).is_ok(),
+        "the first server was tried first"
+    );
+    stop.cancel();
+}
+
 #[tokio::test]
 async fn request_toward_a_host_name_is_forwarded_where_dns_points() {
     let uas = SipNode::bind(NodeConfig::new([Listen::Udp(

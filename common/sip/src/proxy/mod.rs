@@ -312,6 +312,8 @@ pub struct Proxy {
     uac: HashMap<ClientId, ()>,
     timer_c: BinaryHeap<Reverse<(Instant, ClientId)>>,
     timer_c_at: HashMap<ClientId, Instant>,
+    /// RFC 3263 §4.3: where a branch goes next if it times out or gets 503.
+    failover: HashMap<ClientId, Vec<Peer>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -345,6 +347,7 @@ impl Proxy {
             uac: HashMap::new(),
             timer_c: BinaryHeap::new(),
             timer_c_at: HashMap::new(),
+            failover: HashMap::new(),
         }
     }
 
@@ -506,6 +509,88 @@ impl Proxy {
             }
         }
         Ok(ev)
+    }
+
+    /// [`Proxy::decide`], with RFC 3263 §4.3 failover: `alternates[i]` lists, in order, the
+    /// other servers for the `i`-th forward target (its `destination` being the first). A
+    /// branch that times out, cannot be sent or gets 503 is sent again to the next one; only
+    /// the last answer counts. Parallel forking: every target; sequential: the first.
+    pub fn decide_with_failover(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        decision: Decision,
+        alternates: Vec<Vec<Peer>>,
+    ) -> Result<Vec<ProxyEvent>, Error> {
+        let mut ev = self.decide(now, ctx, decision)?;
+        let started: Vec<Option<ClientId>> = self
+            .contexts
+            .get(&ctx)
+            .map(|c| c.branches.iter().map(|b| b.client).collect())
+            .unwrap_or_default();
+        let mut failed_at_once = Vec::new();
+        for (cid, alt) in started.into_iter().zip(alternates) {
+            if let Some(cid) = cid.filter(|_| !alt.is_empty()) {
+                // A branch whose transaction is already gone failed while being sent.
+                if self.layer.state(TxRef::Client(cid)).is_none() {
+                    failed_at_once.push((cid, alt));
+                } else {
+                    self.failover.insert(cid, alt);
+                }
+            }
+        }
+        for (cid, alt) in failed_at_once {
+            if let Some(&(ctx, idx)) = self.by_client.get(&cid) {
+                self.try_failover(now, ctx, idx, alt, &mut ev);
+            }
+        }
+        Ok(ev)
+    }
+
+    /// Restarts branch `idx` toward the next of `alternates`; false when there is none or the
+    /// context is over.
+    fn try_failover(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        idx: usize,
+        mut alternates: Vec<Peer>,
+        ev: &mut Vec<ProxyEvent>,
+    ) -> bool {
+        if alternates.is_empty() {
+            return false;
+        }
+        let Some(c) = self.contexts.get_mut(&ctx) else {
+            return false;
+        };
+        if c.final_sent || c.cancelled {
+            return false;
+        }
+        let Some(b) = c.branches.get_mut(idx) else {
+            return false;
+        };
+        let ruri = b.request.request_uri_raw().map(Bytes::copy_from_slice);
+        // This branch is over; its answer is dropped in favour of the next server's.
+        b.final_status = Some(StatusCode::SERVICE_UNAVAILABLE);
+        let before = c.branches.len();
+        let next = alternates.remove(0);
+        let target = Target {
+            uri: ruri,
+            destination: Some(next),
+        };
+        self.start_branch(now, ctx, target, ev);
+        let new_cid = self
+            .contexts
+            .get(&ctx)
+            .and_then(|c| c.branches.get(before))
+            .and_then(|b| b.client);
+        if let Some(cid) = new_cid
+            && !alternates.is_empty()
+        {
+            self.failover.insert(cid, alternates);
+        }
+        self.check_complete(now, ctx, ev);
+        true
     }
 
     /// Sends a response announced by [`ProxyEvent::Response`] (possibly edited) upstream.
@@ -1284,6 +1369,17 @@ impl Proxy {
             return;
         }
         self.timer_c_at.remove(&cid);
+        let alternates = self.failover.remove(&cid).unwrap_or_default();
+        let unreachable =
+            code == StatusCode::SERVICE_UNAVAILABLE || code == StatusCode::REQUEST_TIMEOUT;
+        let open = self
+            .contexts
+            .get(&ctx)
+            .and_then(|c| c.branches.get(idx))
+            .is_some_and(|b| b.final_status.is_none());
+        if unreachable && open && self.try_failover(now, ctx, idx, alternates, ev) {
+            return;
+        }
         let Some(c) = self.contexts.get_mut(&ctx) else {
             return;
         };

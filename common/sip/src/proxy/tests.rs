@@ -535,6 +535,88 @@ fn a_large_request_forwarded_statelessly_also_goes_over_tcp() {
     assert_eq!(out[0].1.top_via().unwrap().transport, Transport::Tcp);
 }
 
+/// Forwards `req` to one target with RFC 3263 alternates; returns the context and what was sent.
+fn forward_with_failover(
+    p: &mut Proxy,
+    now: Instant,
+    req: Message,
+    first: &str,
+    alternates: &[&str],
+) -> (ContextId, Vec<(Peer, Message)>) {
+    let ev = p.handle_message(now, req, udp(UAC), InterfaceId(0));
+    let (ctx, req) = new_request(&ev);
+    let ev = p
+        .decide_with_failover(
+            now,
+            ctx,
+            Decision::forward(req, Target::uri("sip:svc@example.com").via(udp(first))),
+            vec![alternates.iter().map(|a| udp(a)).collect()],
+        )
+        .unwrap();
+    (ctx, sent(&ev))
+}
+
+#[test]
+fn a_503_moves_the_request_to_the_next_server_and_its_answer_goes_upstream() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, out) = forward_with_failover(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKfo1", ""),
+        UAS_A,
+        &[UAS_B],
+    );
+    assert_eq!(out[0].0, udp(UAS_A));
+    let busy = reply(&out[0].1, 503, "a");
+    let ev = p.handle_message(t0 + SEC, busy, udp(UAS_A), InterfaceId(0));
+    let again = sent(&ev);
+    let to_b = again
+        .iter()
+        .find(|(peer, m)| *peer == udp(UAS_B) && m.is_request())
+        .expect("sent to the next server");
+    assert_eq!(to_b.1.request_uri_str(), Some("sip:svc@example.com"));
+    assert_ne!(
+        to_b.1.top_via().unwrap().branch(),
+        out[0].1.top_via().unwrap().branch(),
+        "a new branch"
+    );
+    assert!(responses(&ev).is_empty(), "the 503 is not forwarded");
+    let ok = reply(&to_b.1, 200, "b");
+    let ev = p.handle_message(t0 + 2 * SEC, ok, udp(UAS_B), InterfaceId(0));
+    let (c, r) = &responses(&ev)[0];
+    assert_eq!((*c, status(r)), (ctx, 200));
+}
+
+#[test]
+fn a_timeout_fails_over_and_when_every_server_is_gone_the_caller_gets_an_error() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, _) = forward_with_failover(
+        &mut p,
+        t0,
+        request("MESSAGE", "z9hG4bKfo2", ""),
+        UAS_A,
+        &[UAS_B],
+    );
+    // Timer F on the first server (64*T1 = 32 s) restarts the request toward the second.
+    let mut sent_to_b = false;
+    let mut upstream = Vec::new();
+    let mut now = t0;
+    while now < t0 + 70 * SEC {
+        now += SEC / 2;
+        let ev = p.handle_timeout(now);
+        sent_to_b |= sent(&ev)
+            .iter()
+            .any(|(peer, m)| *peer == udp(UAS_B) && m.is_request());
+        upstream.extend(responses(&ev));
+    }
+    assert!(sent_to_b);
+    assert_eq!(upstream.len(), 1, "one final answer, after both timed out");
+    assert_eq!(upstream[0].0, ctx);
+    assert_eq!(status(&upstream[0].1), 408);
+}
+
 #[test]
 fn parallel_fork_prefers_challenges_and_aggregates_them() {
     let t0 = Instant::now();
