@@ -215,6 +215,55 @@ fn benches(c: &mut Criterion) {
             outs.len()
         });
     });
+    g.bench_function("originating_call_setup_and_teardown", |b| {
+        // INVITE, 180, 200, ACK, BYE, 200 through the caller's P-CSCF (IPsec off).
+        let (mut p, now) = core(IpsecMode::Off);
+        let icscf = a("127.0.0.1:4060");
+        let scscf = a("127.0.0.1:6060");
+        let outs = p.handle_message(now, register(1, 600, ""), plain());
+        let fwd = forwarded(&outs, icscf);
+        p.handle_message(now, answer(&fwd, 200, &ok_headers(&fwd, 600)), from_icscf());
+        let from_scscf = || Ingress::plain(Transport::Udp, scscf, a("127.0.0.1:5060"), None);
+        let mut n = 0u64;
+        let mut t = now;
+        b.iter(|| {
+            n += 1;
+            let req = |method: &str, cseq: u32, to_tag: &str, route: &str| {
+                Message::parse(
+                    format!(
+                        "{method} sip:bob@ims.mnc001.mcc001.3gppnetwork.org SIP/2.0\r\n\
+                         Via: SIP/2.0/UDP 127.0.0.2:5080;branch=z9hG4bKc{n}{method}\r\n\
+                         Max-Forwards: 70\r\n{route}\
+                         From: <{IMPU}>;tag=c\r\nTo: <sip:bob@ims.mnc001.mcc001.3gppnetwork.org>{to_tag}\r\n\
+                         Call-ID: call{n}\r\nCSeq: {cseq} {method}\r\n\
+                         Contact: <sip:001010000000001@127.0.0.2:5090>\r\nContent-Length: 0\r\n\r\n"
+                    )
+                    .into_bytes(),
+                )
+                .unwrap()
+            };
+            let outs = p.handle_message(t, req("INVITE", 1, "", ""), plain());
+            let inv = forwarded(&outs, scscf);
+            let rr = inv
+                .header_str(&HeaderName::RECORD_ROUTE)
+                .unwrap()
+                .unwrap()
+                .to_owned();
+            p.handle_message(t, answer(&inv, 180, &[]), from_scscf());
+            let ok = answer(&inv, 200, &[(HeaderName::RECORD_ROUTE, rr.clone())]);
+            p.handle_message(t, ok, from_scscf());
+            let route = format!("Route: {rr}, <sip:orig@127.0.0.1:6060;lr>\r\n");
+            p.handle_message(t, req("ACK", 1, ";tag=s", &route), plain());
+            let outs = p.handle_message(t, req("BYE", 2, ";tag=s", &route), plain());
+            let bye = forwarded(&outs, scscf);
+            let outs = p.handle_message(t, answer(&bye, 200, &[]), from_scscf());
+            if n.is_multiple_of(1000) {
+                t += Duration::from_secs(40);
+                p.handle_timeout(t);
+            }
+            outs.len()
+        });
+    });
     g.finish();
 }
 

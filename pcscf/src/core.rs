@@ -1705,9 +1705,9 @@ impl Pcscf {
                 created.local.ports.port_s
             ),
         );
-        // The 401 goes out unprotected first; the SAs are installed right after it, before the
-        // phone can answer over them.
-        self.push_sa(now, created.actions, true);
+        // Installed before the 401 leaves (it goes unprotected, outside the SAs' selectors):
+        // a phone answering at once over the new SAs must find them in place.
+        self.push_sa(now, created.actions, false);
     }
 
     fn on_registered(&mut self, now: Instant, ctx: ContextId, resp: &Message, p: &PendingRegister) {

@@ -393,7 +393,8 @@ fn ck_and_ik_are_removed_from_the_401_and_become_sas_with_security_server() {
         ss.contains("port-c=5100") && ss.contains("port-s=6100"),
         "{ss}"
     );
-    // The 401 goes out before the SAs are installed, and the install carries our SPIs.
+    // The SAs are installed before the 401 leaves (a phone answering at once over them must
+    // find them), and the install carries our SPIs.
     let tx_at = outs
         .iter()
         .position(|o| matches!(o, Output::Transmit { .. }))
@@ -406,7 +407,7 @@ fn ck_and_ik_are_removed_from_the_401_and_become_sas_with_security_server() {
             _ => None,
         })
         .unwrap();
-    assert!(tx_at < sa_at);
+    assert!(sa_at < tx_at);
     assert_eq!((bundle.local.spi_c.0, bundle.local.spi_s.0), (spi_c, spi_s));
     assert_eq!(
         (bundle.remote.spi_c.0, bundle.remote.port_s),
