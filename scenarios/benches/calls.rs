@@ -5,9 +5,10 @@
 //! `cargo bench -p imslab-scenarios --bench calls -- [CALLS] [RATE] [PAIRS]`
 //! (defaults 5000 calls at 1000/s between 50 caller/callee pairs).
 //!
-//! `cargo bench -p imslab-scenarios --bench calls -- soft [GROUPS] [RATE] [SECONDS] [CALLS]`:
-//! the soft UE's load mode instead (`library/load-calls.yaml`, userspace IPsec): GROUPS
-//! caller/callee groups at once, RATE started per second for SECONDS, CALLS calls per group.
+//! `cargo bench -p imslab-scenarios --bench calls -- soft [GROUPS] [RATE] [SECONDS] [CALLS] [ipsec]`:
+//! the soft UE's load mode instead (`library/load-calls.yaml`; without IPsec unless the last
+//! word is `ipsec`): GROUPS caller/callee groups at once, RATE started per second for
+//! SECONDS, CALLS calls per group.
 
 #[path = "../tests/lab/support.rs"]
 #[allow(dead_code, unreachable_pub)]
@@ -151,13 +152,19 @@ fn soft_ues(args: &[String]) {
     let rate: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10.0);
     let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
     let calls: u32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let ipsec = args.get(4).is_some_and(|a| a == "ipsec");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let lab = support::TestLab::start(|_| {}).await;
+        let lab = support::TestLab::start(|c| {
+            if !ipsec {
+                c.pcscf.ipsec.mode = imslab_config::IpsecMode::Off;
+            }
+        })
+        .await;
         let subs = ((rate * secs as f64) as u32).clamp(groups, 9_999);
         lab.import(&support::load_subscribers_from(subs, 20_000)).await;
         lab.import(&support::load_subscribers_from(subs, 30_000)).await;
@@ -190,7 +197,8 @@ fn soft_ues(args: &[String]) {
         .unwrap();
         let load = report.load.unwrap();
         println!(
-            "soft UE load-calls: {groups} groups at once, {rate}/s for {secs} s, {calls} calls each, IPsec"
+            "soft UE load-calls: {groups} groups at once, {rate}/s for {secs} s, {calls} calls each, {}",
+            if ipsec { "IPsec" } else { "no IPsec" }
         );
         print!("{}", load.table());
         println!(
