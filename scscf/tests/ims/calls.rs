@@ -284,38 +284,58 @@ Content-Length: 0
 
 /// A subscriber whose originating SMS over IP goes to the SMSC by iFC.
 async fn provision_with_smsc_ifc(lab: &Lab, n: u32, smsc: &str) {
+    use imslab_store::model::{SessionCase, SptKind};
+    provision_with_ifc(
+        lab,
+        n,
+        "smsc",
+        vec![
+            SptKind::SessionCase(SessionCase::OriginatingRegistered),
+            SptKind::Method("MESSAGE".into()),
+            SptKind::SipHeader {
+                header: "Content-Type".into(),
+                content: Some("application/vnd\\.3gpp\\.sms".into()),
+            },
+        ],
+        smsc,
+    )
+    .await;
+}
+
+/// A subscriber with service profile `name`: one iFC whose SPTs (one group each, CNF) send
+/// to `server` with SESSION_TERMINATED.
+async fn provision_with_ifc(
+    lab: &Lab,
+    n: u32,
+    name: &str,
+    spts: Vec<imslab_store::model::SptKind>,
+    server: &str,
+) {
     use imslab_store::model::{
         ApplicationServer, DefaultHandling, InitialFilterCriteria, ServicePointTrigger,
-        ServiceProfile, SessionCase, SptKind, TriggerPoint,
+        ServiceProfile, TriggerPoint,
     };
     use imslab_store::provision::{ImpuInput, NewSubscriber, ProvisionDefaults, SubscriberInput};
-    let spt = |g: i64, kind: SptKind| ServicePointTrigger {
-        condition_negated: false,
-        groups: vec![g],
-        kind,
-        registration_types: Vec::new(),
-    };
     let profile = ServiceProfile {
-        name: "smsc".into(),
+        name: name.into(),
         subscribed_media_profile_id: None,
         ifcs: vec![InitialFilterCriteria {
             priority: 0,
             trigger_point: Some(TriggerPoint {
                 condition_type_cnf: true,
-                spts: vec![
-                    spt(0, SptKind::SessionCase(SessionCase::OriginatingRegistered)),
-                    spt(1, SptKind::Method("MESSAGE".into())),
-                    spt(
-                        2,
-                        SptKind::SipHeader {
-                            header: "Content-Type".into(),
-                            content: Some("application/vnd\\.3gpp\\.sms".into()),
-                        },
-                    ),
-                ],
+                spts: spts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(g, kind)| ServicePointTrigger {
+                        condition_negated: false,
+                        groups: vec![i64::try_from(g).unwrap_or(0)],
+                        kind,
+                        registration_types: Vec::new(),
+                    })
+                    .collect(),
             }),
             application_server: ApplicationServer {
-                server_name: smsc.to_owned(),
+                server_name: server.to_owned(),
                 default_handling: DefaultHandling::SessionTerminated,
                 ..ApplicationServer::default()
             },
@@ -333,7 +353,7 @@ async fn provision_with_smsc_ifc(lab: &Lab, n: u32, smsc: &str) {
         k: K_HEX.into(),
         opc: Some(OPC_HEX.into()),
         impus: vec![ImpuInput::Uri(impu(n))],
-        profile: Some("smsc".into()),
+        profile: Some(name.into()),
         ..SubscriberInput::default()
     };
     let new = NewSubscriber::from_input(&input, &defaults).expect("valid subscriber");
@@ -342,6 +362,81 @@ async fn provision_with_smsc_ifc(lab: &Lab, n: u32, smsc: &str) {
         .insert_all(&[new], std::time::SystemTime::now())
         .await
         .expect("provisioned");
+}
+
+/// SIPp answering one MESSAGE with 200 on `port` (an AS).
+fn sipp_as(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let sipp = imslab_test_support::peer("sipp", "sip-tester");
+    std::fs::write(dir.join("smsc.xml"), SMSC_UAS).expect("xml");
+    std::process::Command::new(sipp)
+        .current_dir(dir)
+        .args([
+            "-sf",
+            "smsc.xml",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sipp starts")
+}
+
+fn free_udp_port() -> u16 {
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    u.local_addr().expect("addr").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_to_an_unregistered_callee_with_services_reaches_its_as_through_lir_and_sar() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let port = free_udp_port();
+    {
+        use imslab_store::model::{SessionCase, SptKind};
+        provision_with_ifc(
+            &lab,
+            52,
+            "voicemail",
+            vec![
+                SptKind::SessionCase(SessionCase::TerminatingUnregistered),
+                SptKind::Method("MESSAGE".into()),
+            ],
+            &format!("sip:vm@127.0.0.1:{port}"),
+        )
+        .await;
+    }
+    provision(&lab.store, 51, None, None).await;
+    let mut a = Ue::new(51, dir.path(), K_HEX).await;
+    assert_eq!(
+        crate::register_aka(&lab, &mut a).await.status(),
+        Some(StatusCode::OK)
+    );
+    let vm = sipp_as(dir.path(), port);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = initial(&a, &lab, "MESSAGE", &impu(52), "vm-1", "", "call me");
+    a.send_text(lab.scscf, &text).await;
+    let ok = a.next_final().await;
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+    let out = tokio::task::spawn_blocking(move || vm.wait_with_output())
+        .await
+        .expect("join")
+        .expect("sipp exits");
+    assert!(
+        out.status.success(),
+        "SIPp AS: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lab.events.has("message", "terminating iFC matched"));
+    // The HSS saw the LIR for unregistered services and the S-CSCF's SAR UNREGISTERED_USER.
+    assert!(lab.events.has("lir", "unregistered services"));
+    assert!(lab.events.has("sar", "unregistered, served by"));
+    tshark_calls(&mut a, &lab);
+    lab.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
