@@ -162,12 +162,22 @@ pub fn answer_unparseable(raw: &[u8]) -> Option<Message> {
         out.extend_from_slice(c);
     }
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
-    let resp = Message::parse(out).ok()?;
+    let mut resp = Message::parse(out).ok()?;
     // The copied lines must themselves be usable to route and match the answer.
     resp.top_via().ok()?;
     resp.cseq().ok()?;
     resp.from_header().ok()?;
-    resp.to_header().ok()?;
+    if resp.to_header().ok()?.tag().is_none() {
+        // §8.2.6.2: the UAS adds a To tag; derived from the request, so a retransmission gets
+        // the same one.
+        let tag = raw.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let to = resp.header_str(&HeaderName::TO)?.ok()?.to_owned();
+        resp.set_header(HeaderName::TO, format!("{to};tag={tag:x}"))
+            .ok()?;
+        resp = Message::parse(resp.to_bytes()).ok()?;
+    }
     Some(resp)
 }
 
@@ -192,6 +202,10 @@ mod unparseable_tests {
         assert_eq!(resp.values(&HeaderName::VIA).count(), 2);
         assert_eq!(resp.header(&HeaderName::CALL_ID), Some(&b"broken-1"[..]));
         assert_eq!(resp.cseq().unwrap().seq, 7);
+        let tag = resp.to_header().unwrap().tag().map(str::to_owned);
+        assert!(tag.is_some(), "§8.2.6.2: a To tag is added");
+        let again = answer_unparseable(BROKEN).unwrap();
+        assert_eq!(again.to_header().unwrap().tag().map(str::to_owned), tag);
     }
 
     #[test]
