@@ -306,7 +306,7 @@ struct ClientTx {
     fsm: ClientFsm,
     /// The request as it would have gone over UDP, kept while a request moved to TCP by the
     /// size rule of §18.1.1 may still fall back to UDP.
-    udp_fallback: Option<Message>,
+    udp_fallback: Option<Box<Message>>,
 }
 
 enum ServerFsm {
@@ -453,6 +453,7 @@ impl TransactionLayer {
         let key = ClientKey::of(&request)?;
         let id = ClientId(self.bump());
         let (request, to, udp_fallback) = self.apply_size_rule(request, to);
+        let udp_fallback = udp_fallback.map(Box::new);
         let reliable = to.transport.is_reliable();
         let (fsm, actions) = if method == Method::Invite {
             let (f, a) = ClientInvite::new(now, request, reliable, self.cfg);
@@ -707,7 +708,7 @@ impl TransactionLayer {
         if let TxRef::Client(id) = tx
             && let Some(t) = self.clients.get_mut(&id)
             && matches!(t.state(), State::Calling | State::Trying)
-            && let Some(request) = t.udp_fallback.take()
+            && let Some(request) = t.udp_fallback.take().map(|r| *r)
         {
             let (fsm, actions) = if request.method() == Some(&Method::Invite) {
                 let (f, a) = ClientInvite::new(now, request, false, self.cfg);
