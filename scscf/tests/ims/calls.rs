@@ -441,36 +441,16 @@ async fn message_to_an_unregistered_callee_with_services_reaches_its_as_through_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_to_the_smsc_psi_goes_to_the_sipp_smsc_named_by_the_originating_ifc() {
-    let sipp = imslab_test_support::peer("sipp", "sip-tester");
     let dir = tempfile::tempdir().expect("dir");
     let lab = Lab::start().await;
-    let port = {
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        u.local_addr().expect("addr").port()
-    };
+    let port = free_udp_port();
     provision_with_smsc_ifc(&lab, 21, &format!("sip:smsc@127.0.0.1:{port}")).await;
     let mut a = Ue::new(21, dir.path(), K_HEX).await;
     assert_eq!(
         crate::register_aka(&lab, &mut a).await.status(),
         Some(StatusCode::OK)
     );
-    std::fs::write(dir.path().join("smsc.xml"), SMSC_UAS).expect("xml");
-    let smsc = std::process::Command::new(sipp)
-        .current_dir(dir.path())
-        .args([
-            "-sf",
-            "smsc.xml",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sipp starts");
+    let smsc = sipp_as(dir.path(), port);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let psi = format!("sip:smsc@{DOMAIN}");
