@@ -173,6 +173,11 @@ impl Registrar {
         self.legs.len()
     }
 
+    /// Entries of the hand-off expiry queue (bounded; for memory checks).
+    pub fn as_leg_queue_len(&self) -> usize {
+        self.leg_order.len()
+    }
+
     /// Routes a request that is not a REGISTER nor a reg-event SUBSCRIBE (see the module
     /// documentation): the originating or terminating case for initial requests, the route
     /// for everything else. `stateless` marks an ACK for a 2xx.
@@ -248,14 +253,16 @@ impl Registrar {
             .then_some(served)
     }
 
+    /// Forgets hand-offs older than [`LEG_LIFETIME`], and the oldest ones beyond
+    /// [`MAX_LEGS`]; the expiry queue itself stays under twice that.
     fn prune_legs(&mut self, now: Now) {
         while let Some((at, key, seq)) = self.leg_order.front() {
-            let expired = *at <= now.at || self.legs.len() > MAX_LEGS;
-            let stale = self.legs.get(key).is_none_or(|l| l.seq != *seq);
-            if !(expired || stale) {
+            let live = self.legs.get(key).is_some_and(|l| l.seq == *seq);
+            let over = self.legs.len() > MAX_LEGS || self.leg_order.len() > 2 * MAX_LEGS;
+            if live && *at > now.at && !over {
                 break;
             }
-            if !stale {
+            if live {
                 self.legs.remove(key);
             }
             self.leg_order.pop_front();

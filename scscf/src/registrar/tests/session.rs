@@ -476,6 +476,24 @@ fn as_hand_offs_are_forgotten_after_timer_c_and_bounded_in_number() {
         "{}",
         lab.r.pending_as_legs()
     );
+    // Hand-offs that came back leave nothing behind beyond the bound either.
+    for n in 0..(2 * MAX_LEGS + 10) {
+        let mut m = request("MESSAGE", &callee, PCSCF_VIA, IMPU, "", "");
+        m.set_header(HeaderName::CALL_ID, format!("r{n}@ue"))
+            .expect("Call-ID");
+        let _ = forwarded(route(&mut lab, m));
+        let mut back = request("MESSAGE", &callee, AS_VIA, IMPU, "", "");
+        back.set_header(HeaderName::CALL_ID, format!("r{n}@ue"))
+            .expect("Call-ID");
+        let _ = forwarded(route(&mut lab, back));
+        lab.responses.clear();
+        lab.events.clear();
+    }
+    assert!(
+        lab.r.as_leg_queue_len() <= 2 * MAX_LEGS + 1,
+        "{}",
+        lab.r.as_leg_queue_len()
+    );
     lab.advance(LEG_LIFETIME + Duration::from_secs(1));
     let mut m = request("MESSAGE", &callee, PCSCF_VIA, IMPU, "", "");
     m.set_header(HeaderName::CALL_ID, "late@ue")
