@@ -689,3 +689,93 @@ async fn a_cancelled_call_reaches_the_callee_as_cancel_and_the_caller_gets_487()
     tshark_calls(&mut b, &lab);
     lab.stop().await;
 }
+
+/// An AS acting as a proxy (TS 24.229 §5.7.4) on `sock`: it takes one request, removes its
+/// own Route, adds its Via and sends it back along the ODI Route to the S-CSCF, then relays
+/// the final response. Returns the request as it arrived.
+async fn proxy_as_once(sock: tokio::net::UdpSocket, scscf: SocketAddr) -> Message {
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
+        .await
+        .expect("the AS gets the request")
+        .expect("recv");
+    let got = Message::parse(buf[..n].to_vec()).expect("valid SIP");
+    let mut fwd = got.clone();
+    fwd.pop_first_value(&HeaderName::ROUTE);
+    let me = sock.local_addr().expect("addr");
+    fwd.prepend_header(
+        HeaderName::VIA,
+        format!(
+            "SIP/2.0/UDP {me};branch=z9hG4bKas{}",
+            got.cseq().expect("cseq").seq
+        ),
+    )
+    .expect("Via");
+    sock.send_to(&fwd.to_bytes(), scscf).await.expect("send");
+    loop {
+        let (n, from) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
+            .await
+            .expect("the AS gets the response")
+            .expect("recv");
+        let mut r = Message::parse(buf[..n].to_vec()).expect("valid SIP");
+        if r.status().is_some_and(|s| s.is_provisional()) {
+            continue;
+        }
+        r.pop_first_value(&HeaderName::VIA);
+        sock.send_to(&r.to_bytes(), from).await.expect("send");
+        return got;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn originating_ifc_as_proxies_the_message_back_and_the_scscf_continues_to_the_callee() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let as_sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let as_addr = as_sock.local_addr().expect("addr");
+    {
+        use imslab_store::model::{SessionCase, SptKind};
+        provision_with_ifc(
+            &lab,
+            61,
+            "orig-as",
+            vec![
+                SptKind::SessionCase(SessionCase::OriginatingRegistered),
+                SptKind::Method("MESSAGE".into()),
+            ],
+            &format!("sip:{as_addr}"),
+        )
+        .await;
+    }
+    provision(&lab.store, 62, None, None).await;
+    let mut a = Ue::new(61, dir.path(), K_HEX).await;
+    let mut b = Ue::new(62, dir.path(), K_HEX).await;
+    for ue in [&mut a, &mut b] {
+        assert_eq!(
+            crate::register_aka(&lab, ue).await.status(),
+            Some(StatusCode::OK)
+        );
+    }
+    let as_task = tokio::spawn(proxy_as_once(as_sock, lab.scscf));
+    let text = initial(&a, &lab, "MESSAGE", &impu(62), "as-1", "", "hi via AS");
+    a.send_text(lab.scscf, &text).await;
+    let (m, from) = b.next_request(&Method::Message).await;
+    assert_eq!(body(&m), "hi via AS");
+    let vias = values(&m, &HeaderName::VIA);
+    assert!(
+        vias.iter().any(|v| v.contains(&as_addr.to_string())),
+        "the request went through the AS: {vias:?}"
+    );
+    b.send_msg(from, &answer(&b, &m, StatusCode::OK)).await;
+    assert_eq!(a.next_final().await.status(), Some(StatusCode::OK));
+    let at_as = as_task.await.expect("AS task");
+    let routes = values(&at_as, &HeaderName::ROUTE);
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert!(routes[1].contains("odi-"), "{routes:?}");
+    assert!(lab.events.has("message", "originating iFC matched"));
+    assert!(lab.events.has("message", "originating: to the I-CSCF"));
+    tshark_calls(&mut b, &lab);
+    lab.stop().await;
+}
