@@ -168,12 +168,10 @@ async fn sipp_calls_through_the_proxy(kind: TransportKind) {
     assert_eq!(count("180"), 2 * CALLS, "{seen:?}");
     assert_eq!(count("200"), 4 * CALLS, "{seen:?}");
     assert_eq!(count("100"), CALLS, "the proxy's own 100 Trying per INVITE");
-    // Every call in the order of RFC 3261 §16 proxying (100 Trying left aside).
-    let expected = [
-        "INVITE", "INVITE", "180", "180", "200", "200", "ACK", "ACK", "BYE", "BYE", "200", "200",
-    ];
+    // Every call in a causal order (100 Trying left aside). A response may arrive from the UAS
+    // before the proxy has passed the previous one on (180 in, 200 in, 180 out, 200 out), so
+    // only what must follow what is checked.
     let mut call_ids: Vec<&str> = seen.iter().map(|(_, c)| c.as_str()).collect();
-    call_ids.dedup();
     call_ids.sort_unstable();
     call_ids.dedup();
     assert_eq!(call_ids.len(), CALLS);
@@ -183,7 +181,23 @@ async fn sipp_calls_through_the_proxy(kind: TransportKind) {
             .filter(|(w, c)| c == id && w != "100")
             .map(|(w, _)| w.as_str())
             .collect();
-        assert_eq!(flow, expected, "call {id}");
+        let n = |what: &str| flow.iter().filter(|w| **w == what).count();
+        assert_eq!(
+            (n("INVITE"), n("180"), n("200"), n("ACK"), n("BYE")),
+            (2, 2, 4, 2, 2),
+            "call {id}: {flow:?}"
+        );
+        let first = |what: &str| flow.iter().position(|w| *w == what);
+        let last = |what: &str| flow.iter().rposition(|w| *w == what);
+        assert_eq!(&flow[..2], ["INVITE", "INVITE"], "call {id}: {flow:?}");
+        assert!(first("180") < first("200"), "call {id}: {flow:?}");
+        assert!(last("180") < first("ACK"), "call {id}: {flow:?}");
+        assert!(last("ACK") < first("BYE"), "call {id}: {flow:?}");
+        assert_eq!(
+            &flow[flow.len() - 4..],
+            ["BYE", "BYE", "200", "200"],
+            "call {id}: {flow:?}"
+        );
     }
 }
 
