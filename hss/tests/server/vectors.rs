@@ -5,9 +5,10 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use imslab_aka::{AmfPolicy, Autn, Milenage, SqnConfig, Usim, generate_auts, resync_authorization};
-use imslab_diameter::cx::Maa;
+use imslab_diameter::cx::{Maa, Saa};
+use imslab_diameter::enums::ServerAssignmentType;
 use imslab_store::provision::SubscriberUpdate;
-use imslab_store::{Store, StoreOptions};
+use imslab_store::{Store, StoreOptions, SubscriberKey};
 use imslab_types::{Imsi, K as Key, Opc, Rand, Sqn};
 
 use crate::support::*;
@@ -211,4 +212,68 @@ async fn provisioning_changes_reach_the_next_mar_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provisioning_changes_reach_the_next_mar_on_postgres() {
     provisioning_changes_reach_the_next_mar("postgres").await;
+}
+
+/// The MAR cache never hides a state change made by a SAR: after a de-registration cleared the
+/// S-CSCF name, a MAR from the same S-CSCF (whose cached copy still names it) stores it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mar_after_a_deregistration_stores_the_scscf_name_again() {
+    let (store, _db) = store("sqlite", "mar_after_dereg").await;
+    provision(&store, 1).await;
+    // Assigned before the HSS starts, so its first MAR caches a copy naming the S-CSCF.
+    let id = store
+        .subscribers()
+        .require(&SubscriberKey::Impi(impi(1)))
+        .await
+        .unwrap()
+        .id;
+    let assigned = imslab_store::ServingScscf {
+        name: SCSCF_NAME.into(),
+        origin_host: Some(SCSCF_HOST.into()),
+        origin_realm: Some(REALM.into()),
+    };
+    store
+        .hss_state()
+        .apply(
+            id,
+            &[imslab_store::HssChange::SetScscf(Some(assigned))],
+            std::time::SystemTime::now(),
+        )
+        .await
+        .unwrap();
+    let (hss, addr, _) = start_hss(store.clone()).await;
+    let node = scscf(
+        addr,
+        imslab_diameter_io::RefuseRequests(imslab_diameter::Origin {
+            host: imslab_types::DiameterIdentity::new(SCSCF_HOST).unwrap(),
+            realm: realm(),
+        }),
+    )
+    .await;
+    let stored_scscf = || async {
+        store
+            .subscribers()
+            .require(&SubscriberKey::Impi(impi(1)))
+            .await
+            .unwrap()
+            .scscf
+            .map(|s| s.name)
+    };
+    for i in 0..2 {
+        let maa = Maa::decode(&ask(&node, mar(1, i, 1).to_message()).await).unwrap();
+        assert!(maa.result.is_success(), "{:?}", maa.result);
+    }
+    for t in [
+        ServerAssignmentType::REGISTRATION,
+        ServerAssignmentType::USER_DEREGISTRATION,
+    ] {
+        let saa = Saa::decode(&ask(&node, sar(1, t).to_message()).await).unwrap();
+        assert!(saa.result.is_success(), "{t:?}: {:?}", saa.result);
+    }
+    assert_eq!(stored_scscf().await, None, "the de-registration cleared it");
+    let maa = Maa::decode(&ask(&node, mar(1, 5, 1).to_message()).await).unwrap();
+    assert!(maa.result.is_success(), "{:?}", maa.result);
+    assert_eq!(stored_scscf().await.as_deref(), Some(SCSCF_NAME));
+    node.shutdown().await;
+    hss.shutdown().await;
 }
