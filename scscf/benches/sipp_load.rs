@@ -3,6 +3,12 @@
 //! with the SQLite store (WAL) and the per-UE event recorder, as `imslab up` runs them.
 //! Each registration is two SIP round trips and four Cx transactions (UAR, MAR, UAR, SAR).
 //!
+//! Each function runs on its own one-worker tokio runtime whose threads carry its name, so
+//! the CPU time per registration of the I-CSCF, the S-CSCF, the HSS, the SQLite workers
+//! (shared by the HSS and the S-CSCF) and SIPp (a child, from cutime/cstime) is read from
+//! /proc (clock ticks of 10 ms) around the SIPp run; that figure, not the wall rate, says
+//! whether 2,000 registrations/s fit in two cores (≤ 1 ms CPU per registration in all).
+//!
 //! `cargo bench -p imslab-scscf --bench sipp_load -- [calls] [rate] [limit]`
 //! (defaults 20000 calls at 3000/s, at most 300 in flight); `NO_EVENTS=1` drops the per-UE
 //! events instead of recording them, to see what the timeline costs.
@@ -115,6 +121,64 @@ async fn provision(store: &Store) {
         .expect("provisioned");
 }
 
+/// CPU seconds (user + system) per thread-name group of this process, from
+/// /proc/self/task/*/stat; the last entry is this process's waited-for children (SIPp).
+fn cpu_by_group() -> Vec<(String, f64)> {
+    const GROUPS: [&str; 4] = ["icscf", "scscf", "hss", "sqlx-sqlite"];
+    let mut sums = vec![0.0; GROUPS.len() + 1];
+    let fields = |stat: &str| -> Option<(String, Vec<f64>)> {
+        let (head, tail) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(')?.1.to_owned();
+        // After the command name: state, ppid, ...; utime is the 14th field of the file.
+        let f = tail
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        Some((comm, f))
+    };
+    let tick = |f: &[f64], i: usize| f.get(i).copied().unwrap_or(0.0) / 100.0;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for t in dir.flatten() {
+            let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+                continue;
+            };
+            let Some((comm, f)) = fields(&stat) else {
+                continue;
+            };
+            let cpu = tick(&f, 10) + tick(&f, 11);
+            let g = GROUPS
+                .iter()
+                .position(|g| comm.starts_with(g))
+                .unwrap_or(GROUPS.len());
+            if let Some(s) = sums.get_mut(g) {
+                *s += cpu;
+            }
+        }
+    }
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let children = fields(&own).map_or(0.0, |(_, f)| tick(&f, 12) + tick(&f, 13));
+    let mut out: Vec<(String, f64)> = GROUPS
+        .iter()
+        .map(|g| (*g).to_owned())
+        .chain(["other threads".to_owned()])
+        .zip(sums)
+        .collect();
+    out.push(("SIPp".to_owned(), children));
+    out
+}
+
+/// A one-worker runtime whose threads (worker and blocking pool) are named `name`.
+fn runtime(name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// A sink that drops everything (`NO_EVENTS=1`), to see what the timeline costs.
 struct NoEvents;
 
@@ -130,115 +194,174 @@ fn main() {
     let arg = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let (calls, rate, limit) = (arg(0, 20_000), arg(1, 3000), arg(2, 300));
     let sipp = peer("sipp", "sip-tester");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let dir = tempfile::tempdir().expect("dir");
+    let main_rt = runtime("bench");
+    let (hss_rt, icscf_rt, scscf_rt) = (runtime("hss"), runtime("icscf"), runtime("scscf"));
+    let dir = tempfile::tempdir().expect("dir");
+    let (store, recorder, _rec) = main_rt.block_on(async {
         let store = Store::open(&StoreOptions::sqlite_file(&dir.path().join("imslab.db")))
             .await
             .expect("store");
         provision(&store).await;
-        let (recorder, _rec) = EventRecorder::spawn(store.clone(), RecorderOptions::default());
-        let events: Arc<dyn imslab_types::UeEventSink> = if std::env::var_os("NO_EVENTS").is_some() {
-            Arc::new(NoEvents)
-        } else {
-            Arc::new(recorder.clone())
-        };
-        let mut config = Config::default();
-        let hss_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("hss");
+        let (recorder, rec) = EventRecorder::spawn(store.clone(), RecorderOptions::default());
+        (store, recorder, rec)
+    });
+    let events: Arc<dyn imslab_types::UeEventSink> = if std::env::var_os("NO_EVENTS").is_some() {
+        Arc::new(NoEvents)
+    } else {
+        Arc::new(recorder.clone())
+    };
+    let mut config = Config::default();
+    let hss = hss_rt.block_on(async {
+        let hss_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("hss");
         config.hss.listen = hss_listener.local_addr().expect("addr");
-        let hss = Hss::start(&config.hss, &config.network.domain, store.clone(), hss_listener, events.clone())
-            .expect("HSS");
-        let sport = free_port();
-        config.scscf.listen = SocketAddr::from(([127, 0, 0, 1], sport));
-        config.scscf.uri = format!("sip:127.0.0.1:{sport}");
-        config.scscf.hss = config.hss.listen;
-        config.icscf.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        config.icscf.hss = config.hss.listen;
-        config.icscf.scscfs = vec![ScscfEntry {
-            uri: config.scscf.uri.clone(),
-            address: None,
-            capabilities: vec![],
-        }];
-        let stop = CancellationToken::new();
-        let scscf = imslab_scscf::Server::bind(&config, store.clone(), events.clone(), dir.path())
+        Hss::start(
+            &config.hss,
+            &config.network.domain,
+            store.clone(),
+            hss_listener,
+            events.clone(),
+        )
+        .expect("HSS")
+    });
+    let sport = free_port();
+    config.scscf.listen = SocketAddr::from(([127, 0, 0, 1], sport));
+    config.scscf.uri = format!("sip:127.0.0.1:{sport}");
+    config.scscf.hss = config.hss.listen;
+    config.icscf.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    config.icscf.hss = config.hss.listen;
+    config.icscf.scscfs = vec![ScscfEntry {
+        uri: config.scscf.uri.clone(),
+        address: None,
+        capabilities: vec![],
+    }];
+    let stop = CancellationToken::new();
+    let scscf = scscf_rt.block_on(async {
+        let s = imslab_scscf::Server::bind(&config, store.clone(), events.clone(), dir.path())
             .await
             .expect("S-CSCF");
-        let icscf = imslab_icscf::Server::bind(&config, store.clone(), events.clone(), dir.path())
+        s.diameter()
+            .wait_peer_up(HSS_HOST, Duration::from_secs(10))
+            .await
+            .expect("S-CSCF up");
+        s
+    });
+    let icscf = icscf_rt.block_on(async {
+        let s = imslab_icscf::Server::bind(&config, store.clone(), events.clone(), dir.path())
             .await
             .expect("I-CSCF");
-        scscf.diameter().wait_peer_up(HSS_HOST, Duration::from_secs(10)).await.expect("S-CSCF up");
-        icscf.diameter().wait_peer_up(HSS_HOST, Duration::from_secs(10)).await.expect("I-CSCF up");
-        let s1 = tokio::spawn(scscf.run(stop.clone()));
-        let s2 = tokio::spawn(icscf.run(stop.clone()));
-
-        let auth = format!(
-            "[authentication username={{user}}@{DOMAIN} aka_K={} aka_OP={} aka_AMF={}]",
-            imslab_test_support::sipp::escaped(K_HEX),
-            imslab_test_support::sipp::escaped(OP_HEX),
-            imslab_test_support::sipp::escaped(AMF_HEX)
-        );
-        let mut csv = String::from("SEQUENTIAL\n");
-        for n in 1..=USERS {
-            csv.push_str(&format!("{};{}\n", imsi(n), auth.replace("{user}", &imsi(n))));
-        }
-        std::fs::write(dir.path().join("users.csv"), csv).expect("csv");
-        std::fs::write(dir.path().join("reg.xml"), SCENARIO.replace("DOMAIN", DOMAIN)).expect("xml");
-        let rss_before = rss_kib();
-        let start = Instant::now();
-        let dir_path = dir.path().to_owned();
-        let target = config.icscf.listen.to_string();
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(sipp)
-                .current_dir(&dir_path)
-                .args(["-sf", "reg.xml", "-inf", "users.csv", "-t", "u1", "-i", "127.0.0.1"])
-                .args(["-p", &free_port().to_string(), "-buff_size", "8388608"])
-                .args(["-m", &calls.to_string(), "-r", &rate.to_string(), "-l", &limit.to_string()])
-                .args(["-nostdin", "-timeout", "300s", "-timeout_error"])
-                .arg(&target)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .output()
-                .expect("sipp runs")
-        })
-        .await
-        .expect("join");
-        let took = start.elapsed();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let count = |what: &str| -> u64 {
-            stdout
-                .lines()
-                .rev()
-                .find(|l| l.contains(what))
-                .and_then(|l| l.split('|').next_back())
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        let (ok, failed) = (count("Successful call"), count("Failed call"));
-        let retrans = count("Retransmissions");
-        println!(
-            "SIPp {calls} registrations at {rate}/s (limit {limit}): {ok} registered, {failed} failed \
-             ({:.1} %, SIPp's NUL-byte RES bug alone expects 3.1 %), {} retransmissions, \
-             {:.2?} wall, {:.0} registrations/s; process RSS +{} MiB for {} registered phones \
-             (the last registration of each of {USERS} users counts), events dropped: {}",
-            100.0 * failed as f64 / (ok + failed).max(1) as f64,
-            retrans,
-            took,
-            ok as f64 / took.as_secs_f64(),
-            rss_kib().saturating_sub(rss_before) / 1024,
-            USERS.min(u32::try_from(ok).unwrap_or(u32::MAX)),
-            recorder.dropped()
-        );
-        if ok == 0 {
-            println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        stop.cancel();
-        let _ = s1.await;
-        let _ = s2.await;
-        hss.shutdown().await;
+        s.diameter()
+            .wait_peer_up(HSS_HOST, Duration::from_secs(10))
+            .await
+            .expect("I-CSCF up");
+        s
     });
+    let s1 = scscf_rt.spawn(scscf.run(stop.clone()));
+    let s2 = icscf_rt.spawn(icscf.run(stop.clone()));
+
+    let auth = format!(
+        "[authentication username={{user}}@{DOMAIN} aka_K={} aka_OP={} aka_AMF={}]",
+        imslab_test_support::sipp::escaped(K_HEX),
+        imslab_test_support::sipp::escaped(OP_HEX),
+        imslab_test_support::sipp::escaped(AMF_HEX)
+    );
+    let mut csv = String::from("SEQUENTIAL\n");
+    for n in 1..=USERS {
+        csv.push_str(&format!(
+            "{};{}\n",
+            imsi(n),
+            auth.replace("{user}", &imsi(n))
+        ));
+    }
+    std::fs::write(dir.path().join("users.csv"), csv).expect("csv");
+    std::fs::write(
+        dir.path().join("reg.xml"),
+        SCENARIO.replace("DOMAIN", DOMAIN),
+    )
+    .expect("xml");
+    let rss_before = rss_kib();
+    let cpu_before = cpu_by_group();
+    let start = Instant::now();
+    let out = Command::new(sipp)
+        .current_dir(dir.path())
+        .args([
+            "-sf",
+            "reg.xml",
+            "-inf",
+            "users.csv",
+            "-t",
+            "u1",
+            "-i",
+            "127.0.0.1",
+        ])
+        .args(["-p", &free_port().to_string(), "-buff_size", "8388608"])
+        .args([
+            "-m",
+            &calls.to_string(),
+            "-r",
+            &rate.to_string(),
+            "-l",
+            &limit.to_string(),
+        ])
+        .args(["-nostdin", "-timeout", "300s", "-timeout_error"])
+        .arg(config.icscf.listen.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("sipp runs");
+    let took = start.elapsed();
+    let cpu_after = cpu_by_group();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let count = |what: &str| -> u64 {
+        stdout
+            .lines()
+            .rev()
+            .find(|l| l.contains(what))
+            .and_then(|l| l.split('|').next_back())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (ok, failed) = (count("Successful call"), count("Failed call"));
+    let retrans = count("Retransmissions");
+    println!(
+        "SIPp {calls} registrations at {rate}/s (limit {limit}): {ok} registered, {failed} failed \
+         ({:.1} %, SIPp's NUL-byte RES bug alone expects 3.1 %), {} retransmissions, \
+         {:.2?} wall, {:.0} registrations/s; process RSS +{} MiB for {} registered phones \
+         (the last registration of each of {USERS} users counts), events dropped: {}",
+        100.0 * failed as f64 / (ok + failed).max(1) as f64,
+        retrans,
+        took,
+        ok as f64 / took.as_secs_f64(),
+        rss_kib().saturating_sub(rss_before) / 1024,
+        USERS.min(u32::try_from(ok).unwrap_or(u32::MAX)),
+        recorder.dropped()
+    );
+    // Every attempt (registered or failed) ran both round trips.
+    let attempts = (ok + failed).max(1) as f64;
+    let mut total = 0.0;
+    println!("CPU per registration attempt (clock ticks of 10 ms over {attempts} attempts):");
+    for ((name, after), (_, before)) in cpu_after.iter().zip(&cpu_before) {
+        let used = after - before;
+        total += used;
+        println!(
+            "  {name:<14} {:>8.1} µs  ({used:.2} s)",
+            1e6 * used / attempts
+        );
+    }
+    println!(
+        "  {:<14} {:>8.1} µs  → {:.0} registrations/s would fill two cores",
+        "total",
+        1e6 * total / attempts,
+        2.0 * attempts / total.max(1e-9)
+    );
+    if ok == 0 {
+        println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    stop.cancel();
+    let _ = scscf_rt.block_on(s1);
+    let _ = icscf_rt.block_on(s2);
+    hss_rt.block_on(hss.shutdown());
+    drop(main_rt);
 }
