@@ -118,3 +118,33 @@ fn unknown_profile_is_refused() {
     let (_, msg) = line_of(parse(&text, Path::new("x.yaml"), &builtins()).unwrap_err());
     assert!(msg.contains("unknown profile"), "{msg}");
 }
+
+#[test]
+fn hangup_status_must_be_a_failure_status_and_names_its_line() {
+    let text = GOOD.replace(
+        "  - deregister: {ue: alice}\n",
+        "  - hangup: {ue: alice, status: 200}\n",
+    );
+    let (line, msg) = line_of(parse(&text, Path::new("x.yaml"), &builtins()).unwrap_err());
+    assert_eq!(line, 21, "{msg}");
+    assert!(msg.contains("400–699"), "{msg}");
+    let text = GOOD.replace(
+        "  - deregister: {ue: alice}\n",
+        "  - hangup: {ue: alice, status: 603}\n",
+    );
+    let sc = parse(&text, Path::new("x.yaml"), &builtins()).unwrap();
+    assert!(
+        sc.steps
+            .iter()
+            .any(|s| matches!(&s.value, Step::Hangup(h) if h.status == Some(603)))
+    );
+}
+
+#[test]
+fn ipsec_variable_from_the_lab_fills_a_ue_field() {
+    let text = "name: x\nues: {a: {imsi: \"001010000000001\", ipsec: ${ipsec}}}\nsteps: [{register: {ue: a}}]\n";
+    let mut vars = builtins();
+    vars.insert("ipsec".into(), "false".into());
+    let sc = parse(text, Path::new("x.yaml"), &vars).unwrap();
+    assert_eq!(sc.ues["a"].ipsec, Some(IpsecSpec::Enabled(false)));
+}
