@@ -116,6 +116,21 @@ pub(super) struct PendingRegister {
     source: Option<SocketAddr>,
     user_agent: Option<String>,
     algorithm: Option<Scheme>,
+    /// Why the next 401 is sent, for its `stale` parameter.
+    stale: Stale,
+}
+
+/// Whether a new challenge says `stale=TRUE` (RFC 2617 §3.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stale {
+    /// A first challenge, or one after a wrong response.
+    No,
+    /// The nonce is unknown (from before a restart) or its count was replayed: stale for
+    /// digest only (an AKA nonce cannot be told from a forged one).
+    Unknown,
+    /// The response was right but its nonce is older than the nonce lifetime
+    /// ([`super::Settings::challenge_lifetime`]): stale for every scheme.
+    Expired,
 }
 
 /// The text of a stored binding's Contact (for 200 OK bodies after a restart).
@@ -322,6 +337,7 @@ impl Registrar {
             source,
             user_agent,
             algorithm,
+            stale: Stale::No,
         })
     }
 
@@ -374,14 +390,22 @@ impl Registrar {
             return;
         }
         let Some(creds) = creds.filter(|c| c.nonce().is_some_and(|n| !n.is_empty())) else {
-            self.new_challenge(now, p, false);
+            self.new_challenge(now, p);
             return;
         };
         let nonce = creds.nonce().unwrap_or_default().to_owned();
         let st = self.auth.entry(p.impi.clone()).or_default();
         let lifetime = self.s.challenge_lifetime;
-        st.challenges
-            .retain(|c| now.at.saturating_duration_since(c.issued) <= lifetime);
+        let too_old = |c: &auth::Challenge| now.at.saturating_duration_since(c.issued) > lifetime;
+        // A right answer to a nonce past its lifetime earns a stale 401, not a failure.
+        let expired_but_right = creds.auts().is_none()
+            && creds.response().is_some_and(|r| !r.is_empty())
+            && st
+                .challenges
+                .iter_mut()
+                .find(|c| c.nonce == nonce && too_old(c))
+                .is_some_and(|c| c.verify(&creds, "REGISTER", p.msg.body()) == Verdict::Ok);
+        st.challenges.retain(|c| !too_old(c));
         let found = st.challenges.iter().position(|c| c.nonce == nonce);
         if let Some(auts) = creds.auts() {
             // RFC 3310 §3.4, TS 33.203 §6.3: the UE's SQN is out of range.
@@ -431,8 +455,25 @@ impl Registrar {
             return;
         }
         let Some(i) = found else {
-            // A nonce we do not know (expired, or from before a restart): challenge again.
-            self.new_challenge(now, p, true);
+            let (stale, why) = if expired_but_right {
+                let why = format!(
+                    "nonce older than its lifetime of {} s: a fresh challenge with stale=TRUE",
+                    lifetime.as_secs()
+                );
+                (Stale::Expired, why)
+            } else {
+                let why = "unknown nonce (expired or from before a restart): challenging again";
+                (Stale::Unknown, why.to_owned())
+            };
+            self.event(
+                now,
+                Some(&p.impi),
+                Some(&p.impu),
+                "auth-response",
+                Outcome::Info,
+                Some(why),
+            );
+            self.new_challenge(now, PendingRegister { stale, ..p });
             return;
         };
         let (scheme, verdict) = {
@@ -492,7 +533,13 @@ impl Registrar {
                     Outcome::Info,
                     Some("nonce count already used: challenging again".into()),
                 );
-                self.new_challenge(now, p, true);
+                self.new_challenge(
+                    now,
+                    PendingRegister {
+                        stale: Stale::Unknown,
+                        ..p
+                    },
+                );
             }
             Some(v) => {
                 st.challenges.remove(i);
@@ -522,14 +569,14 @@ impl Registrar {
                     let r = respond(&p.msg, StatusCode::FORBIDDEN, Some("Authentication failed"));
                     self.decide(p.req, Decision::Respond(r));
                 } else {
-                    self.new_challenge(now, p, false);
+                    self.new_challenge(now, p);
                 }
             }
         }
     }
 
     /// Sends a 401 with a fresh challenge: from a spare vector, else after a MAR.
-    fn new_challenge(&mut self, now: Now, p: PendingRegister, stale: bool) {
+    fn new_challenge(&mut self, now: Now, p: PendingRegister) {
         let wanted = p.algorithm;
         let spare = self.auth.get_mut(&p.impi).and_then(|st| {
             let i = st.spare.iter().position(|it| {
@@ -541,7 +588,7 @@ impl Registrar {
             st.spare.remove(i)
         });
         if let Some(item) = spare {
-            self.challenge_with(now, p, &item, stale);
+            self.challenge_with(now, p, &item);
             return;
         }
         let scheme_name = wanted.map_or(SipAuthDataItem::SCHEME_UNKNOWN, Scheme::cx_name);
@@ -588,13 +635,8 @@ impl Registrar {
         );
     }
 
-    fn challenge_with(
-        &mut self,
-        now: Now,
-        p: PendingRegister,
-        item: &SipAuthDataItem,
-        stale: bool,
-    ) {
+    fn challenge_with(&mut self, now: Now, p: PendingRegister, item: &SipAuthDataItem) {
+        let stale = p.stale;
         let fresh = (self.rand)();
         match auth::challenge(item, &p.impi, &self.s.home_realm, fresh, now.at) {
             Ok(issued) => {
@@ -610,7 +652,7 @@ impl Registrar {
                     Err(_) => Message::new_response(StatusCode::UNAUTHORIZED, None),
                 };
                 let mut www = issued.www_authenticate;
-                if stale && !scheme.is_aka() {
+                if stale == Stale::Expired || (stale == Stale::Unknown && !scheme.is_aka()) {
                     www.push_str(", stale=TRUE");
                 }
                 let _ = r.push_header(HeaderName::WWW_AUTHENTICATE, www);
@@ -764,7 +806,7 @@ impl Registrar {
             Outcome::Ok,
             Some(format!("MAA with a {scheme_name} vector")),
         );
-        self.challenge_with(now, p, &first, false);
+        self.challenge_with(now, p, &first);
     }
 
     /// The REGISTER is authenticated: decide the SAR type.

@@ -1258,3 +1258,84 @@ fn refresh_moves_the_expiry_and_the_old_timer_does_nothing() {
 }
 
 mod session;
+
+fn lab_with_nonce_lifetime(secs: u64) -> Lab {
+    let mut s = settings();
+    s.challenge_lifetime = Duration::from_secs(secs);
+    Lab::with(Registrar::new(s, counter_rand(), 1))
+}
+
+fn www_authenticate(resp: &Message) -> String {
+    resp.header_str(&HeaderName::WWW_AUTHENTICATE)
+        .expect("WWW-Authenticate")
+        .expect("utf-8")
+        .to_owned()
+}
+
+#[test]
+fn refresh_with_a_nonce_past_its_lifetime_gets_a_stale_401_then_registers_again() {
+    let mut lab = lab_with_nonce_lifetime(60);
+    let ok = lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
+    assert_eq!(ok.status(), Some(StatusCode::OK));
+    let old = lab.last_nonce.clone().expect("nonce");
+    lab.advance(Duration::from_secs(61));
+    let auth = lab.reuse_answer();
+    let m = lab.register_msg("<sip:ue@10.45.0.2:5060>", 600, &auth, "");
+    let r401 = lab.send_register(m);
+    let ch = Lab::challenge_of(&r401);
+    assert_ne!(ch.nonce(), Some(old.as_str()), "a fresh nonce");
+    assert!(
+        www_authenticate(&r401).contains("stale=TRUE"),
+        "{}",
+        www_authenticate(&r401)
+    );
+    assert_eq!(lab.r.registration_count(), 1, "the binding stays meanwhile");
+    let again = lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
+    assert_eq!(again.status(), Some(StatusCode::OK));
+}
+
+#[test]
+fn refresh_within_the_nonce_lifetime_reuses_the_nonce_without_a_401() {
+    let mut lab = lab_with_nonce_lifetime(60);
+    lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
+    lab.advance(Duration::from_secs(59));
+    let auth = lab.reuse_answer();
+    let m = lab.register_msg("<sip:ue@10.45.0.2:5060>", 600, &auth, "");
+    assert_eq!(lab.send_register(m).status(), Some(StatusCode::OK));
+}
+
+#[test]
+fn wrong_answer_to_an_expired_aka_nonce_gets_a_401_without_stale() {
+    let mut lab = lab_with_nonce_lifetime(60);
+    lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
+    let nonce = lab.last_nonce.clone().expect("nonce");
+    lab.advance(Duration::from_secs(61));
+    let wrong = Ha1::new(IMPI, DOMAIN, b"not the RES");
+    let auth = lab.answer_auth(&nonce, &wrong);
+    let m = lab.register_msg("<sip:ue@10.45.0.2:5060>", 600, &auth, "");
+    let r401 = lab.send_register(m);
+    Lab::challenge_of(&r401);
+    assert!(
+        !www_authenticate(&r401).contains("stale"),
+        "{}",
+        www_authenticate(&r401)
+    );
+}
+
+#[test]
+fn nonce_lifetime_defaults_to_five_minutes_capped_by_reg_expires_max() {
+    assert_eq!(settings().challenge_lifetime, NONCE_LIFETIME);
+    let cfg = imslab_config::ScscfConfig {
+        reg_expires_min: 60,
+        reg_expires_max: 120,
+        reg_expires_default: 120,
+        ..Default::default()
+    };
+    let s = Settings::from_config(
+        &cfg,
+        &Realm::new(DOMAIN).expect("realm"),
+        "hss.ims.mnc001.mcc001.3gppnetwork.org",
+    )
+    .expect("settings");
+    assert_eq!(s.challenge_lifetime, Duration::from_secs(120));
+}
