@@ -296,6 +296,10 @@ struct Context {
     pending: Vec<Target>,
     branches: Vec<Branch>,
     finals: Vec<Message>,
+    /// Route values naming this proxy that §16.4 removed, in order (until the decision).
+    consumed_routes: Vec<Bytes>,
+    /// What to do instead when every branch fails (see [`Proxy::decide_with_fallback`]).
+    fallback: Option<Box<Decision>>,
 }
 
 /// The stateful proxy. See the module documentation for the calling contract.
@@ -434,6 +438,37 @@ impl Proxy {
         ev
     }
 
+    /// The Route values naming this proxy that §16.4 preprocessing removed from the request of
+    /// `ctx`, in their order, as received (`<sip:orig@scscf;lr>`): the S-CSCF tells the
+    /// originating case and its AS hand-off returns from them (TS 24.229 §5.4.3.2). Kept until
+    /// the decision; empty for an unknown context.
+    pub fn consumed_routes(&self, ctx: ContextId) -> &[Bytes] {
+        self.contexts
+            .get(&ctx)
+            .map_or(&[][..], |c| c.consumed_routes.as_slice())
+    }
+
+    /// [`Proxy::decide`], with a `fallback` applied instead when the decision's branches all
+    /// fail before a final answer worth forwarding: every branch ends in 408 (no answer,
+    /// Timer C), a 5xx or a transport error (after any RFC 3263 failover), none in 2xx, 3xx,
+    /// 4xx or 6xx. Their answers are then dropped and `fallback` is applied as the decision
+    /// (forward elsewhere, or respond). Not after a CANCEL. This is the S-CSCF's
+    /// DefaultHandling SESSION_CONTINUED toward an unresponsive AS (TS 24.229 §5.4.3.2 step 4,
+    /// §5.4.3.3; TS 29.228 Annex B). A fallback may itself carry none.
+    pub fn decide_with_fallback(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        decision: Decision,
+        fallback: Decision,
+    ) -> Result<Vec<ProxyEvent>, Error> {
+        let c = self.contexts.get_mut(&ctx).ok_or(Error::UnknownContext)?;
+        if !c.decided && c.server.is_some() {
+            c.fallback = Some(Box::new(fallback));
+        }
+        self.decide(now, ctx, decision)
+    }
+
     /// Applies the CSCF's decision for a context announced by [`ProxyEvent::Request`].
     pub fn decide(
         &mut self,
@@ -447,6 +482,7 @@ impl Proxy {
             return Err(Error::TransactionState { state: "decided" });
         }
         c.decided = true;
+        c.consumed_routes = Vec::new();
         let server = c.server;
         if c.final_sent {
             // Cancelled before the decision: 487 was already sent.
@@ -807,7 +843,7 @@ impl Proxy {
             return;
         }
         stamp_received(&mut request, &from);
-        self.preprocess_routes(&mut request);
+        let consumed_routes = self.preprocess_routes(&mut request);
         let ctx = ContextId(self.next_ctx);
         self.next_ctx += 1;
         let method = request.method().cloned().unwrap_or(Method::Options);
@@ -828,6 +864,8 @@ impl Proxy {
                 pending: Vec::new(),
                 branches: Vec::new(),
                 finals: Vec::new(),
+                consumed_routes,
+                fallback: None,
             },
         );
         self.by_server.insert(sid, ctx);
@@ -852,7 +890,7 @@ impl Proxy {
             return;
         }
         stamp_received(&mut request, &from);
-        self.preprocess_routes(&mut request);
+        let consumed_routes = self.preprocess_routes(&mut request);
         let ctx = ContextId(self.next_ctx);
         self.next_ctx += 1;
         let loop_hash = loop_hash(&request);
@@ -873,6 +911,8 @@ impl Proxy {
                 pending: Vec::new(),
                 branches: Vec::new(),
                 finals: Vec::new(),
+                consumed_routes,
+                fallback: None,
             },
         );
         ev.push(ProxyEvent::Request {
@@ -1257,8 +1297,9 @@ impl Proxy {
         })
     }
 
-    /// §16.4: undo a strict router's rewrite, then drop the Route values naming this proxy.
-    fn preprocess_routes(&self, req: &mut Message) {
+    /// §16.4: undo a strict router's rewrite, then drop the Route values naming this proxy;
+    /// returns the dropped values.
+    fn preprocess_routes(&self, req: &mut Message) -> Vec<Bytes> {
         let ruri_is_me = req
             .request_uri_str()
             .and_then(|u| Uri::parse(u).ok())
@@ -1273,6 +1314,7 @@ impl Proxy {
         {
             let _ = req.set_request_uri(uri);
         }
+        let mut consumed = Vec::new();
         loop {
             let top_is_me = req
                 .routes()
@@ -1282,8 +1324,12 @@ impl Proxy {
             if !top_is_me {
                 break;
             }
-            req.pop_first_value(&HeaderName::ROUTE);
+            match req.pop_first_value(&HeaderName::ROUTE) {
+                Some(v) => consumed.push(v),
+                None => break,
+            }
         }
+        consumed
     }
 
     /// §16.3 step 4: a Via of ours whose branch carries this request's hash means a loop
@@ -1477,6 +1523,27 @@ impl Proxy {
             || !c.pending.is_empty()
             || c.branches.iter().any(|b| b.final_status.is_none())
         {
+            return;
+        }
+        if !c.cancelled
+            && c.fallback.is_some()
+            && c.finals
+                .iter()
+                .all(|f| f.status().is_some_and(is_branch_failure))
+        {
+            // Every branch failed: the fallback decision replaces this one.
+            let fallback = c.fallback.take();
+            c.finals.clear();
+            c.decided = false;
+            if let Some(f) = fallback {
+                match self.decide(now, ctx, *f) {
+                    Ok(more) => ev.extend(more),
+                    Err(error) => ev.push(ProxyEvent::Rejected {
+                        status: StatusCode::SERVER_INTERNAL_ERROR,
+                        error,
+                    }),
+                }
+            }
             return;
         }
         c.final_sent = true;
@@ -1747,6 +1814,12 @@ fn stamp_received(req: &mut Message, from: &Peer) {
     if req.pop_first_value(&HeaderName::VIA).is_some() {
         let _ = req.prepend_typed(HeaderName::VIA, &via);
     }
+}
+
+/// A branch outcome that lets a fallback decision take over: no answer (408) or a server or
+/// transport failure (5xx).
+fn is_branch_failure(code: StatusCode) -> bool {
+    code == StatusCode::REQUEST_TIMEOUT || code.class() == 5
 }
 
 /// §16.6 step 6: a top Route without `lr` is a strict router: it becomes the Request-URI and the

@@ -1154,3 +1154,139 @@ fn ims_register_flows_through_the_seam_with_cscf_edits() {
         "{text}"
     );
 }
+
+#[test]
+fn own_route_values_removed_by_preprocessing_are_reported_as_consumed_until_the_decision() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let req = request(
+        "MESSAGE",
+        "z9hG4bKcr1",
+        "Route: <sip:orig@10.0.0.1:5060;lr>, <sip:odi-abc@proxy.example.com;lr>\r\n\
+         Route: <sip:as@192.0.2.30;lr>\r\n",
+    );
+    let ev = p.handle_message(t0, req, udp(UAC), InterfaceId(0));
+    let (ctx, req) = new_request(&ev);
+    let consumed: Vec<&[u8]> = p.consumed_routes(ctx).iter().map(|b| &b[..]).collect();
+    assert_eq!(
+        consumed,
+        vec![
+            &b"<sip:orig@10.0.0.1:5060;lr>"[..],
+            &b"<sip:odi-abc@proxy.example.com;lr>"[..]
+        ]
+    );
+    let left: Vec<String> = req
+        .routes()
+        .filter_map(Result::ok)
+        .map(|r| r.uri.to_string())
+        .collect();
+    assert_eq!(left, vec!["sip:as@192.0.2.30;lr".to_owned()]);
+    p.decide(t0, ctx, Decision::forward(req, Target::next_hop()))
+        .unwrap();
+    assert!(p.consumed_routes(ctx).is_empty());
+}
+
+/// Forwards a MESSAGE to `UAS_A` with a fallback toward `UAS_B`; returns the context and
+/// what was sent.
+fn forward_with_fallback(
+    p: &mut Proxy,
+    now: Instant,
+    branch: &str,
+) -> (ContextId, Vec<ProxyEvent>) {
+    let ev = p.handle_message(
+        now,
+        request("MESSAGE", branch, ""),
+        udp(UAC),
+        InterfaceId(0),
+    );
+    let (ctx, req) = new_request(&ev);
+    let mut fallback = req.clone();
+    fallback
+        .push_header(HeaderName::new("X-Fallback".to_owned()).unwrap(), "yes")
+        .unwrap();
+    let ev = p
+        .decide_with_fallback(
+            now,
+            ctx,
+            Decision::forward(req, to("sip:as@192.0.2.20:5080", UAS_A)),
+            Decision::forward(fallback, to("sip:bob@192.0.2.21:5080", UAS_B)),
+        )
+        .unwrap();
+    (ctx, ev)
+}
+
+fn sent_to(ev: &[ProxyEvent], addr: &str) -> Vec<Message> {
+    sent(ev)
+        .into_iter()
+        .filter(|(peer, _)| peer.addr == addr.parse().unwrap())
+        .map(|(_, m)| m)
+        .collect()
+}
+
+#[test]
+fn fallback_decision_is_forwarded_when_the_branch_times_out() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, ev) = forward_with_fallback(&mut p, t0, "z9hG4bKfb1");
+    assert_eq!(sent_to(&ev, UAS_A).len(), 1);
+    let mut at = t0;
+    let mut to_b = Vec::new();
+    while to_b.is_empty() && at < t0 + 40 * SEC {
+        at += SEC;
+        let ev = p.handle_timeout(at);
+        assert!(responses(&ev).is_empty(), "the 408 must not go upstream");
+        to_b = sent_to(&ev, UAS_B);
+    }
+    assert_eq!(to_b.len(), 1, "fallback sent after Timer F");
+    assert!(to_b[0].has_header(&HeaderName::new("X-Fallback".to_owned()).unwrap()));
+    let ev = p.handle_message(at, reply(&to_b[0], 200, "b"), udp(UAS_B), InterfaceId(0));
+    let r = responses(&ev);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].0, status(&r[0].1)), (ctx, 200));
+}
+
+#[test]
+fn fallback_decision_is_forwarded_after_a_5xx_and_its_answer_wins() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, ev) = forward_with_fallback(&mut p, t0, "z9hG4bKfb2");
+    let to_a = sent_to(&ev, UAS_A);
+    let ev = p.handle_message(t0, reply(&to_a[0], 500, "a"), udp(UAS_A), InterfaceId(0));
+    assert!(responses(&ev).is_empty());
+    let to_b = sent_to(&ev, UAS_B);
+    assert_eq!(to_b.len(), 1);
+    let ev = p.handle_message(t0, reply(&to_b[0], 404, "b"), udp(UAS_B), InterfaceId(0));
+    let r = responses(&ev);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].0, status(&r[0].1)), (ctx, 404));
+}
+
+#[test]
+fn fallback_is_not_used_when_the_branch_answers_4xx() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, ev) = forward_with_fallback(&mut p, t0, "z9hG4bKfb3");
+    let to_a = sent_to(&ev, UAS_A);
+    let ev = p.handle_message(t0, reply(&to_a[0], 403, "a"), udp(UAS_A), InterfaceId(0));
+    assert!(sent_to(&ev, UAS_B).is_empty());
+    let r = responses(&ev);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].0, status(&r[0].1)), (ctx, 403));
+}
+
+#[test]
+fn fallback_decision_is_forwarded_after_a_transport_error() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, ev) = forward_with_fallback(&mut p, t0, "z9hG4bKfb4");
+    let tx = ev
+        .iter()
+        .find_map(|e| match e {
+            ProxyEvent::Transmit { to, tx, .. } if to.addr == UAS_A.parse().unwrap() => *tx,
+            _ => None,
+        })
+        .expect("the branch's transaction");
+    let ev = p.handle_transport_error(t0, tx);
+    assert!(responses(&ev).is_empty());
+    assert_eq!(sent_to(&ev, UAS_B).len(), 1);
+}
