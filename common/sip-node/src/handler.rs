@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use imslab_sip::proxy::{ContextId, Decision, Interface, InterfaceId};
 use imslab_sip::transaction::{FlowId, Peer};
 use imslab_sip::{Error as SipError, Message, StatusCode};
@@ -18,6 +19,10 @@ pub struct Incoming {
     /// The request, with `received`/`rport` set on its top Via and Route values naming this
     /// element removed.
     pub request: Message,
+    /// Those removed Route values naming this element, in order and as received
+    /// (`<sip:orig@scscf;lr>`, `<sip:odi-…@scscf;lr>`): the S-CSCF recognises the originating
+    /// case and its AS hand-off returns by them (TS 24.229 §5.4.3.2).
+    pub consumed_routes: Vec<Bytes>,
     /// Where it came from. `from.flow` names the connection (or UDP socket) it arrived on:
     /// a [`imslab_sip::proxy::Target`] whose destination is this peer goes back over that flow.
     pub from: Peer,
@@ -28,6 +33,27 @@ pub struct Incoming {
     /// An ACK for a 2xx, forwarded without a transaction: only [`Decision::Forward`] has an
     /// effect, a response is dropped.
     pub stateless: bool,
+}
+
+/// A decision with what to do instead when it fails: see
+/// [`Handler::on_request_with_fallback`].
+#[derive(Debug)]
+pub struct Decided {
+    /// The decision.
+    pub decision: Decision,
+    /// Applied instead when every branch of `decision` ends in 408, 5xx or a transport error
+    /// ([`imslab_sip::proxy::Proxy::decide_with_fallback`]); its targets get no RFC 3263
+    /// failover.
+    pub fallback: Option<Decision>,
+}
+
+impl From<Decision> for Decided {
+    fn from(decision: Decision) -> Self {
+        Self {
+            decision,
+            fallback: None,
+        }
+    }
 }
 
 /// A response the proxy core selected for forwarding upstream (§16.7), this element's Via
@@ -66,6 +92,17 @@ pub trait Handler: Send + Sync + 'static {
         incoming: Incoming,
         node: NodeHandle,
     ) -> impl Future<Output = Decision> + Send;
+
+    /// [`Handler::on_request`] with a fallback decision for when the forwarded branches all
+    /// fail (the S-CSCF's DefaultHandling SESSION_CONTINUED toward an AS, TS 24.229 §5.4.3.2).
+    /// The node calls this one; the default calls [`Handler::on_request`] without fallback.
+    fn on_request_with_fallback(
+        &self,
+        incoming: Incoming,
+        node: NodeHandle,
+    ) -> impl Future<Output = Decided> + Send {
+        async move { self.on_request(incoming, node).await.into() }
+    }
 
     /// Edits a response before it is forwarded upstream (the P-CSCF removes `ck`/`ik` from a
     /// 401). The default forwards it unchanged.

@@ -44,7 +44,10 @@
 //!   [`Message::response`](imslab_sip::Message::response), or [`Decision::Forward`] to
 //!   [`Target`]s (a destination `Peer` with a `flow` goes back over that flow: how a P-CSCF
 //!   reaches a phone behind NAT). Requests that the core refuses itself (400, 482, 483...)
-//!   are reported to [`Handler::on_rejected`].
+//!   are reported to [`Handler::on_rejected`]. [`Incoming::consumed_routes`] holds the Route
+//!   values naming this element that the core removed (the S-CSCF's `orig`/`odi-…` markers).
+//!   A handler that overrides [`Handler::on_request_with_fallback`] may add a fallback
+//!   decision, applied when every branch fails with 408, 5xx or a transport error.
 //! - Each response the core selects for forwarding goes to [`Handler::on_response`] (one at a
 //!   time per context, in order) and is forwarded as returned. Handlers that never edit
 //!   responses return false from [`Handler::wants_responses`].
@@ -77,7 +80,7 @@ mod node;
 pub use config::{Listen, NodeConfig, resolve_uri};
 pub use dns::{DnsConfig, DnsResolver};
 pub use error::Error;
-pub use handler::{FlowClosed, Handler, Incoming, Outgoing};
+pub use handler::{Decided, FlowClosed, Handler, Incoming, Outgoing};
 pub use imslab_sip::proxy::{
     ContextId, Decision, ForkMode, Interface, InterfaceId, RecordRoute, Target,
 };

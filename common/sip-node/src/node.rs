@@ -29,6 +29,8 @@ enum Cmd {
         decision: Decision,
         /// Per forward target, the other servers DNS named (RFC 3263 §4.3).
         alternates: Vec<Vec<Peer>>,
+        /// Applied when every branch fails (`Proxy::decide_with_fallback`).
+        fallback: Option<Box<Decision>>,
     },
     ForwardResponse {
         ctx: ContextId,
@@ -514,12 +516,14 @@ impl<H: Handler> Loop<H> {
                 ctx,
                 decision,
                 alternates,
-            } => match if alternates.iter().all(Vec::is_empty) {
-                self.proxy.decide(now, ctx, decision)
-            } else {
-                self.proxy
-                    .decide_with_failover(now, ctx, decision, alternates)
-            } {
+                fallback,
+            } => match self.proxy.decide_with_failover_and_fallback(
+                now,
+                ctx,
+                decision,
+                alternates,
+                fallback.map(|f| *f),
+            ) {
                 Ok(ev) => self.process(ev).await,
                 Err(e) => tracing::debug!(?ctx, error = %e, "decision for a finished context"),
             },
@@ -585,6 +589,7 @@ impl<H: Handler> Loop<H> {
                     let incoming = Incoming {
                         ctx,
                         request,
+                        consumed_routes: self.proxy.consumed_routes(ctx).to_vec(),
                         from,
                         iface,
                         interface,
@@ -593,12 +598,19 @@ impl<H: Handler> Loop<H> {
                     let handler = Arc::clone(&self.handler);
                     let node = self.handle.clone();
                     tokio::spawn(async move {
-                        let decision = handler.on_request(incoming, node.clone()).await;
-                        let (decision, alternates) = node.locate_targets(decision).await;
+                        let decided = handler
+                            .on_request_with_fallback(incoming, node.clone())
+                            .await;
+                        let (decision, alternates) = node.locate_targets(decided.decision).await;
+                        let fallback = match decided.fallback {
+                            Some(f) => Some(Box::new(node.locate_targets(f).await.0)),
+                            None => None,
+                        };
                         let _ = node.shared.cmds.send(Cmd::Decide {
                             ctx,
                             decision,
                             alternates,
+                            fallback,
                         });
                     });
                 }

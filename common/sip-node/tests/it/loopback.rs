@@ -8,8 +8,8 @@ use imslab_sip::transaction::TimerConfig;
 use imslab_sip::{HeaderName, Message, Method, StatusCode};
 use imslab_sip_io::TransportKind;
 use imslab_sip_node::{
-    Decision, Error, Handler, Incoming, Listen, NodeConfig, NodeHandle, Outgoing, Peer, SipNode,
-    Target,
+    Decided, Decision, Error, Handler, Incoming, Listen, NodeConfig, NodeHandle, Outgoing, Peer,
+    SipNode, Target,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -458,4 +458,121 @@ async fn run_returns_promptly_after_cancellation() {
         .await
         .expect_err("stopped");
     assert!(matches!(err, Error::Stopped), "{err}");
+}
+
+/// Answers 200 listing, in `X-Consumed`, the Route values naming the node that it removed.
+struct EchoConsumed;
+
+impl Handler for EchoConsumed {
+    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        let list: Vec<String> = incoming
+            .consumed_routes
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect();
+        let mut ok = incoming
+            .request
+            .response(StatusCode::OK, Some("uas"))
+            .expect("response");
+        ok.push_header(
+            HeaderName::new("X-Consumed").expect("header name"),
+            list.join(" | "),
+        )
+        .expect("header");
+        Decision::Respond(ok)
+    }
+}
+
+#[tokio::test]
+async fn handler_sees_the_route_values_naming_the_node_that_the_core_removed() {
+    let node = start(EchoConsumed).await;
+    let a = node.addr;
+    let elsewhere = SocketAddr::from(([127, 0, 0, 1], 9));
+    let text = options(elsewhere, "cr1").replace(
+        "Max-Forwards",
+        &format!("Route: <sip:orig@{a};lr>\r\nRoute: <sip:odi-t1@{a};lr>\r\nMax-Forwards"),
+    );
+    let resp = udp_exchange(a, &text).await;
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(
+        header(&resp, "X-Consumed"),
+        Some(format!("<sip:orig@{a};lr> | <sip:odi-t1@{a};lr>"))
+    );
+    node.stop.cancel();
+}
+
+/// Answers every request with one status.
+struct Refuse(StatusCode);
+
+impl Handler for Refuse {
+    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        Decision::Respond(
+            incoming
+                .request
+                .response(self.0, Some("refused"))
+                .expect("response"),
+        )
+    }
+}
+
+/// Forwards to `primary`, falling back to `fallback` when that branch fails.
+struct ForwardOrContinue {
+    primary: SocketAddr,
+    fallback: SocketAddr,
+}
+
+impl ForwardOrContinue {
+    fn to(&self, req: Message, addr: SocketAddr) -> Decision {
+        Decision::forward(
+            req,
+            Target::next_hop().via(Peer::new(TransportKind::Udp.to_sip(), addr)),
+        )
+    }
+}
+
+impl Handler for ForwardOrContinue {
+    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        self.to(incoming.request, self.primary)
+    }
+
+    async fn on_request_with_fallback(&self, incoming: Incoming, _node: NodeHandle) -> Decided {
+        let req = incoming.request;
+        Decided {
+            decision: self.to(req.clone(), self.primary),
+            fallback: Some(self.to(req, self.fallback)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn when_the_first_branch_answers_503_the_fallback_decision_answers() {
+    let refusing = start(Refuse(StatusCode::SERVICE_UNAVAILABLE)).await;
+    let uas = start(Answer("fallback")).await;
+    let proxy = start(ForwardOrContinue {
+        primary: refusing.addr,
+        fallback: uas.addr,
+    })
+    .await;
+    let resp = udp_exchange(proxy.addr, &options(uas.addr, "fb1")).await;
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(header(&resp, "X-Answered-By").as_deref(), Some("fallback"));
+    for n in [refusing, uas, proxy] {
+        n.stop.cancel();
+    }
+}
+
+#[tokio::test]
+async fn when_the_first_branch_answers_403_it_goes_upstream_and_the_fallback_is_unused() {
+    let refusing = start(Refuse(StatusCode::FORBIDDEN)).await;
+    let uas = start(Answer("fallback")).await;
+    let proxy = start(ForwardOrContinue {
+        primary: refusing.addr,
+        fallback: uas.addr,
+    })
+    .await;
+    let resp = udp_exchange(proxy.addr, &options(uas.addr, "fb2")).await;
+    assert_eq!(resp.status(), Some(StatusCode::FORBIDDEN));
+    for n in [refusing, uas, proxy] {
+        n.stop.cancel();
+    }
 }

@@ -462,11 +462,32 @@ impl Proxy {
         decision: Decision,
         fallback: Decision,
     ) -> Result<Vec<ProxyEvent>, Error> {
+        self.decide_with_failover_and_fallback(now, ctx, decision, Vec::new(), Some(fallback))
+    }
+
+    /// [`Proxy::decide_with_failover`] and [`Proxy::decide_with_fallback`] together: RFC 3263
+    /// failover first, the fallback when that too fails. The fallback's own targets get no
+    /// failover.
+    pub fn decide_with_failover_and_fallback(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        decision: Decision,
+        alternates: Vec<Vec<Peer>>,
+        fallback: Option<Decision>,
+    ) -> Result<Vec<ProxyEvent>, Error> {
         let c = self.contexts.get_mut(&ctx).ok_or(Error::UnknownContext)?;
-        if !c.decided && c.server.is_some() {
-            c.fallback = Some(Box::new(fallback));
+        if let Some(f) = fallback
+            && !c.decided
+            && c.server.is_some()
+        {
+            c.fallback = Some(Box::new(f));
         }
-        self.decide(now, ctx, decision)
+        if alternates.iter().all(Vec::is_empty) {
+            self.decide(now, ctx, decision)
+        } else {
+            self.decide_with_failover(now, ctx, decision, alternates)
+        }
     }
 
     /// Applies the CSCF's decision for a context announced by [`ProxyEvent::Request`].
