@@ -270,6 +270,16 @@ impl UeCore {
         if status.is_provisional() {
             return;
         }
+        // A late answer to an earlier REGISTER (say the de-REGISTER's 200 arriving after the
+        // reg-event NOTIFY ended the registration and a new REGISTER left): not ours to act on.
+        if resp.cseq().is_ok_and(|c| c.seq != self.reg.cseq) {
+            self.diag(
+                "register",
+                Outcome::Info,
+                format!("late {} to an earlier REGISTER ignored", status.as_u16()),
+            );
+            return;
+        }
         match status.as_u16() {
             200..=299 => self.register_ok(now, &resp),
             401 => self.on_challenge(now, &resp),
