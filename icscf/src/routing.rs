@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use imslab_diameter::cx::{CxResult, Lia, Lir, ServerCapabilities, Uaa, Uar};
@@ -44,7 +45,14 @@ pub struct Settings {
     pub scscfs: Vec<ScscfEntry>,
     /// Static name resolution for S-CSCF URIs (host name → address).
     pub hosts: HashMap<String, Peer>,
+    /// How long a REGISTER waits for the chosen S-CSCF's answer before the I-CSCF fails
+    /// over to another one ([`FAILOVER_AFTER`]); used only when the table has another.
+    pub failover_after: Duration,
 }
+
+/// Default [`Settings::failover_after`]: well inside the phone's 32 s transaction (Timer F),
+/// after its fourth retransmission over UDP.
+pub const FAILOVER_AFTER: Duration = Duration::from_secs(4);
 
 impl Settings {
     /// From the `icscf:` section, the home domain and the HSS's Diameter identity.
@@ -90,6 +98,7 @@ impl Settings {
             home_domain: domain.to_string(),
             scscfs,
             hosts,
+            failover_after: FAILOVER_AFTER,
         })
     }
 
@@ -471,6 +480,57 @@ pub fn select_for_register(uaa: &Uaa, s: &Settings) -> Result<Selected, Refusal>
         return locate(name, s, format!("Server-Name {name} from the HSS"));
     }
     by_capabilities(&uaa.server_capabilities.clone().unwrap_or_default(), s)
+}
+
+/// Whether the table holds an S-CSCF other than `uri` to fail over to (TS 24.229 §5.3.1.3).
+pub fn has_alternative(s: &Settings, uri: &str) -> bool {
+    s.scscfs.iter().any(|e| !same_uri(&e.uri, uri))
+}
+
+/// The UAR asking the HSS for capabilities anew after the chosen S-CSCF did not answer a
+/// REGISTER (TS 24.229 §5.3.1.3, TS 29.228 §6.1.1): User-Authorization-Type
+/// REGISTRATION_AND_CAPABILITIES.
+pub fn uar_for_failover(msg: &Message, s: &Settings, session_id: String) -> Result<Uar, Refusal> {
+    let mut uar = uar_for(msg, s, session_id)?;
+    uar.user_authorization_type = Some(UserAuthorizationType::REGISTRATION_AND_CAPABILITIES);
+    Ok(uar)
+}
+
+/// The S-CSCF to retry a REGISTER with after `failed` timed out, answered 503 or could not
+/// be reached (TS 24.229 §5.3.1.3): chosen from the Server-Capabilities of the
+/// REGISTRATION_AND_CAPABILITIES UAA among the table's other S-CSCFs, as
+/// [`by_capabilities`] does. None left: 504 (Server Time-out).
+pub fn reselect_after_failure(uaa: &Uaa, s: &Settings, failed: &str) -> Result<Selected, Refusal> {
+    if !uaa.result.is_success() {
+        return Err(uar_refusal(&uaa.result));
+    }
+    let mut caps = uaa.server_capabilities.clone().unwrap_or_default();
+    caps.server_names.retain(|n| !same_uri(n, failed));
+    let others = Settings {
+        scscfs: s
+            .scscfs
+            .iter()
+            .filter(|e| !same_uri(&e.uri, failed))
+            .cloned()
+            .collect(),
+        ..s.clone()
+    };
+    let no_other = || {
+        Refusal::new(
+            StatusCode::SERVER_TIMEOUT,
+            "S-CSCF Unreachable",
+            format!("the S-CSCF {failed} did not answer and no other S-CSCF qualifies"),
+        )
+    };
+    match by_capabilities(&caps, &others) {
+        Ok(sel) if !same_uri(&sel.uri, failed) => Ok(Selected {
+            how: format!("fail-over from {failed}: {}", sel.how),
+            ..sel
+        }),
+        Ok(_) => Err(no_other()),
+        Err(r) if r.status == StatusCode::BUSY_EVERYWHERE => Err(no_other()),
+        Err(r) => Err(r),
+    }
 }
 
 /// The S-CSCF for a terminating request from the LIA.

@@ -9,10 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use imslab_config::Config;
 use imslab_diameter::base::{Capabilities, VendorSpecificApplicationId};
+use imslab_diameter::cx::Uar;
 use imslab_diameter::cx::{Lia, Uaa};
 use imslab_diameter::{Origin, VendorId};
 use imslab_diameter_io::{DiameterNode, NodeOptions, PeerOptions, RefuseRequests};
-use imslab_sip::Method;
+use imslab_sip::{HeaderName, Message, Method, StatusCode};
 use imslab_sip_io::TransportKind;
 use imslab_sip_node::{
     Decision, Handler, Incoming, Listen, NodeConfig, NodeHandle, SipNode, Target,
@@ -23,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::routing::{
-    Refusal, Settings, forward, hss_unreachable, lir_for, select_for_register,
-    select_for_terminating, uar_for,
+    Refusal, Selected, Settings, forward, has_alternative, hss_unreachable, lir_for,
+    reselect_after_failure, select_for_register, select_for_terminating, uar_for, uar_for_failover,
 };
 
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(600);
@@ -65,7 +66,21 @@ impl Inner {
         });
     }
 
-    async fn register(&self, incoming: Incoming) -> Decision {
+    /// Sends a UAR and decodes its answer; a refusal when the HSS cannot be asked.
+    async fn ask(&self, uar: &Uar) -> Result<Uaa, Refusal> {
+        match self
+            .diameter
+            .request(uar.to_message())
+            .await
+            .map(|a| Uaa::decode(&a))
+        {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(hss_unreachable("UAA", &format!("undecodable answer: {e}"))),
+            Err(e) => Err(hss_unreachable("UAA", &e.to_string())),
+        }
+    }
+
+    async fn register(&self, incoming: Incoming, node: &NodeHandle) -> Decision {
         let msg = incoming.request;
         let uar = match uar_for(&msg, &self.settings, self.session_id()) {
             Ok(u) => u,
@@ -75,27 +90,9 @@ impl Inner {
             }
         };
         let (impi, impu) = (uar.user_name.clone(), uar.public_identity.clone());
-        let answer = self.diameter.request(uar.to_message()).await;
-        let uaa = match answer.map(|a| Uaa::decode(&a)) {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
-                return self.refuse(
-                    &msg,
-                    &impi,
-                    &impu,
-                    "uar",
-                    &hss_unreachable("UAA", &format!("undecodable answer: {e}")),
-                );
-            }
-            Err(e) => {
-                return self.refuse(
-                    &msg,
-                    &impi,
-                    &impu,
-                    "uar",
-                    &hss_unreachable("UAA", &e.to_string()),
-                );
-            }
+        let uaa = match self.ask(&uar).await {
+            Ok(a) => a,
+            Err(r) => return self.refuse(&msg, &impi, &impu, "uar", &r),
         };
         match select_for_register(&uaa, &self.settings) {
             Ok(sel) => {
@@ -106,9 +103,73 @@ impl Inner {
                     Outcome::Ok,
                     format!("REGISTER to {} ({})", sel.uri, sel.how),
                 );
-                forward(msg, &sel)
+                if has_alternative(&self.settings, &sel.uri) {
+                    self.forward_with_failover(msg, sel, node, &impi, &impu)
+                        .await
+                } else {
+                    forward(msg, &sel)
+                }
             }
             Err(r) => self.refuse(&msg, &impi, &impu, "uar", &r),
+        }
+    }
+
+    /// TS 24.229 §5.3.1.3: sends the REGISTER to `sel` through a client transaction of its
+    /// own; when that S-CSCF does not answer within `failover_after`, answers 503 or cannot
+    /// be reached, asks the HSS again (UAR REGISTRATION_AND_CAPABILITIES) and forwards the
+    /// REGISTER once more, to another capable S-CSCF of the table.
+    async fn forward_with_failover(
+        &self,
+        msg: Message,
+        sel: Selected,
+        node: &NodeHandle,
+        impi: &Impi,
+        impu: &Impu,
+    ) -> Decision {
+        let mut out = msg.clone();
+        let hops = msg.max_forwards().ok().flatten().unwrap_or(70);
+        let _ = out.set_header(HeaderName::MAX_FORWARDS, hops.saturating_sub(1).to_string());
+        let wait = self.settings.failover_after;
+        let why = match tokio::time::timeout(wait, node.request(out, sel.destination.clone())).await
+        {
+            Ok(Ok(mut response)) if response.status() != Some(StatusCode::SERVICE_UNAVAILABLE) => {
+                // The I-CSCF's own Via: the rest is the phone's path, as a proxy answers.
+                response.pop_first_value(&HeaderName::VIA);
+                return Decision::Respond(response);
+            }
+            Ok(Ok(_)) => "it answered 503".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", wait.as_millis()),
+        };
+        self.event(
+            Some(impi),
+            Some(impu),
+            "scscf-failover",
+            Outcome::Info,
+            format!(
+                "S-CSCF {} did not take the REGISTER ({why}): asking the HSS for capabilities",
+                sel.uri
+            ),
+        );
+        let next = match uar_for_failover(&msg, &self.settings, self.session_id()) {
+            Ok(uar) => match self.ask(&uar).await {
+                Ok(uaa) => reselect_after_failure(&uaa, &self.settings, &sel.uri),
+                Err(r) => Err(r),
+            },
+            Err(r) => Err(r),
+        };
+        match next {
+            Ok(next) => {
+                self.event(
+                    Some(impi),
+                    Some(impu),
+                    "scscf-failover",
+                    Outcome::Ok,
+                    format!("REGISTER to {} ({})", next.uri, next.how),
+                );
+                forward(msg, &next)
+            }
+            Err(r) => self.refuse(&msg, impi, impu, "scscf-failover", &r),
         }
     }
 
@@ -157,7 +218,7 @@ impl Inner {
 
     fn refuse(
         &self,
-        msg: &imslab_sip::Message,
+        msg: &Message,
         impi: &Impi,
         impu: &Impu,
         step: &'static str,
@@ -177,7 +238,7 @@ impl Inner {
 struct SipHandler(Arc<Inner>);
 
 impl Handler for SipHandler {
-    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+    async fn on_request(&self, incoming: Incoming, node: NodeHandle) -> Decision {
         if let Some(d) = crate::routing::to_self(
             &incoming.request,
             &incoming.interface.addr,
@@ -186,7 +247,7 @@ impl Handler for SipHandler {
             return d;
         }
         if incoming.request.method() == Some(&Method::Register) {
-            self.0.register(incoming).await
+            self.0.register(incoming, &node).await
         } else {
             self.0.terminating(incoming).await
         }

@@ -324,3 +324,52 @@ fn options_to_the_icscf_itself_is_answered_and_others_pass() {
     );
     assert!(to_self(&register("", "<sip:ue@10.0.0.1>"), &local, &settings()).is_none());
 }
+
+#[test]
+fn failover_uar_asks_for_registration_and_capabilities() {
+    let msg = register("", "<sip:ue@10.0.0.1>;expires=600");
+    let u = uar_for_failover(&msg, &settings(), "s;2".into()).expect("uar");
+    assert_eq!(
+        u.user_authorization_type,
+        Some(UserAuthorizationType::REGISTRATION_AND_CAPABILITIES)
+    );
+    assert_eq!(u.public_identity, uar().public_identity);
+}
+
+#[test]
+fn failover_picks_the_best_other_s_cscf_and_never_the_failed_one() {
+    let mut a = uaa(CxResult::SUCCESS);
+    a.server_capabilities = Some(ServerCapabilities {
+        mandatory: vec![1],
+        optional: vec![3, 4],
+        server_names: vec!["sip:scscf2.ims.example:6070".into()],
+        ..ServerCapabilities::default()
+    });
+    assert!(has_alternative(&settings(), "sip:scscf2.ims.example:6070"));
+    let sel = reselect_after_failure(&a, &settings(), "sip:scscf2.ims.example:6070")
+        .expect("another one");
+    assert_eq!(sel.uri, "sip:scscf1.ims.example:6060");
+    assert!(sel.how.contains("fail-over from sip:scscf2"), "{}", sel.how);
+
+    a.server_capabilities = Some(ServerCapabilities {
+        mandatory: vec![3],
+        ..ServerCapabilities::default()
+    });
+    let r = reselect_after_failure(&a, &settings(), "sip:scscf2.ims.example:6070")
+        .expect_err("only the failed one has capability 3");
+    assert_eq!(r.status, StatusCode::SERVER_TIMEOUT);
+}
+
+#[test]
+fn failover_with_a_single_s_cscf_has_no_alternative_and_hss_refusals_still_map() {
+    let one = Settings {
+        scscfs: settings().scscfs.into_iter().take(1).collect(),
+        ..settings()
+    };
+    assert!(!has_alternative(&one, "sip:scscf1.ims.example:6060"));
+    assert!(has_alternative(&one, "sip:elsewhere.ims.example"));
+    let refused = uaa(CxResult::experimental(Exp::DIAMETER_ERROR_USER_UNKNOWN));
+    let r = reselect_after_failure(&refused, &settings(), "sip:scscf1.ims.example:6060")
+        .expect_err("refused");
+    assert_eq!(r.status.as_u16(), 404);
+}

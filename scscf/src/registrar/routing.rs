@@ -1,8 +1,11 @@
 //! Requests other than REGISTER and reg-event SUBSCRIBE: session routing (TS 24.229 §5.4.3).
 //!
 //! - Originating case (§5.4.3.2): an initial request whose P-Asserted-Identity is registered
-//!   here and whose previous hop is the P-CSCF on that registration's Path (it came along the
-//!   Service-Route). Originating iFCs (session case 0); then the callee is normalised (tel URI,
+//!   here and that arrived on the Service-Route's `orig` marker: a consumed Route to this
+//!   S-CSCF with the user part `orig` or an `orig` parameter ([`Registrar::handle_request_routed`]
+//!   gets those from the proxy core). Without that marker (a P-CSCF that does not send the
+//!   Service-Route, or a caller of [`Registrar::handle_request`]), the fallback heuristic: the
+//!   previous hop is the P-CSCF on that registration's Path. Originating iFCs (session case 0); then the callee is normalised (tel URI,
 //!   `user=phone` and digit-only user parts become `tel:+…`, which an implicit set here may
 //!   hold) and the request goes to `scscf.icscf` for a home callee (or straight to the
 //!   terminating case when no I-CSCF is configured), to `scscf.breakout` for a number or
@@ -12,9 +15,9 @@
 //!   Path as Route, P-Called-Party-ID and Record-Route (dialog-creating methods). No contact:
 //!   480; an identity unknown here in the home domain: 404; a barred one: 404.
 //! - iFC hand-off: the request goes to the AS with a Route back to this S-CSCF carrying an
-//!   original dialog identifier (`odi-…`). Because the proxy core removes Route values naming
-//!   this element before the core sees the request, the returning request is recognised by
-//!   its Call-ID, From tag and CSeq; the pending hand-off is kept for Timer C (180 s) at most,
+//!   original dialog identifier (`odi-…`). The returning request is recognised by that token
+//!   among the consumed Route values (so an AS acting as a B2BUA may change the dialog
+//!   identifiers); without consumed routes, by its Call-ID, From tag and CSeq. The pending hand-off is kept for Timer C (180 s) at most,
 //!   and at most [`MAX_LEGS`] are kept (the oldest goes first). An AS the S-CSCF has no
 //!   address for (not an IP literal, not in `scscf.hosts`) has failed: DefaultHandling
 //!   SESSION_CONTINUED skips it, SESSION_TERMINATED answers 500. An AS that does not answer
@@ -66,6 +69,8 @@ pub(super) struct Leg {
     called: Option<String>,
     /// Which hand-off this is (a newer one with the same key replaces it).
     seq: u64,
+    /// The original dialog identifier in the Route back here (`odi-<token>`).
+    odi: String,
 }
 
 /// Call-ID, From tag and CSeq number: what an AS acting as a proxy keeps.
@@ -76,6 +81,38 @@ fn leg_key(msg: &Message) -> Option<LegKey> {
     let tag = msg.from_header().ok()?.tag()?.to_owned();
     let seq = msg.cseq().ok()?.seq;
     Some((call, tag, seq))
+}
+
+/// What the consumed Route values naming this S-CSCF say (TS 24.229 §5.4.3.2, §5.4.3.4).
+#[derive(Debug, Default)]
+struct Markers {
+    /// A Route with the user part `orig` or an `orig` parameter: the originating case.
+    orig: bool,
+    /// The token of an `odi-<token>` user part: an AS hand-off returning.
+    odi: Option<String>,
+}
+
+fn markers<B: AsRef<[u8]>>(consumed: &[B]) -> Markers {
+    let mut m = Markers::default();
+    for raw in consumed {
+        let Some(na) = std::str::from_utf8(raw.as_ref())
+            .ok()
+            .and_then(|t| NameAddr::parse_header(t, "Route").ok())
+        else {
+            continue;
+        };
+        let Some(sip) = na.uri.as_sip() else {
+            continue;
+        };
+        let user = sip.user.as_deref().unwrap_or_default();
+        if user.eq_ignore_ascii_case("orig") || sip.params.contains("orig") {
+            m.orig = true;
+        }
+        if let Some(token) = user.strip_prefix("odi-").filter(|t| !t.is_empty()) {
+            m.odi = Some(token.to_owned());
+        }
+    }
+    m
 }
 
 /// The per-UE step for a method.
@@ -182,6 +219,21 @@ impl Registrar {
     /// documentation): the originating or terminating case for initial requests, the route
     /// for everything else. `stateless` marks an ACK for a 2xx.
     pub fn handle_request(&mut self, now: Now, req: ReqId, msg: Message, stateless: bool) {
+        self.handle_request_routed(now, req, msg, stateless, &[] as &[&[u8]]);
+    }
+
+    /// [`Registrar::handle_request`] with the Route values naming this S-CSCF that the proxy
+    /// core removed (`imslab_sip_node::Incoming::consumed_routes`): the `orig` marker makes
+    /// an initial request from a registered caller originating, and an `odi-<token>` one
+    /// matches the AS hand-off it returns from.
+    pub fn handle_request_routed<B: AsRef<[u8]>>(
+        &mut self,
+        now: Now,
+        req: ReqId,
+        msg: Message,
+        stateless: bool,
+        consumed: &[B],
+    ) {
         if !stateless && msg.routes().next().is_none() && self.is_own_uri(&msg) {
             // Addressed to the S-CSCF itself: OPTIONS is a keep-alive probe (RFC 3261 §11).
             let r = if msg.method() == Some(&Method::Options) {
@@ -208,28 +260,61 @@ impl Registrar {
             self.decide(req, Decision::forward(msg, Target::next_hop()));
             return;
         }
-        if let Some(leg) = leg_key(&msg).and_then(|k| self.legs.remove(&k)) {
+        let marks = markers(consumed);
+        if let Some(leg) = self.returning_leg(&msg, marks.odi.as_deref()) {
             match leg.case {
                 Case::Orig => self.originate(now, req, msg, leg.served, leg.next),
                 Case::Term => self.terminate(now, req, msg, leg.next, leg.called, None),
             }
             return;
         }
-        if let Some(served) = self.originating_user(&msg) {
+        let served = if marks.orig {
+            self.asserted_user(&msg)
+        } else {
+            self.originating_user(&msg)
+        };
+        if let Some(served) = served {
             self.originate(now, req, msg, served, 0);
             return;
         }
         self.terminate(now, req, msg, 0, None, None);
     }
 
-    /// The asserted identity of a request that came along the Service-Route: registered here,
-    /// and the previous hop is the first Path entry (the P-CSCF) of one of its contacts, or the
-    /// contact itself when it registered without Path.
-    fn originating_user(&self, msg: &Message) -> Option<Impu> {
+    /// The pending AS hand-off a request returns from: the one with its ODI token when the
+    /// consumed routes carry one (looked up by dialog identifiers first, then among all
+    /// pending hand-offs, at most [`MAX_LEGS`]), else the one with its Call-ID, From tag and
+    /// CSeq. Removed from the table.
+    fn returning_leg(&mut self, msg: &Message, odi: Option<&str>) -> Option<Leg> {
+        let key = leg_key(msg);
+        let Some(token) = odi else {
+            return key.and_then(|k| self.legs.remove(&k));
+        };
+        let key = match key.filter(|k| self.legs.get(k).is_some_and(|l| l.odi == token)) {
+            Some(k) => k,
+            None => self
+                .legs
+                .iter()
+                .find(|(_, l)| l.odi == token)
+                .map(|(k, _)| k.clone())?,
+        };
+        self.legs.remove(&key)
+    }
+
+    /// The first P-Asserted-Identity registered here.
+    fn asserted_user(&self, msg: &Message) -> Option<Impu> {
         let served = msg
             .typed_all::<NameAddr<'_>>(&HeaderName::P_ASSERTED_IDENTITY)
             .filter_map(Result::ok)
             .find_map(|n| aor_of(&n.uri))?;
+        self.alias.contains_key(&served).then_some(served)
+    }
+
+    /// Fallback when no `orig` marker came: the asserted identity of a request that came
+    /// along the Service-Route, registered here, and the previous hop is the first Path entry
+    /// (the P-CSCF) of one of its contacts, or the contact itself when it registered without
+    /// Path.
+    fn originating_user(&self, msg: &Message) -> Option<Impu> {
+        let served = self.asserted_user(msg)?;
         let key = self.alias.get(&served)?;
         let aor = self.aors.get(key)?;
         let via = msg.top_via().ok()?;
@@ -385,6 +470,7 @@ impl Registrar {
                 next: index + 1,
                 called,
                 seq,
+                odi: odi.clone(),
             },
         );
         self.leg_order.push_back((expires, key, seq));

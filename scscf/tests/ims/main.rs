@@ -359,3 +359,63 @@ async fn out_of_sync_sim_resynchronises_through_the_hss_and_registers() {
     tshark_sip(&mut ue, &lab);
     lab.stop().await;
 }
+
+/// An I-CSCF table whose first (preferred) S-CSCF is at `dead`; the lab's own comes after.
+fn dead_scscf_first(c: &mut imslab_config::Config, dead: std::net::SocketAddr) {
+    c.icscf.scscfs.push(imslab_config::ScscfEntry {
+        // The URI's port wins over the address's when both are given.
+        uri: format!(
+            "sip:scscf-dead.ims.mnc001.mcc001.3gppnetwork.org:{}",
+            dead.port()
+        ),
+        address: Some(dead),
+        capabilities: vec![],
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_fails_over_from_a_silent_s_cscf_to_another_capable_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dead = silent.local_addr().expect("addr");
+    let lab = Lab::start_with(|c| dead_scscf_first(c, dead)).await;
+    provision(&lab.store, 1, None, None).await;
+    let mut ue = Ue::new(1, dir.path(), K_HEX).await;
+
+    let ok = register_aka(&lab, &mut ue).await;
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(1), silent.recv_from(&mut buf))
+        .await
+        .expect("the preferred S-CSCF was tried first")
+        .expect("recv");
+    assert!(buf[..n].starts_with(b"REGISTER "));
+    assert!(lab.events.has("scscf-failover", "no answer within"));
+    assert!(
+        lab.events
+            .has("scscf-failover", "fail-over from sip:scscf-dead")
+    );
+    tshark_sip(&mut ue, &lab);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_fails_over_when_the_preferred_s_cscf_port_is_closed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let dead = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.local_addr().expect("addr")
+    };
+    let lab = Lab::start_with(|c| dead_scscf_first(c, dead)).await;
+    provision(&lab.store, 1, None, None).await;
+    let mut ue = Ue::new(1, dir.path(), K_HEX).await;
+    let ok = register_aka(&lab, &mut ue).await;
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+    assert!(
+        lab.events
+            .has("scscf-failover", "fail-over from sip:scscf-dead")
+    );
+    lab.stop().await;
+}

@@ -160,13 +160,15 @@ impl Lab {
         // Originating requests for the home domain go through the I-CSCF (LIR) and come
         // back for the terminating case.
         config.scscf.icscf = Some(format!("sip:{}", config.icscf.listen));
+        // `edit` may list S-CSCFs ahead of the lab's own, which comes last.
+        config.icscf.scscfs.clear();
         edit(&mut config);
         config.icscf.hss = config.hss.listen;
-        config.icscf.scscfs = vec![ScscfEntry {
+        config.icscf.scscfs.push(ScscfEntry {
             uri: config.scscf.uri.clone(),
             address: None,
             capabilities: vec![],
-        }];
+        });
         let mut lab = Self {
             store,
             _db: db,

@@ -634,3 +634,94 @@ fn an_as_without_address_is_skipped_when_session_continued_and_fails_the_call_wh
         "{why}"
     );
 }
+
+/// [`route`] with the Route values naming the S-CSCF that the proxy core removed.
+fn route_with(lab: &mut Lab, msg: Message, consumed: &[&str]) -> Decision {
+    let req = lab.req_id();
+    let consumed: Vec<&[u8]> = consumed.iter().map(|c| c.as_bytes()).collect();
+    lab.r
+        .handle_request_routed(lab.now, req, msg, false, &consumed);
+    lab.pump();
+    let (got, d) = lab.responses.pop().expect("decided");
+    assert_eq!(got, req);
+    d
+}
+
+const ORIG_ROUTE: &str = "<sip:orig@scscf.ims.mnc001.mcc001.3gppnetwork.org:6060;lr>";
+
+#[test]
+fn the_orig_route_makes_the_originating_case_whatever_the_previous_hop() {
+    let mut lab = lab_with(true, false);
+    registered(&mut lab);
+    let callee = format!("sip:bob@{DOMAIN}");
+    // The previous hop is not the Path P-CSCF: only the consumed orig Route tells.
+    let msg = request("MESSAGE", &callee, ICSCF_VIA, IMPU, "", "");
+    let (req, _, rr) = forwarded(route_with(&mut lab, msg.clone(), &[ORIG_ROUTE]));
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{ICSCF};lr>")]);
+    assert_eq!(rr.and_then(|r| r.user).as_deref(), Some("orig"));
+    assert!(last_event(&lab, "message").1.contains("originating"));
+    // Without it (and not from the Path P-CSCF) the request is terminating: bob is unknown.
+    assert_eq!(refused(route(&mut lab, msg)), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn an_orig_parameter_on_the_consumed_route_also_marks_the_originating_case() {
+    let mut lab = lab_with(true, false);
+    registered(&mut lab);
+    let callee = format!("sip:bob@{DOMAIN}");
+    let msg = request("MESSAGE", &callee, ICSCF_VIA, IMPU, "", "");
+    let (req, _, _) = forwarded(route_with(
+        &mut lab,
+        msg,
+        &["<sip:scscf.ims.mnc001.mcc001.3gppnetwork.org:6060;lr;orig>"],
+    ));
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{ICSCF};lr>")]);
+}
+
+/// Registers a phone whose originating INVITEs go to an AS; returns the ODI Route value of
+/// the hand-off.
+fn handed_to_as(lab: &mut Lab, callee: &str) -> String {
+    let ifcs = ifc(
+        0,
+        &(spt(0, "<SessionCase>0</SessionCase>") + &spt(1, "<Method>INVITE</Method>")),
+        "sip:127.0.0.1:5070",
+        0,
+    );
+    lab.hss.user_data = user_data(&ifcs);
+    registered(lab);
+    let msg = request("INVITE", callee, PCSCF_VIA, IMPU, "", "");
+    let (req, _, _) = forwarded(route_with(lab, msg, &[ORIG_ROUTE]));
+    let routes = header(&req, &HeaderName::ROUTE);
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert_eq!(lab.r.pending_as_legs(), 1);
+    routes[1].clone()
+}
+
+#[test]
+fn the_odi_token_matches_the_hand_off_even_when_the_as_changes_the_dialog_identifiers() {
+    let mut lab = lab_with(true, false);
+    let callee = format!("sip:bob@{DOMAIN}");
+    let odi = handed_to_as(&mut lab, &callee);
+    // A B2BUA AS: new Call-ID and From tag, the ODI Route back.
+    let mut back = request("INVITE", &callee, AS_VIA, IMPU, "", "");
+    back.set_header(HeaderName::CALL_ID, "b2bua-leg@as")
+        .expect("Call-ID");
+    back.set_header(HeaderName::FROM, format!("<{IMPU}>;tag=as-side"))
+        .expect("From");
+    let (req, _, rr) = forwarded(route_with(&mut lab, back, &[odi.as_str()]));
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{ICSCF};lr>")]);
+    assert!(rr.is_some());
+    assert_eq!(lab.r.pending_as_legs(), 0);
+}
+
+#[test]
+fn an_unknown_odi_token_does_not_take_another_pending_hand_off() {
+    let mut lab = lab_with(true, false);
+    let callee = format!("sip:bob@{DOMAIN}");
+    handed_to_as(&mut lab, &callee);
+    // Same dialog identifiers as the pending hand-off, but another token.
+    let back = request("INVITE", &callee, AS_VIA, IMPU, "", "");
+    let forged = "<sip:odi-notours@scscf.ims.mnc001.mcc001.3gppnetwork.org:6060;lr>";
+    let _ = route_with(&mut lab, back, &[forged]);
+    assert_eq!(lab.r.pending_as_legs(), 1);
+}
