@@ -94,7 +94,14 @@ impl SqnAllocator {
     }
 }
 
+/// The PostgreSQL connection the allocator keeps (its own, outside the pool, so that closing the
+/// store never waits for it), set to use the generic plan of [`PG_STATEMENT`]: with the default
+/// `plan_cache_mode` the server re-plans it for every batch (a custom plan looks cheaper for
+/// small arrays), a sixth of its CPU under MAR load.
+type PgConn = Option<sqlx::PgConnection>;
+
 async fn run(store: Store, ind_bits: u8, mut rx: mpsc::Receiver<Request>) {
+    let mut pg: PgConn = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -104,7 +111,7 @@ async fn run(store: Store, ind_bits: u8, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        serve(&store, ind_bits, &mut batch).await;
+        serve(&store, &mut pg, ind_bits, &mut batch).await;
     }
 }
 
@@ -133,7 +140,43 @@ fn statement(n: usize) -> String {
     )
 }
 
-async fn serve(store: &Store, ind_bits: u8, batch: &mut Vec<Request>) {
+async fn pg_statement(
+    pool: &sqlx::PgPool,
+    pg: &mut PgConn,
+    ind_bits: u8,
+    mask: i64,
+    seq_limit: i64,
+    impis: Vec<String>,
+    counts: Vec<i64>,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let conn = match pg {
+        Some(c) => c,
+        None => {
+            let mut c =
+                <sqlx::PgConnection as sqlx::Connection>::connect_with(&pool.connect_options())
+                    .await?;
+            sqlx::query("SET plan_cache_mode = force_generic_plan")
+                .execute(&mut c)
+                .await?;
+            pg.insert(c)
+        }
+    };
+    let out = sqlx::query_as(PG_STATEMENT)
+        .bind(i32::from(ind_bits))
+        .bind(mask)
+        .bind(seq_limit)
+        .bind(impis)
+        .bind(counts)
+        .fetch_all(&mut *conn)
+        .await;
+    if out.is_err() {
+        // A broken connection is replaced at the next batch.
+        *pg = None;
+    }
+    out
+}
+
+async fn serve(store: &Store, pg: &mut PgConn, ind_bits: u8, batch: &mut Vec<Request>) {
     // Totals per identity, in first-appearance order.
     let mut order: Vec<(String, u64)> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -157,14 +200,7 @@ async fn serve(store: &Store, ind_bits: u8, batch: &mut Vec<Request>) {
                 .iter()
                 .map(|(i, n)| (i.clone(), i64::try_from(*n).unwrap_or(i64::MAX)))
                 .unzip();
-            sqlx::query_as(PG_STATEMENT)
-                .bind(i32::from(ind_bits))
-                .bind(mask)
-                .bind(seq_limit)
-                .bind(impis)
-                .bind(counts)
-                .fetch_all(p)
-                .await
+            pg_statement(p, pg, ind_bits, mask, seq_limit, impis, counts).await
         }
         Backend::Sqlite { write: p, .. } => {
             let slots = order.len().next_power_of_two();

@@ -91,11 +91,34 @@ pub struct UeEvents<'a> {
 }
 
 impl UeEvents<'_> {
-    /// Inserts `events` in one statement per 100 events, in one transaction.
+    /// Inserts `events` atomically: on PostgreSQL one statement over arrays (one prepared
+    /// statement whatever the count: a VALUES list per batch size made the server parse and plan
+    /// a new statement for most batches); on SQLite one statement per 100 events, in one
+    /// transaction.
     pub async fn insert(&self, events: &[UeEvent]) -> Result<(), Error> {
         const OP: &str = "ue_events.insert";
         if events.is_empty() {
             return Ok(());
+        }
+        if let crate::backend::Backend::Postgres(p) = &self.store.backend {
+            let text = |f: fn(&UeEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+            return sqlx::query(
+                "INSERT INTO ue_events (at, function, imsi, impi, impu, step, outcome, reason) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+                 $5::text[], $6::text[], $7::text[], $8::text[])",
+            )
+            .bind(events.iter().map(|e| unix_ms(e.at)).collect::<Vec<i64>>())
+            .bind(text(|e| Some(function_name(e.function))))
+            .bind(text(|e| e.ue.imsi.as_ref().map(|v| v.as_str().to_owned())))
+            .bind(text(|e| e.ue.impi.as_ref().map(|v| v.as_str().to_owned())))
+            .bind(text(|e| e.ue.impu.as_ref().map(|v| v.as_str().to_owned())))
+            .bind(text(|e| Some(e.step.to_owned())))
+            .bind(text(|e| Some(outcome_name(e.outcome).to_owned())))
+            .bind(text(|e| e.reason.clone()))
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(Error::query(OP));
         }
         events!(self.store, |p| {
             async {
