@@ -2,7 +2,7 @@
 //! ([`SipNode`]) for Mw/ISC, a Diameter node toward the HSS for Cx (client for MAR/SAR, server
 //! for RTR/PPR on the same connection), and a store writer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -62,6 +62,8 @@ enum Input {
         task: TaskId,
         answer: Result<Vec<crate::e164::NaptrRecord>, String>,
     },
+    /// The store writer has applied every write up to this sequence number.
+    Durable(u64),
 }
 
 struct SipHandler {
@@ -311,13 +313,16 @@ impl Server {
             sip_stop.clone(),
         ));
         let (persist_tx, persist_rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(persist_loop(store, owner, persist_rx));
+        let writer = tokio::spawn(persist_loop(store, owner, persist_rx, engine_tx.clone()));
         let mut engine = Engine {
             registrar: &mut registrar,
             tx: engine_tx,
             handle,
             diameter: diameter.clone(),
             persist: persist_tx,
+            written: 0,
+            durable: 0,
+            held: VecDeque::new(),
             events,
             next: 0,
             pending: HashMap::new(),
@@ -382,7 +387,15 @@ struct Engine<'a> {
     tx: mpsc::UnboundedSender<Input>,
     handle: NodeHandle,
     diameter: DiameterNode,
-    persist: mpsc::UnboundedSender<Persist>,
+    persist: mpsc::UnboundedSender<(u64, Persist)>,
+    /// Sequence number of the last write handed to the store writer.
+    written: u64,
+    /// Sequence number of the last write the store writer has applied.
+    durable: u64,
+    /// Answers waiting for the writes queued before them (a 200 is sent only once the
+    /// registration it acknowledges is in the store, so a restart loses nothing
+    /// acknowledged), with the sequence number they wait for.
+    held: VecDeque<(u64, oneshot::Sender<Decision>, Decision)>,
     events: Arc<dyn UeEventSink>,
     next: u64,
     pending: HashMap<ReqId, oneshot::Sender<Decision>>,
@@ -421,6 +434,18 @@ impl Engine<'_> {
             Input::Cx { task, reply } => self.registrar.handle_cx_answer(now, task, reply),
             Input::Sent { job, status } => self.registrar.handle_sent(now, job, status),
             Input::Enum { task, answer } => self.registrar.handle_enum_answer(now, task, answer),
+            Input::Durable(seq) => {
+                self.durable = self.durable.max(seq);
+                while self
+                    .held
+                    .front()
+                    .is_some_and(|(n, _, _)| *n <= self.durable)
+                {
+                    if let Some((_, reply, decision)) = self.held.pop_front() {
+                        let _ = reply.send(decision);
+                    }
+                }
+            }
             Input::Diameter { request, reply } => {
                 let id = AnswerId(self.id());
                 self.answers.insert(id, reply);
@@ -441,7 +466,11 @@ impl Engine<'_> {
             match o {
                 Output::Decide { req, decision } => {
                     if let Some(reply) = self.pending.remove(&req) {
-                        let _ = reply.send(decision);
+                        if self.written > self.durable {
+                            self.held.push_back((self.written, reply, decision));
+                        } else {
+                            let _ = reply.send(decision);
+                        }
                     }
                 }
                 Output::Cx { task, request } => {
@@ -476,7 +505,8 @@ impl Engine<'_> {
                     }
                 }
                 Output::Persist(p) => {
-                    let _ = self.persist.send(p);
+                    self.written += 1;
+                    let _ = self.persist.send((self.written, p));
                 }
                 Output::Event(e) => self.events.emit(e),
                 Output::Enum { task, name } => {
@@ -643,10 +673,16 @@ async fn cx_round_trip(diameter: &DiameterNode, request: &CxOut) -> CxReply {
     }
 }
 
-/// Applies store writes in order. A failed write is logged; the in-memory state stays
-/// authoritative until the next restart.
-async fn persist_loop(store: Store, owner: String, mut rx: mpsc::UnboundedReceiver<Persist>) {
-    while let Some(p) = rx.recv().await {
+/// Applies store writes in order and tells the engine how far it got (when the queue is
+/// empty, at least every 32 writes), which releases the answers held for them. A failed write is logged (and
+/// releases its answers too); the in-memory state stays authoritative until the next restart.
+async fn persist_loop(
+    store: Store,
+    owner: String,
+    mut rx: mpsc::UnboundedReceiver<(u64, Persist)>,
+    engine: mpsc::UnboundedSender<Input>,
+) {
+    while let Some((seq, p)) = rx.recv().await {
         let now = SystemTime::now();
         let scscf = store.scscf(&owner);
         let subs = store.reg_subscriptions(&owner);
@@ -664,6 +700,10 @@ async fn persist_loop(store: Store, owner: String, mut rx: mpsc::UnboundedReceiv
         };
         if let Err(e) = r {
             tracing::warn!(error = %e, "S-CSCF could not write its state to the store");
+        }
+        // At least every 32 writes, so a steady stream does not hold answers for long.
+        if rx.is_empty() || seq % 32 == 0 {
+            let _ = engine.send(Input::Durable(seq));
         }
     }
 }

@@ -419,3 +419,27 @@ async fn register_fails_over_when_the_preferred_s_cscf_port_is_closed() {
     );
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_200_to_a_register_leaves_the_binding_already_in_the_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    provision(&lab.store, 4, None, None).await;
+    let mut ue = Ue::new(4, dir.path(), K_HEX).await;
+    assert_eq!(
+        register_aka(&lab, &mut ue).await.status(),
+        Some(StatusCode::OK)
+    );
+    // No wait: what the phone was told is registered must survive a crash from now on.
+    let scscf = lab.store.scscf(&lab.config.scscf.uri);
+    let impu = imslab_types::Impu::new(impu(4)).expect("impu");
+    assert!(scscf.registration(&impu).await.expect("store").is_some());
+    let bindings = scscf.bindings(&impu).await.expect("store");
+    assert!(
+        bindings
+            .iter()
+            .any(|b| b.contact.contains(&ue.addr.to_string())),
+        "{bindings:?}"
+    );
+    lab.stop().await;
+}
