@@ -5,6 +5,12 @@
 //!   when every Contact expires; Visited-Network-Identifier from P-Visited-Network-ID), then
 //!   the REGISTER goes unchanged to the S-CSCF the UAA names in Server-Name, or to the one
 //!   [`routing::by_capabilities`] picks from Server-Capabilities and `icscf.scscfs`.
+//! - S-CSCF fail-over (§5.3.1.3): when the table has another S-CSCF, the I-CSCF sends the
+//!   REGISTER itself (a client transaction); if the chosen S-CSCF does not answer within
+//!   [`routing::FAILOVER_AFTER`], answers 503 or cannot be reached, a UAR
+//!   REGISTRATION_AND_CAPABILITIES and [`routing::reselect_after_failure`] pick another
+//!   capable one and the REGISTER is forwarded once more (504 when none qualifies); per-UE
+//!   event `scscf-failover`.
 //! - Terminating initial requests for home identities (§5.3.2.1): an LIR, then the request
 //!   goes to the serving S-CSCF (or, for an unregistered callee with services, the one the
 //!   LIA names or [`routing::by_capabilities`] picks; that S-CSCF then assigns itself with
@@ -34,8 +40,9 @@
 //!
 //! # Not here
 //!
-//! Re-selecting another S-CSCF when the chosen one does not answer (the request fails with
-//! the proxy core's 408/503), THIG topology hiding, and the SLF.
+//! Fail-over for terminating requests (LIR; they fail with the proxy core's 408/503), a
+//! configurable fail-over delay (`icscf.failover_after` is not in the configuration yet),
+//! THIG topology hiding, and the SLF.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

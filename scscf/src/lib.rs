@@ -17,7 +17,9 @@
 //! - [`Server`]: the tokio driver. One engine task owns the core; the SIP element
 //!   (`imslab-sip-node`) hands it requests; a `DiameterNode` connects to the HSS and serves
 //!   the HSS's RTR and PPR on the same connection; a writer task applies store writes in
-//!   order; per-UE events go to the caller's sink.
+//!   order, and an answer waits for the writes queued before it (a 200 leaves its
+//!   registration stored: a crash loses nothing acknowledged); per-UE events go to the
+//!   caller's sink.
 //!
 //! # Wiring (for the `imslab` binary)
 //!
@@ -47,7 +49,9 @@
 //!   response gets a fresh challenge until `scscf.max_auth_failures`, then 403; an `auts`
 //!   triggers a resynchronisation MAR; an empty AKA response (the UE rejected AUTN) gets 403.
 //!   A request marked `integrity-protected="yes"` (over the IPsec SA) and a response to a
-//!   still-valid nonce with a higher nonce count need no new challenge. Expiry below
+//!   still-valid nonce with a higher nonce count need no new challenge; a nonce lives
+//!   [`registrar::NONCE_LIFETIME`] (at most `scscf.reg_expires_max`), after which a right
+//!   answer gets a fresh 401 with `stale=TRUE`. Expiry below
 //!   `scscf.reg_expires_min` gets 423 with Min-Expires.
 //! - Bindings: several per identity, keyed by `+sip.instance`/`reg-id` (RFC 5626) or the
 //!   Contact URI; each expires on its own; the last one expiring sends SAR
