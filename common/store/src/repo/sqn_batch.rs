@@ -5,9 +5,12 @@
 //! through one connection and every statement costs two thread switches, so at thousands of
 //! MARs per second the round trips, not SQLite, are the limit. The allocator takes whatever
 //! requests are queued (up to [`MAX_BATCH`]), adds up the counts per private identity, and runs
-//! one `UPDATE … FROM (VALUES …) RETURNING` statement: one transaction, durable before any
-//! requester gets its SQNs. The SQNs of one identity are then dealt out in queue order, each
-//! requester getting consecutive values, exactly as if the requests had run one by one.
+//! one statement (SQLite: `UPDATE … FROM (VALUES …) RETURNING`; PostgreSQL: `UPDATE … WHERE
+//! impi = ANY($4) RETURNING` over arrays): one transaction, durable before any requester gets
+//! its SQNs. The SQNs of one identity are then dealt out in queue order, each requester getting
+//! consecutive values, exactly as if the requests had run one by one. The statement also returns
+//! each subscriber's [`Revision`], so a server that cached the subscriber learns in the same round
+//! trip whether its copy is current ([`SqnAllocator::grant`]).
 
 use std::collections::HashMap;
 
