@@ -20,8 +20,13 @@
 //!   identifiers); without consumed routes, by its Call-ID, From tag and CSeq. The pending hand-off is kept for Timer C (180 s) at most,
 //!   and at most [`MAX_LEGS`] are kept (the oldest goes first). An AS the S-CSCF has no
 //!   address for (not an IP literal, not in `scscf.hosts`) has failed: DefaultHandling
-//!   SESSION_CONTINUED skips it, SESSION_TERMINATED answers 500. An AS that does not answer
-//!   makes the proxy core answer 408/5xx upstream.
+//!   SESSION_CONTINUED skips it, SESSION_TERMINATED answers 500. For an AS with an address and
+//!   SESSION_CONTINUED, the decision to continue without it is computed at hand-off time
+//!   ([`Registrar::take_as_fallback`], for `imslab_sip_node::Decided::fallback`): the proxy
+//!   core applies it when the AS does not answer (408, Timer C for an INVITE) or fails (5xx,
+//!   transport error). Limit: when that continuation needs a lookup (another AS hand-off,
+//!   a SAR, ENUM, a relayed breakout) none is prepared and the failure goes upstream as
+//!   before. With SESSION_TERMINATED the failure goes upstream.
 //! - Requests inside a dialog, 2xx ACKs, unmatched CANCELs and requests with a Route left
 //!   follow their route. No dialog state is kept: the S-CSCF stays on the path by
 //!   Record-Route only, so nothing is left to release on BYE, failure or timeout.
@@ -40,7 +45,7 @@ use imslab_diameter::cx::Sar;
 use imslab_diameter::enums::{ServerAssignmentType, UserDataAlreadyAvailable};
 
 use super::register::{aor_of, respond};
-use super::{CxOut, CxReply, Now, Registrar, ReqId, Task};
+use super::{CxOut, CxReply, Now, Output, Registrar, ReqId, Task};
 use crate::ifc::{ApplicationServer, ImsSubscription, RequestFacts};
 
 /// Most iFC hand-offs to application servers awaited at once.
@@ -58,7 +63,7 @@ pub(super) enum Case {
 }
 
 /// A request handed to an AS, awaited back.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Leg {
     case: Case,
     /// The served identity: the asserted caller (originating) or the called AOR (terminating).
@@ -71,6 +76,9 @@ pub(super) struct Leg {
     seq: u64,
     /// The original dialog identifier in the Route back here (`odi-<token>`).
     odi: String,
+    /// DefaultHandling SESSION_CONTINUED: the request as it continues without the AS, for
+    /// [`Registrar::take_as_fallback`].
+    fallback: Option<Box<Decision>>,
 }
 
 /// Call-ID, From tag and CSeq number: what an AS acting as a proxy keeps.
@@ -459,6 +467,11 @@ impl Registrar {
             self.decide(req, Decision::Respond(r));
             return;
         };
+        let fallback = if server.default_handling == 1 {
+            None
+        } else {
+            self.continuation(now, req, &msg, (case, &served, index, called.clone()))
+        };
         let odi = self.token();
         let seq = self.id();
         let expires = now.at + LEG_LIFETIME;
@@ -471,6 +484,7 @@ impl Registrar {
                 called,
                 seq,
                 odi: odi.clone(),
+                fallback: fallback.map(Box::new),
             },
         );
         self.leg_order.push_back((expires, key, seq));
@@ -504,6 +518,73 @@ impl Registrar {
             )),
         );
         self.decide(req, Decision::forward(msg, Target::next_hop()));
+    }
+
+    /// The decision for `msg` as it would continue without the AS at iFC `index`, when it
+    /// is reached at once (TS 24.229 §5.4.3.2 step 4 / §5.4.3.3, DefaultHandling
+    /// SESSION_CONTINUED). The trial leaves no trace: its outputs, events, hand-offs, Cx or
+    /// ENUM tasks and relay jobs are undone; when it needed any of those, `None`.
+    fn continuation(
+        &mut self,
+        now: Now,
+        req: ReqId,
+        msg: &Message,
+        leg: (Case, &Impu, usize, Option<String>),
+    ) -> Option<Decision> {
+        let (case, served, index, called) = leg;
+        let mark = self.next_id;
+        let out = self.out.len();
+        let order = self.leg_order.len();
+        let msg = msg.clone();
+        match case {
+            Case::Orig => self.originate(now, req, msg, served.clone(), index + 1),
+            Case::Term => {
+                let called = called.unwrap_or_default();
+                if self.alias.contains_key(served) {
+                    self.terminate(now, req, msg, index + 1, Some(called), None);
+                } else {
+                    self.terminate_unregistered(now, req, msg, served.clone(), index + 1, called);
+                }
+            }
+        }
+        let async_work = self.legs.values().any(|l| l.seq > mark)
+            || self.leg_order.len() != order
+            || self.tasks.keys().any(|t| t.0 > mark)
+            || self.jobs.keys().any(|j| j.0 > mark);
+        let trial: Vec<Output> = self.out.drain(out..).collect();
+        self.legs.retain(|_, l| l.seq <= mark);
+        self.leg_order.truncate(order);
+        self.tasks.retain(|t, _| t.0 <= mark);
+        self.jobs.retain(|j, _| j.0 <= mark);
+        if async_work {
+            return None;
+        }
+        let mut decision = None;
+        for o in trial {
+            match o {
+                Output::Decide {
+                    req: r,
+                    decision: d,
+                } if r == req && decision.is_none() => decision = Some(d),
+                Output::Event(_) => {}
+                _ => return None,
+            }
+        }
+        decision
+    }
+
+    /// The decision to apply instead of a hand-off to an AS with DefaultHandling
+    /// SESSION_CONTINUED when that AS does not answer or fails (408, 5xx, transport error):
+    /// pass `forwarded`, the request of the [`Decision::Forward`] this registrar output, and
+    /// give the result to the proxy core as the fallback (`imslab_sip_node::Decided`). `None`
+    /// for any other forward, or when the continuation needed a lookup (see the module
+    /// documentation). The AS returning the request later still finds its hand-off.
+    pub fn take_as_fallback(&mut self, forwarded: &Message) -> Option<Decision> {
+        if self.legs.is_empty() {
+            return None;
+        }
+        let key = leg_key(forwarded)?;
+        self.legs.get_mut(&key)?.fallback.take().map(|d| *d)
     }
 
     fn refuse(
@@ -640,7 +721,7 @@ impl Registrar {
                         "originating: {why}, relayed with trunk credentials"
                     )),
                 );
-                self.out.push_back(super::Output::Relay {
+                self.out.push_back(Output::Relay {
                     req,
                     request: msg,
                     next_hop: hop,
@@ -1035,7 +1116,7 @@ impl Registrar {
                 number,
             },
         );
-        self.out.push_back(super::Output::Enum { task, name });
+        self.out.push_back(Output::Enum { task, name });
     }
 
     /// The NAPTR records for an ENUM query (an empty list for NXDOMAIN; `Err` when the

@@ -724,3 +724,75 @@ fn an_unknown_odi_token_does_not_take_another_pending_hand_off() {
     let _ = route_with(&mut lab, back, &[forged]);
     assert_eq!(lab.r.pending_as_legs(), 1);
 }
+
+/// Registers a phone with originating INVITE iFCs toward `servers` (address, DefaultHandling)
+/// and sends an INVITE; returns the request handed to the first AS.
+fn invite_through(lab: &mut Lab, servers: &[(&str, u32)]) -> Message {
+    let ifcs: String = servers
+        .iter()
+        .enumerate()
+        .map(|(i, (server, handling))| {
+            ifc(
+                i as u32,
+                &(spt(0, "<SessionCase>0</SessionCase>") + &spt(1, "<Method>INVITE</Method>")),
+                server,
+                *handling,
+            )
+        })
+        .collect();
+    lab.hss.user_data = user_data(&ifcs);
+    registered(lab);
+    let callee = format!("sip:bob@{DOMAIN}");
+    let msg = request("INVITE", &callee, PCSCF_VIA, IMPU, "", "");
+    let (req, _, _) = forwarded(route_with(lab, msg, &[ORIG_ROUTE]));
+    assert_eq!(header(&req, &HeaderName::ROUTE).len(), 2);
+    req
+}
+
+#[test]
+fn an_as_with_session_continued_gets_the_continuation_without_it_as_fallback() {
+    let mut lab = lab_with(true, false);
+    let to_as = invite_through(&mut lab, &[("sip:127.0.0.1:5070", 0)]);
+    let events = lab.events.len();
+    let fallback = lab.r.take_as_fallback(&to_as).expect("a fallback");
+    let (req, targets, rr) = forwarded(fallback);
+    assert_eq!(header(&req, &HeaderName::ROUTE), [format!("<{ICSCF};lr>")]);
+    assert_eq!(targets.len(), 1);
+    assert_eq!(rr.and_then(|r| r.user).as_deref(), Some("orig"));
+    // The trial left no decision, event or hand-off behind; the hand-off still waits.
+    lab.pump();
+    assert!(lab.responses.is_empty());
+    assert_eq!(lab.events.len(), events);
+    assert_eq!(lab.r.pending_as_legs(), 1);
+    assert!(lab.r.take_as_fallback(&to_as).is_none(), "taken once");
+}
+
+#[test]
+fn an_as_with_session_terminated_gets_no_fallback() {
+    let mut lab = lab_with(true, false);
+    let to_as = invite_through(&mut lab, &[("sip:127.0.0.1:5070", 1)]);
+    assert!(lab.r.take_as_fallback(&to_as).is_none());
+    assert_eq!(lab.r.pending_as_legs(), 1);
+}
+
+#[test]
+fn a_continuation_through_another_as_is_not_prepared_and_leaves_no_trace() {
+    let mut lab = lab_with(true, false);
+    let to_as = invite_through(
+        &mut lab,
+        &[("sip:127.0.0.1:5070", 0), ("sip:127.0.0.1:5071", 0)],
+    );
+    let routes = header(&to_as, &HeaderName::ROUTE);
+    assert_eq!(routes[0], "<sip:127.0.0.1:5070;lr>");
+    assert!(lab.r.take_as_fallback(&to_as).is_none());
+    assert_eq!(lab.r.pending_as_legs(), 1);
+    assert_eq!(lab.r.as_leg_queue_len(), 1);
+    // The AS returns it: the next AS follows as usual.
+    let callee = format!("sip:bob@{DOMAIN}");
+    let back = request("INVITE", &callee, AS_VIA, IMPU, "", "");
+    let (req, _, _) = forwarded(route_with(&mut lab, back, &[routes[1].as_str()]));
+    assert_eq!(
+        header(&req, &HeaderName::ROUTE)[0],
+        "<sip:127.0.0.1:5071;lr>"
+    );
+}
