@@ -796,3 +796,99 @@ fn a_continuation_through_another_as_is_not_prepared_and_leaves_no_trace() {
         "<sip:127.0.0.1:5071;lr>"
     );
 }
+
+/// The S-CSCF's decisions applied by the pure proxy core, on the virtual clock.
+fn scscf_proxy() -> imslab_sip::proxy::Proxy {
+    use imslab_sip::header::Transport;
+    use imslab_sip::proxy::{Interface, Proxy, ProxyConfig};
+    let mut cfg = ProxyConfig::new(Interface {
+        transport: Transport::Udp,
+        addr: "127.0.0.1:6060".parse().expect("address"),
+        advertise: None,
+    });
+    cfg.aliases
+        .push("scscf.ims.mnc001.mcc001.3gppnetwork.org".into());
+    Proxy::new(cfg, imslab_sip::transaction::TimerConfig::default(), 7)
+}
+
+fn transmitted_to(ev: &[imslab_sip::proxy::ProxyEvent], addr: &str) -> Vec<Message> {
+    ev.iter()
+        .filter_map(|e| match e {
+            imslab_sip::proxy::ProxyEvent::Transmit { to, bytes, .. }
+                if to.addr == addr.parse().expect("address") =>
+            {
+                Some(Message::parse(bytes.clone()).expect("parses"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_as_with_session_continued_that_never_answers_is_passed_over_by_the_proxy_core() {
+    use imslab_sip::header::Transport;
+    use imslab_sip::proxy::{InterfaceId, ProxyEvent};
+    use imslab_sip::transaction::Peer;
+    let mut lab = lab_with(true, false);
+    let ifcs = ifc(
+        0,
+        &(spt(0, "<SessionCase>0</SessionCase>") + &spt(1, "<Method>INVITE</Method>")),
+        "sip:127.0.0.1:5070",
+        0,
+    );
+    lab.hss.user_data = user_data(&ifcs);
+    registered(&mut lab);
+    let mut p = scscf_proxy();
+    let t0 = lab.now.at;
+    let callee = format!("sip:bob@{DOMAIN}");
+    let invite = request(
+        "INVITE",
+        &callee,
+        PCSCF_VIA,
+        IMPU,
+        &format!("Route: {ORIG_ROUTE}\r\n"),
+        "",
+    );
+    let from = Peer::new(Transport::Udp, PCSCF_VIA.parse().expect("address"));
+    let ev = p.handle_message(t0, invite, from, InterfaceId(0));
+    let (ctx, incoming) = ev
+        .iter()
+        .find_map(|e| match e {
+            ProxyEvent::Request { ctx, request, .. } => Some((*ctx, request.clone())),
+            _ => None,
+        })
+        .expect("a new request");
+    let consumed = p.consumed_routes(ctx).to_vec();
+    let req = lab.req_id();
+    lab.r
+        .handle_request_routed(lab.now, req, incoming, false, &consumed);
+    lab.pump();
+    let (_, decision) = lab.responses.pop().expect("decided");
+    let to_as = match &decision {
+        Decision::Forward { request, .. } => request.clone(),
+        Decision::Respond(r) => panic!("expected the AS hand-off, got {:?}", r.status()),
+    };
+    let fallback = lab.r.take_as_fallback(&to_as).expect("SESSION_CONTINUED");
+    let ev = p
+        .decide_with_fallback(t0, ctx, decision, fallback)
+        .expect("decided");
+    assert_eq!(transmitted_to(&ev, "127.0.0.1:5070").len(), 1, "to the AS");
+    // The AS stays silent: after Timer B the INVITE continues to the I-CSCF without it.
+    let mut at = t0;
+    let mut onward = Vec::new();
+    while onward.is_empty() && at < t0 + Duration::from_secs(40) {
+        at += Duration::from_secs(1);
+        let ev = p.handle_timeout(at);
+        assert!(
+            !ev.iter().any(|e| matches!(e, ProxyEvent::Response { .. })),
+            "no failure goes upstream"
+        );
+        onward = transmitted_to(&ev, "127.0.0.1:4060");
+    }
+    assert_eq!(onward.len(), 1, "continued to the I-CSCF");
+    assert_eq!(
+        header(&onward[0], &HeaderName::ROUTE),
+        [format!("<{ICSCF};lr>")]
+    );
+    assert!(header(&onward[0], &HeaderName::RECORD_ROUTE)[0].contains("orig@"));
+}
