@@ -122,6 +122,10 @@ pub trait Handler: Send + Sync + 'static {
     /// A CANCEL arrived for a context (§16.10); its pending branches are being cancelled.
     fn on_cancelled(&self, _ctx: ContextId) {}
 
+    /// Every branch of a context's decision failed with `status` (408, 5xx) and its fallback
+    /// ([`Handler::on_request_with_fallback`]) was applied instead, for per-UE diagnosis.
+    fn on_fallback_applied(&self, _ctx: ContextId, _status: StatusCode) {}
+
     /// A connection closed.
     fn on_flow_closed(&self, _closed: FlowClosed) {}
 }

@@ -652,6 +652,9 @@ impl<H: Handler> Loop<H> {
                 }
             }
         }
+        for (ctx, status) in self.proxy.take_fallbacks_applied() {
+            self.handler.on_fallback_applied(ctx, status);
+        }
     }
 
     /// Starts the handler on the next queued response of `ctx`.

@@ -515,10 +515,12 @@ impl Handler for Refuse {
     }
 }
 
-/// Forwards to `primary`, falling back to `fallback` when that branch fails.
+/// Forwards to `primary`, falling back to `fallback` when that branch fails; counts the
+/// fallbacks applied.
 struct ForwardOrContinue {
     primary: SocketAddr,
     fallback: SocketAddr,
+    applied: std::sync::Arc<std::sync::Mutex<Vec<StatusCode>>>,
 }
 
 impl ForwardOrContinue {
@@ -542,20 +544,30 @@ impl Handler for ForwardOrContinue {
             fallback: Some(self.to(req, self.fallback)),
         }
     }
+
+    fn on_fallback_applied(&self, _ctx: imslab_sip_node::ContextId, status: StatusCode) {
+        self.applied.lock().expect("lock").push(status);
+    }
 }
 
 #[tokio::test]
 async fn when_the_first_branch_answers_503_the_fallback_decision_answers() {
     let refusing = start(Refuse(StatusCode::SERVICE_UNAVAILABLE)).await;
     let uas = start(Answer("fallback")).await;
+    let applied = std::sync::Arc::default();
     let proxy = start(ForwardOrContinue {
         primary: refusing.addr,
         fallback: uas.addr,
+        applied: std::sync::Arc::clone(&applied),
     })
     .await;
     let resp = udp_exchange(proxy.addr, &options(uas.addr, "fb1")).await;
     assert_eq!(resp.status(), Some(StatusCode::OK));
     assert_eq!(header(&resp, "X-Answered-By").as_deref(), Some("fallback"));
+    assert_eq!(
+        *applied.lock().expect("lock"),
+        [StatusCode::SERVICE_UNAVAILABLE]
+    );
     for n in [refusing, uas, proxy] {
         n.stop.cancel();
     }
@@ -565,13 +577,16 @@ async fn when_the_first_branch_answers_503_the_fallback_decision_answers() {
 async fn when_the_first_branch_answers_403_it_goes_upstream_and_the_fallback_is_unused() {
     let refusing = start(Refuse(StatusCode::FORBIDDEN)).await;
     let uas = start(Answer("fallback")).await;
+    let applied = std::sync::Arc::default();
     let proxy = start(ForwardOrContinue {
         primary: refusing.addr,
         fallback: uas.addr,
+        applied: std::sync::Arc::clone(&applied),
     })
     .await;
     let resp = udp_exchange(proxy.addr, &options(uas.addr, "fb2")).await;
     assert_eq!(resp.status(), Some(StatusCode::FORBIDDEN));
+    assert!(applied.lock().expect("lock").is_empty());
     for n in [refusing, uas, proxy] {
         n.stop.cancel();
     }

@@ -318,7 +318,13 @@ pub struct Proxy {
     timer_c_at: HashMap<ClientId, Instant>,
     /// RFC 3263 §4.3: where a branch goes next if it times out or gets 503.
     failover: HashMap<ClientId, Vec<Peer>>,
+    /// Contexts whose fallback decision was applied, and the failure that caused it, until
+    /// taken (at most [`MAX_FALLBACK_REPORTS`]).
+    fallbacks_applied: Vec<(ContextId, StatusCode)>,
 }
+
+/// Most unread reports of applied fallbacks kept (the oldest go first).
+pub const MAX_FALLBACK_REPORTS: usize = 1024;
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -352,6 +358,7 @@ impl Proxy {
             timer_c: BinaryHeap::new(),
             timer_c_at: HashMap::new(),
             failover: HashMap::new(),
+            fallbacks_applied: Vec::new(),
         }
     }
 
@@ -488,6 +495,13 @@ impl Proxy {
         } else {
             self.decide_with_failover(now, ctx, decision, alternates)
         }
+    }
+
+    /// The contexts whose fallback decision ([`Proxy::decide_with_fallback`]) was applied
+    /// since the last call, each with the failure of its last branch (408, 5xx), for per-UE
+    /// diagnosis ("the AS did not answer, the session continued without it").
+    pub fn take_fallbacks_applied(&mut self) -> Vec<(ContextId, StatusCode)> {
+        std::mem::take(&mut self.fallbacks_applied)
     }
 
     /// Applies the CSCF's decision for a context announced by [`ProxyEvent::Request`].
@@ -1554,8 +1568,17 @@ impl Proxy {
         {
             // Every branch failed: the fallback decision replaces this one.
             let fallback = c.fallback.take();
+            let why = c
+                .finals
+                .last()
+                .and_then(Message::status)
+                .unwrap_or(StatusCode::REQUEST_TIMEOUT);
             c.finals.clear();
             c.decided = false;
+            if self.fallbacks_applied.len() >= MAX_FALLBACK_REPORTS {
+                self.fallbacks_applied.remove(0);
+            }
+            self.fallbacks_applied.push((ctx, why));
             if let Some(f) = fallback {
                 match self.decide(now, ctx, *f) {
                     Ok(more) => ev.extend(more),

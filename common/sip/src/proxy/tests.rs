@@ -1259,6 +1259,11 @@ fn fallback_decision_is_forwarded_after_a_5xx_and_its_answer_wins() {
     let r = responses(&ev);
     assert_eq!(r.len(), 1);
     assert_eq!((r[0].0, status(&r[0].1)), (ctx, 404));
+    assert_eq!(
+        p.take_fallbacks_applied(),
+        vec![(ctx, StatusCode::SERVER_INTERNAL_ERROR)]
+    );
+    assert!(p.take_fallbacks_applied().is_empty());
 }
 
 #[test]
@@ -1272,6 +1277,7 @@ fn fallback_is_not_used_when_the_branch_answers_4xx() {
     let r = responses(&ev);
     assert_eq!(r.len(), 1);
     assert_eq!((r[0].0, status(&r[0].1)), (ctx, 403));
+    assert!(p.take_fallbacks_applied().is_empty());
 }
 
 #[test]
