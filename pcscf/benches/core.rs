@@ -19,6 +19,9 @@ const IMPU: &str = "sip:001010000000001@ims.mnc001.mcc001.3gppnetwork.org";
 const CK: &str = "b40ba9a3c58b2a05bbf0d987b21bf8cb";
 const IK: &str = "f769bcd751044604127672711c6d3441";
 
+/// A registration that outlives a whole benchmark run on the virtual clock.
+const LONG: u32 = 100_000_000;
+
 fn a(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
@@ -190,9 +193,14 @@ fn benches(c: &mut Criterion) {
     g.bench_function("originating_message", |b| {
         let (mut p, now) = core(IpsecMode::Off);
         let icscf = a("127.0.0.1:4060");
-        let outs = p.handle_message(now, register(1, 600, ""), plain());
+        // Registered for longer than the virtual time a run advances (40 s per 1,000 calls).
+        let outs = p.handle_message(now, register(1, LONG, ""), plain());
         let fwd = forwarded(&outs, icscf);
-        p.handle_message(now, answer(&fwd, 200, &ok_headers(&fwd, 600)), from_icscf());
+        p.handle_message(
+            now,
+            answer(&fwd, 200, &ok_headers(&fwd, LONG)),
+            from_icscf(),
+        );
         let mut n = 0u64;
         let mut t = now;
         b.iter(|| {
@@ -208,6 +216,11 @@ fn benches(c: &mut Criterion) {
             )
             .unwrap();
             let outs = p.handle_message(t, m, plain());
+            assert!(
+                outs.iter()
+                    .any(|o| matches!(o, Output::Transmit { to, .. } if to.addr.port() == 6060)),
+                "MESSAGE forwarded, not refused"
+            );
             if n.is_multiple_of(1000) {
                 t += Duration::from_secs(40);
                 p.handle_timeout(t);
@@ -220,9 +233,9 @@ fn benches(c: &mut Criterion) {
         let (mut p, now) = core(IpsecMode::Off);
         let icscf = a("127.0.0.1:4060");
         let scscf = a("127.0.0.1:6060");
-        let outs = p.handle_message(now, register(1, 600, ""), plain());
+        let outs = p.handle_message(now, register(1, LONG, ""), plain());
         let fwd = forwarded(&outs, icscf);
-        p.handle_message(now, answer(&fwd, 200, &ok_headers(&fwd, 600)), from_icscf());
+        p.handle_message(now, answer(&fwd, 200, &ok_headers(&fwd, LONG)), from_icscf());
         let from_scscf = || Ingress::plain(Transport::Udp, scscf, a("127.0.0.1:5060"), None);
         let mut n = 0u64;
         let mut t = now;
