@@ -892,3 +892,39 @@ fn an_as_with_session_continued_that_never_answers_is_passed_over_by_the_proxy_c
     );
     assert!(header(&onward[0], &HeaderName::RECORD_ROUTE)[0].contains("orig@"));
 }
+
+#[test]
+fn a_terminating_as_with_session_continued_gets_the_fork_to_the_contacts_as_fallback() {
+    let mut lab = lab_with(true, false);
+    let ifcs = ifc(
+        0,
+        &(spt(0, "<SessionCase>1</SessionCase>") + &spt(1, "<Method>INVITE</Method>")),
+        "sip:127.0.0.1:5070",
+        0,
+    );
+    lab.hss.user_data = user_data(&ifcs);
+    registered(&mut lab);
+    let msg = request(
+        "INVITE",
+        TEL,
+        ICSCF_VIA,
+        "sip:bob@elsewhere.example",
+        "",
+        "",
+    );
+    let (to_as, _, _) = forwarded(route(&mut lab, msg));
+    let routes = header(&to_as, &HeaderName::ROUTE);
+    assert_eq!(routes[0], "<sip:127.0.0.1:5070;lr>");
+    let (req, targets, rr) = forwarded(lab.r.take_as_fallback(&to_as).expect("a fallback"));
+    assert_eq!(header(&req, &HeaderName::ROUTE), [PATH]);
+    assert_eq!(
+        header(&req, &HeaderName::P_CALLED_PARTY_ID),
+        [format!("<{TEL}>")]
+    );
+    assert_eq!(
+        targets[0].uri.as_deref(),
+        Some(&b"sip:ue@10.45.0.2:5060"[..])
+    );
+    assert_eq!(rr.and_then(|r| r.user).as_deref(), Some("term"));
+    assert_eq!(lab.r.pending_as_legs(), 1);
+}
