@@ -17,7 +17,9 @@ use imslab_diameter_io::{DiameterNode, NodeOptions, PeerInfo, PeerOptions};
 use imslab_sip::header::Event as SipEvent;
 use imslab_sip::{HeaderName, Message, Method, StatusCode};
 use imslab_sip_io::TransportKind;
-use imslab_sip_node::{Decision, Handler, Incoming, Listen, NodeConfig, NodeHandle, SipNode};
+use imslab_sip_node::{
+    ContextId, Decided, Decision, Handler, Incoming, Listen, NodeConfig, NodeHandle, SipNode,
+};
 use imslab_store::Store;
 use imslab_types::{DiameterIdentity, UeEventSink};
 use tokio::sync::{mpsc, oneshot};
@@ -35,16 +37,17 @@ enum Input {
     Register {
         msg: Message,
         source: SocketAddr,
-        reply: oneshot::Sender<Decision>,
+        reply: oneshot::Sender<Decided>,
     },
     Subscribe {
         msg: Message,
-        reply: oneshot::Sender<Decision>,
+        reply: oneshot::Sender<Decided>,
     },
     Request {
         msg: Message,
+        consumed: Vec<bytes::Bytes>,
         stateless: bool,
-        reply: oneshot::Sender<Decision>,
+        reply: oneshot::Sender<Decided>,
     },
     Cx {
         task: TaskId,
@@ -66,13 +69,94 @@ enum Input {
     Durable(u64),
 }
 
+/// How many contexts with a fallback decision the handler remembers for
+/// [`Handler::on_fallback_applied`] (the oldest are forgotten first).
+const MAX_FALLBACK_CONTEXTS: usize = 4096;
+
+/// Contexts whose decision carries a fallback (an AS hand-off with SESSION_CONTINUED), with
+/// the served user and the AS, so that the fallback being applied becomes a per-UE event.
+#[derive(Default)]
+struct FallbackContexts {
+    by_ctx: HashMap<ContextId, (Option<imslab_types::Impu>, String)>,
+    order: VecDeque<ContextId>,
+}
+
+impl FallbackContexts {
+    fn insert(&mut self, ctx: ContextId, who: Option<imslab_types::Impu>, target: String) {
+        if self.by_ctx.insert(ctx, (who, target)).is_none() {
+            self.order.push_back(ctx);
+        }
+        while self.order.len() > MAX_FALLBACK_CONTEXTS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_ctx.remove(&old);
+            }
+        }
+    }
+
+    fn take(&mut self, ctx: ContextId) -> Option<(Option<imslab_types::Impu>, String)> {
+        let v = self.by_ctx.remove(&ctx)?;
+        self.order.retain(|c| *c != ctx);
+        Some(v)
+    }
+}
+
+/// The "AS failed, session continued" event for the served user of a context whose AS
+/// hand-off failed with `status` (TS 24.229 §5.4.3.2, DefaultHandling SESSION_CONTINUED).
+fn fallback_event(
+    who: Option<imslab_types::Impu>,
+    target: &str,
+    status: StatusCode,
+) -> imslab_types::UeEvent {
+    imslab_types::UeEvent {
+        at: SystemTime::now(),
+        function: imslab_types::Function::Scscf,
+        ue: imslab_types::UeRef {
+            imsi: None,
+            impi: None,
+            impu: who,
+        },
+        step: "as",
+        outcome: imslab_types::Outcome::Failed,
+        reason: Some(format!(
+            "AS {target} failed ({}), session continued (default handling SESSION_CONTINUED)",
+            status.as_u16()
+        )),
+    }
+}
+
+/// The user a request is served for: its P-Asserted-Identity (originating), else its
+/// Request-URI (terminating).
+fn served_user(msg: &Message) -> Option<imslab_types::Impu> {
+    msg.typed_all::<imslab_sip::NameAddr<'_>>(&HeaderName::P_ASSERTED_IDENTITY)
+        .filter_map(Result::ok)
+        .find_map(|n| imslab_types::Impu::new(n.uri.to_string()).ok())
+        .or_else(|| {
+            msg.request_uri_str()
+                .and_then(|u| imslab_types::Impu::new(u.to_owned()).ok())
+        })
+}
+
 struct SipHandler {
     engine: mpsc::UnboundedSender<Input>,
+    events: Arc<dyn UeEventSink>,
+    fallbacks: std::sync::Mutex<FallbackContexts>,
 }
 
 impl Handler for SipHandler {
-    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+    async fn on_request(&self, incoming: Incoming, node: NodeHandle) -> Decision {
+        self.on_request_with_fallback(incoming, node).await.decision
+    }
+
+    fn on_fallback_applied(&self, ctx: ContextId, status: StatusCode) {
+        let taken = self.fallbacks.lock().ok().and_then(|mut f| f.take(ctx));
+        if let Some((who, target)) = taken {
+            self.events.emit(fallback_event(who, &target, status));
+        }
+    }
+
+    async fn on_request_with_fallback(&self, incoming: Incoming, _node: NodeHandle) -> Decided {
         let (reply, rx) = oneshot::channel();
+        let ctx = incoming.ctx;
         let msg = incoming.request;
         let fallback = msg
             .response(StatusCode::SERVER_INTERNAL_ERROR, None)
@@ -91,14 +175,30 @@ impl Handler for SipHandler {
             Some(Method::Subscribe) if is_reg_event() => Input::Subscribe { msg, reply },
             _ => Input::Request {
                 msg,
+                consumed: incoming.consumed_routes,
                 stateless: incoming.stateless,
                 reply,
             },
         };
         if self.engine.send(input).is_err() {
-            return Decision::Respond(fallback);
+            return Decision::Respond(fallback).into();
         }
-        rx.await.unwrap_or(Decision::Respond(fallback))
+        let decided = rx
+            .await
+            .unwrap_or_else(|_| Decision::Respond(fallback).into());
+        if let (Some(_), Decision::Forward { request, .. }) = (&decided.fallback, &decided.decision)
+        {
+            // The AS is the top Route of the hand-off.
+            let target = request
+                .routes()
+                .next()
+                .and_then(Result::ok)
+                .map_or_else(|| "?".to_owned(), |r| r.uri.to_string());
+            if let Ok(mut f) = self.fallbacks.lock() {
+                f.insert(ctx, served_user(request), target);
+            }
+        }
+        decided
     }
 
     fn wants_responses(&self) -> bool {
@@ -309,6 +409,8 @@ impl Server {
         let sip = tokio::spawn(node.run(
             SipHandler {
                 engine: engine_tx.clone(),
+                events: events.clone(),
+                fallbacks: std::sync::Mutex::new(FallbackContexts::default()),
             },
             sip_stop.clone(),
         ));
@@ -395,10 +497,10 @@ struct Engine<'a> {
     /// Answers waiting for the writes queued before them (a 200 is sent only once the
     /// registration it acknowledges is in the store, so a restart loses nothing
     /// acknowledged), with the sequence number they wait for.
-    held: VecDeque<(u64, oneshot::Sender<Decision>, Decision)>,
+    held: VecDeque<(u64, oneshot::Sender<Decided>, Decided)>,
     events: Arc<dyn UeEventSink>,
     next: u64,
-    pending: HashMap<ReqId, oneshot::Sender<Decision>>,
+    pending: HashMap<ReqId, oneshot::Sender<Decided>>,
     answers: HashMap<AnswerId, oneshot::Sender<imslab_diameter::Message>>,
     enum_resolver: Option<hickory_resolver::TokioResolver>,
 }
@@ -424,12 +526,14 @@ impl Engine<'_> {
             }
             Input::Request {
                 msg,
+                consumed,
                 stateless,
                 reply,
             } => {
                 let req = ReqId(self.id());
                 self.pending.insert(req, reply);
-                self.registrar.handle_request(now, req, msg, stateless);
+                self.registrar
+                    .handle_request_routed(now, req, msg, stateless, &consumed);
             }
             Input::Cx { task, reply } => self.registrar.handle_cx_answer(now, task, reply),
             Input::Sent { job, status } => self.registrar.handle_sent(now, job, status),
@@ -466,6 +570,15 @@ impl Engine<'_> {
             match o {
                 Output::Decide { req, decision } => {
                     if let Some(reply) = self.pending.remove(&req) {
+                        // An AS hand-off with SESSION_CONTINUED continues without that AS
+                        // when it fails (TS 24.229 §5.4.3.2).
+                        let fallback = match &decision {
+                            Decision::Forward { request, .. } => {
+                                self.registrar.take_as_fallback(request)
+                            }
+                            Decision::Respond(_) => None,
+                        };
+                        let decision = Decided { decision, fallback };
                         if self.written > self.durable {
                             self.held.push_back((self.written, reply, decision));
                         } else {
@@ -533,7 +646,7 @@ impl Engine<'_> {
                     let events = self.events.clone();
                     tokio::spawn(async move {
                         let d = relay(&handle, &request, &next_hop, creds.as_ref(), &*events).await;
-                        let _ = reply.send(Decision::Respond(d));
+                        let _ = reply.send(Decision::Respond(d).into());
                     });
                 }
             }
