@@ -363,6 +363,8 @@ pub enum Output {
 struct Contact {
     binding: Binding,
     expires: Instant,
+    /// When it was last registered or refreshed (restored ones: when restored).
+    registered: Instant,
 }
 
 /// A registration: the registered IMPU, its implicit set, profile and contacts.
@@ -637,6 +639,7 @@ impl Registrar {
             aor.contacts.push(Contact {
                 binding: b,
                 expires,
+                registered: now.at,
             });
         }
         let keys: Vec<Impu> = self.aors.keys().cloned().collect();

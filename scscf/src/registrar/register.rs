@@ -1162,7 +1162,11 @@ impl Registrar {
                 user_agent: p.user_agent.clone(),
                 contact_params: rc.params.clone(),
             };
-            let contact = Contact { binding, expires };
+            let contact = Contact {
+                binding,
+                expires,
+                registered: now.at,
+            };
             match pos {
                 Some(i) => {
                     if let Some(slot) = aor.contacts.get_mut(i) {

@@ -11,7 +11,7 @@
 //!   terminating case when no I-CSCF is configured), to `scscf.breakout` for a number or
 //!   domain outside the lab, else along its own next hop.
 //! - Terminating case (§5.4.3.3): terminating iFCs (session case 1 registered, 2 without
-//!   contacts), then parallel forking to every contact sharing the latest contact's Path, the
+//!   contacts), then parallel forking to every contact sharing the most recently registered contact's Path (one per `+sip.instance`), the
 //!   Path as Route, P-Called-Party-ID and Record-Route (dialog-creating methods). No contact:
 //!   480; an identity unknown here in the home domain: 404; a barred one: 404.
 //! - iFC hand-off: the request goes to the AS with a Route back to this S-CSCF carrying an
@@ -890,7 +890,7 @@ impl Registrar {
         let Some(aor) = self.aors.get(&key) else {
             return;
         };
-        let Some(latest) = aor.contacts.iter().max_by_key(|c| c.expires) else {
+        let Some((path, chosen)) = fork_set(&aor.contacts) else {
             self.refuse(
                 now,
                 req,
@@ -901,11 +901,8 @@ impl Registrar {
             );
             return;
         };
-        let path = latest.binding.path.clone();
-        let targets: Vec<Target> = aor
-            .contacts
+        let targets: Vec<Target> = chosen
             .iter()
-            .filter(|c| c.binding.path == path)
             .map(|c| Target::uri(c.binding.contact.clone()))
             .collect();
         let impi = aor.impi.clone();
@@ -942,6 +939,39 @@ impl Registrar {
             },
         );
     }
+}
+
+/// The contacts a terminating request forks to, with the Path they share (sent as Route):
+/// the most recently registered contact decides the Path (all targets of one fork share the
+/// request's Route set), every contact on that Path is a target, but of several bindings of
+/// one `+sip.instance` only the most recently registered (RFC 5626 §5.3: one flow per
+/// instance). A binding left over behind another Path is never chosen over a newer one.
+/// `None` without contacts.
+fn fork_set(contacts: &[super::Contact]) -> Option<(Vec<String>, Vec<&super::Contact>)> {
+    // Ties (restored contacts) go to the later one in the list.
+    let newest = |a: &&super::Contact, b: &&super::Contact| a.registered.cmp(&b.registered);
+    let latest = contacts.iter().max_by(newest)?;
+    let path = latest.binding.path.clone();
+    let on_path: Vec<&super::Contact> =
+        contacts.iter().filter(|c| c.binding.path == path).collect();
+    let chosen = on_path
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| match &c.binding.instance_id {
+            None => true,
+            Some(inst) => {
+                // The newest of this instance on the path (the last one among equals).
+                on_path
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.binding.instance_id.as_ref() == Some(inst))
+                    .max_by(|(_, a), (_, b)| newest(a, b))
+                    .is_some_and(|(j, _)| j == *i)
+            }
+        })
+        .map(|(_, c)| *c)
+        .collect();
+    Some((path, chosen))
 }
 
 impl Registrar {

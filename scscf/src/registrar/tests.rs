@@ -1339,3 +1339,103 @@ fn nonce_lifetime_defaults_to_five_minutes_capped_by_reg_expires_max() {
     .expect("settings");
     assert_eq!(s.challenge_lifetime, Duration::from_secs(120));
 }
+
+/// A terminating MESSAGE to the test identity and the registrar's decision.
+fn terminating_message(lab: &mut Lab) -> Decision {
+    let text = format!(
+        "MESSAGE {IMPU} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:4060;branch=z9hG4bKmsg{n}\r\n\
+         Max-Forwards: 69\r\nFrom: <sip:bob@{DOMAIN}>;tag=b\r\nTo: <{IMPU}>\r\n\
+         Call-ID: msg-{n}\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+        n = lab.cseq
+    );
+    let req = lab.req_id();
+    lab.r.handle_request(
+        lab.now,
+        req,
+        Message::parse(text.into_bytes()).expect("parses"),
+        false,
+    );
+    lab.pump();
+    let i = lab
+        .responses
+        .iter()
+        .position(|(r, _)| *r == req)
+        .expect("decided");
+    lab.responses.remove(i).1
+}
+
+fn forked(d: Decision) -> (Vec<String>, Vec<String>) {
+    let Decision::Forward {
+        request, targets, ..
+    } = d
+    else {
+        panic!("expected a forward, got {d:?}");
+    };
+    let uris = targets
+        .iter()
+        .map(|t| String::from_utf8_lossy(t.uri.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    (uris, header(&request, &HeaderName::ROUTE))
+}
+
+#[test]
+fn terminating_request_goes_to_the_newest_binding_not_a_longer_lived_stale_one() {
+    let mut lab = Lab::new();
+    let stale = "<sip:ue@10.45.0.2:5060>";
+    let fresh = "<sip:ue@10.45.0.7:5062>";
+    // A binding left over with a long expiry, then the phone back behind another Path.
+    lab.aka_register(stale, 3600);
+    lab.advance(Duration::from_secs(5));
+    let auth = lab.reuse_answer();
+    let other_path = "Path: <sip:flow7@127.0.0.1:5060;lr>\r\n";
+    let m = lab.register_msg(fresh, 600, &auth, other_path);
+    assert_eq!(lab.send_register(m).status(), Some(StatusCode::OK));
+    let reg = lab
+        .r
+        .registration(&Impu::new(IMPU).expect("impu"))
+        .expect("registered");
+    assert_eq!(reg.bindings.len(), 2, "both bindings are kept");
+
+    let (uris, routes) = forked(terminating_message(&mut lab));
+    assert_eq!(uris, ["sip:ue@10.45.0.7:5062"]);
+    assert_eq!(
+        routes,
+        [PATH.to_owned(), "<sip:flow7@127.0.0.1:5060;lr>".to_owned()],
+        "the newest binding's Path is the Route"
+    );
+}
+
+#[test]
+fn terminating_request_forks_to_every_instance_but_one_flow_per_instance() {
+    let mut lab = Lab::new();
+    let phone = "\"<urn:gsma:imei:35876505-133788-0>\"";
+    let tablet = "\"<urn:gsma:imei:35876505-133789-0>\"";
+    lab.aka_register(
+        &format!("<sip:ue@10.45.0.2:5060>;+sip.instance={phone};reg-id=1"),
+        3600,
+    );
+    for (contact, instance) in [
+        ("<sip:ue@10.45.0.3:5060>", tablet),
+        ("<sip:ue@10.45.0.4:5070>", phone),
+    ] {
+        lab.advance(Duration::from_secs(2));
+        let auth = lab.reuse_answer();
+        let c = format!("{contact};+sip.instance={instance};reg-id=2");
+        let m = lab.register_msg(&c, 600, &auth, "");
+        assert_eq!(lab.send_register(m).status(), Some(StatusCode::OK));
+    }
+    let reg = lab
+        .r
+        .registration(&Impu::new(IMPU).expect("impu"))
+        .expect("registered");
+    assert_eq!(reg.bindings.len(), 3);
+
+    let (mut uris, routes) = forked(terminating_message(&mut lab));
+    uris.sort();
+    assert_eq!(
+        uris,
+        ["sip:ue@10.45.0.3:5060", "sip:ue@10.45.0.4:5070"],
+        "the tablet and the phone's newer flow, not its older one"
+    );
+    assert_eq!(routes, [PATH]);
+}
