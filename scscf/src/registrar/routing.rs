@@ -35,7 +35,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use imslab_sip::header::Transport;
 use imslab_sip::proxy::{Decision, ForkMode, RecordRoute, Target};
+use imslab_sip::transaction::Peer;
 use imslab_sip::{HeaderName, Host, Message, Method, NameAddr, StatusCode, Uri};
 use imslab_types::{Impu, Outcome};
 
@@ -890,7 +892,7 @@ impl Registrar {
         let Some(aor) = self.aors.get(&key) else {
             return;
         };
-        let Some((path, chosen)) = fork_set(&aor.contacts) else {
+        let Some(fork) = fork_set(&aor.contacts) else {
             self.refuse(
                 now,
                 req,
@@ -901,14 +903,16 @@ impl Registrar {
             );
             return;
         };
-        let targets: Vec<Target> = chosen
-            .iter()
-            .map(|c| Target::uri(c.binding.contact.clone()))
-            .collect();
         let impi = aor.impi.clone();
-        for p in path.iter().rev() {
-            let _ = msg.prepend_header(HeaderName::ROUTE, p.clone());
-        }
+        let targets = match fork {
+            Fork::Along(path, targets) => {
+                for p in path.iter().rev() {
+                    let _ = msg.prepend_header(HeaderName::ROUTE, p.clone());
+                }
+                targets
+            }
+            Fork::Split(targets) => targets,
+        };
         msg.remove_header(&HeaderName::P_CALLED_PARTY_ID);
         let _ = msg.push_header(HeaderName::P_CALLED_PARTY_ID, format!("<{called}>"));
         let dialog = matches!(
@@ -941,37 +945,86 @@ impl Registrar {
     }
 }
 
-/// The contacts a terminating request forks to, with the Path they share (sent as Route):
-/// the most recently registered contact decides the Path (all targets of one fork share the
-/// request's Route set), every contact on that Path is a target, but of several bindings of
+/// Where a terminating request forks (TS 24.229 §5.4.3.3, RFC 3327 §5.3).
+#[derive(Debug, PartialEq, Eq)]
+enum Fork {
+    /// Every target shares this Path, sent as the Route set.
+    Along(Vec<String>, Vec<Target>),
+    /// The targets sit behind different Paths of one hop each (one P-CSCF flow per phone):
+    /// each goes straight to its Path's address without Route, and the P-CSCF finds the
+    /// phone's flow by the registered Contact in the Request-URI.
+    Split(Vec<Target>),
+}
+
+/// The address a one-hop Path sends to: an IP literal host, its port (5060) and transport.
+fn path_hop(path: &[String]) -> Option<Peer> {
+    let [only] = path else { return None };
+    let text = only.trim();
+    let text = text.strip_prefix('<').unwrap_or(text);
+    let text = text.split('>').next().unwrap_or(text);
+    let uri = Uri::parse(text).ok()?;
+    let sip = uri.as_sip()?;
+    let Host::Ip(ip) = sip.host else { return None };
+    let transport = sip
+        .params
+        .value("transport")
+        .map_or(Transport::Udp, Transport::from_token);
+    Some(Peer::new(
+        transport,
+        std::net::SocketAddr::new(ip, sip.port.unwrap_or(5060)),
+    ))
+}
+
+/// The targets of a terminating request: every current binding, but of several bindings of
 /// one `+sip.instance` only the most recently registered (RFC 5626 §5.3: one flow per
-/// instance). A binding left over behind another Path is never chosen over a newer one.
-/// `None` without contacts.
-fn fork_set(contacts: &[super::Contact]) -> Option<(Vec<String>, Vec<&super::Contact>)> {
+/// instance). When the bindings' Paths differ and each is one hop with an IP address, all of
+/// them are reached ([`Fork::Split`]); otherwise the most recently registered contact decides
+/// the Path and only the contacts on it are targets, so a binding left over behind an older
+/// Path is never chosen over a newer one. `None` without contacts.
+fn fork_set(contacts: &[super::Contact]) -> Option<Fork> {
     // Ties (restored contacts) go to the later one in the list.
-    let newest = |a: &&super::Contact, b: &&super::Contact| a.registered.cmp(&b.registered);
-    let latest = contacts.iter().max_by(newest)?;
+    let latest = contacts
+        .iter()
+        .max_by(|a, b| a.registered.cmp(&b.registered))?;
     let path = latest.binding.path.clone();
-    let on_path: Vec<&super::Contact> =
-        contacts.iter().filter(|c| c.binding.path == path).collect();
-    let chosen = on_path
+    let chosen = one_per_instance(contacts);
+    let split = chosen.iter().any(|c| c.binding.path != path)
+        && chosen.iter().all(|c| path_hop(&c.binding.path).is_some());
+    if split {
+        let targets = chosen
+            .iter()
+            .filter_map(|c| {
+                let hop = path_hop(&c.binding.path)?;
+                Some(Target::uri(c.binding.contact.clone()).via(hop))
+            })
+            .collect();
+        return Some(Fork::Split(targets));
+    }
+    let targets = chosen
+        .iter()
+        .filter(|c| c.binding.path == path)
+        .map(|c| Target::uri(c.binding.contact.clone()))
+        .collect();
+    Some(Fork::Along(path, targets))
+}
+
+/// Of several contacts with one `+sip.instance`, the most recently registered (the later in
+/// the list among equals); contacts without an instance all stay.
+fn one_per_instance(contacts: &[super::Contact]) -> Vec<&super::Contact> {
+    contacts
         .iter()
         .enumerate()
         .filter(|(i, c)| match &c.binding.instance_id {
             None => true,
-            Some(inst) => {
-                // The newest of this instance on the path (the last one among equals).
-                on_path
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, o)| o.binding.instance_id.as_ref() == Some(inst))
-                    .max_by(|(_, a), (_, b)| newest(a, b))
-                    .is_some_and(|(j, _)| j == *i)
-            }
+            Some(inst) => contacts
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.binding.instance_id.as_ref() == Some(inst))
+                .max_by(|(_, a), (_, b)| a.registered.cmp(&b.registered))
+                .is_some_and(|(j, _)| j == *i),
         })
-        .map(|(_, c)| *c)
-        .collect();
-    Some((path, chosen))
+        .map(|(_, c)| c)
+        .collect()
 }
 
 impl Registrar {
@@ -1180,5 +1233,101 @@ impl Registrar {
         }
         self.event(now, None, Some(&served), step, Outcome::Info, Some(why));
         self.route_onward(now, req, *msg, served, true);
+    }
+}
+
+#[cfg(test)]
+mod fork_tests {
+    use std::time::{Duration, Instant, SystemTime};
+
+    use imslab_store::Binding;
+    use imslab_types::{Impi, Impu};
+
+    use super::{Fork, fork_set};
+    use crate::registrar::Contact;
+
+    fn contact(uri: &str, path: &str, instance: Option<&str>, registered: Instant) -> Contact {
+        Contact {
+            binding: Binding {
+                impu: Impu::new("sip:carol@ims.example").expect("impu"),
+                impi: Impi::new("carol@ims.example").expect("impi"),
+                contact: uri.to_owned(),
+                expires_at: SystemTime::UNIX_EPOCH,
+                q_milli: None,
+                path: vec![path.to_owned()],
+                instance_id: instance.map(str::to_owned),
+                reg_id: Some(1),
+                call_id: uri.to_owned(),
+                cseq: 1,
+                pcscf_flow: None,
+                received: None,
+                user_agent: None,
+                contact_params: None,
+            },
+            expires: registered + Duration::from_secs(600),
+            registered,
+        }
+    }
+
+    fn uris(targets: &[imslab_sip::proxy::Target]) -> Vec<String> {
+        targets
+            .iter()
+            .map(|t| String::from_utf8_lossy(t.uri.as_deref().unwrap_or_default()).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn phones_behind_their_own_pcscf_flow_are_all_reached_at_the_pcscf_address() {
+        let t0 = Instant::now();
+        let phone = contact(
+            "sip:carol@127.0.0.3:5060",
+            "<sip:tokA@127.0.0.1:5070;lr>",
+            Some("<urn:uuid:a>"),
+            t0,
+        );
+        let tablet = contact(
+            "sip:carol@127.0.0.4:5060",
+            "<sip:tokB@127.0.0.1:5070;lr;transport=tcp>",
+            Some("<urn:uuid:b>"),
+            t0 + Duration::from_secs(1),
+        );
+        let Some(Fork::Split(targets)) = fork_set(&[phone, tablet]) else {
+            panic!("expected a split fork");
+        };
+        assert_eq!(
+            uris(&targets),
+            ["sip:carol@127.0.0.3:5060", "sip:carol@127.0.0.4:5060"]
+        );
+        let dest: Vec<String> = targets
+            .iter()
+            .map(|t| {
+                let p = t.destination.as_ref().expect("destination");
+                format!("{:?} {}", p.transport, p.addr)
+            })
+            .collect();
+        assert_eq!(dest, ["Udp 127.0.0.1:5070", "Tcp 127.0.0.1:5070"]);
+    }
+
+    #[test]
+    fn an_older_flow_of_the_same_instance_is_not_forked_to() {
+        let t0 = Instant::now();
+        let old = contact(
+            "sip:carol@127.0.0.3:5060",
+            "<sip:tokA@127.0.0.1:5070;lr>",
+            Some("<urn:uuid:a>"),
+            t0,
+        );
+        let new = contact(
+            "sip:carol@127.0.0.3:5062",
+            "<sip:tokC@127.0.0.1:5070;lr>",
+            Some("<urn:uuid:a>"),
+            t0 + Duration::from_secs(5),
+        );
+        let Some(Fork::Along(path, targets)) = fork_set(&[old, new]) else {
+            panic!("expected one path");
+        };
+        assert_eq!(path, ["<sip:tokC@127.0.0.1:5070;lr>"]);
+        assert_eq!(uris(&targets), ["sip:carol@127.0.0.3:5062"]);
+        assert_eq!(fork_set(&[]), None);
     }
 }
