@@ -854,12 +854,14 @@ impl Pcscf {
         while let Some(e) = queue.pop_front() {
             match e {
                 ProxyEvent::Transmit { mut to, bytes, tx } => {
-                    if to.transport == Transport::Tcp
+                    if matches!(to.transport, Transport::Tcp | Transport::Udp)
                         && to.flow.is_none()
                         && self.is_protected_phone(to.addr)
                     {
-                        // The core moves a request over 1300 bytes to TCP (RFC 3261 §18.1.1);
-                        // toward a phone it must stay on the phone's SAs (UDP).
+                        // Every request to a phone with SAs goes from port-c over them
+                        // (TS 33.203 §7.1, TS 24.229 §5.2.6.3), whatever route led there; the
+                        // core also moves a request over 1300 bytes to TCP (RFC 3261
+                        // §18.1.1), but toward a phone it must stay on the SAs (UDP).
                         to = Peer {
                             transport: Transport::Udp,
                             addr: to.addr,
@@ -1127,12 +1129,21 @@ impl Pcscf {
         self.toward_phone.insert(ctx);
         // In a dialog with another phone of this P-CSCF whose other hops did not
         // Record-Route, the peer's entry follows ours: straight to that phone's flow.
+        // An in-dialog request with no Route left (the peer's 2xx lacked Record-Route)
+        // goes to its Request-URI: when that is a phone of this P-CSCF, over that phone's
+        // flow (its SAs from port-c, TS 33.203 §7.1), never plain to its protected port.
         let peer_flow = if initial {
             None
         } else {
             self.arrival
                 .as_ref()
                 .and_then(|a| a.route_flows.iter().find(|f| **f != reg.flow).copied())
+                .or_else(|| {
+                    (!req.has_header(&HeaderName::ROUTE))
+                        .then(|| self.contact_flow(&req))
+                        .flatten()
+                        .filter(|f| *f != reg.flow)
+                })
         };
         if method != Method::Ack {
             self.event(

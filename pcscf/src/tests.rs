@@ -1733,3 +1733,163 @@ fn in_dialog_request_between_two_phones_of_this_pcscf_goes_straight_to_the_peer_
         format!("<{IMPU}>")
     );
 }
+
+/// A call between two IPsec phones of this P-CSCF through an S-CSCF that Record-Routes
+/// (`record_routes`) or not: the caller's 2xx ACK and BYE, routed by the recorded route set
+/// (or by the Request-URI alone when the callee's 2xx lacked Record-Route, `callee_copies_rr`
+/// false), reach the callee from port-c over its SAs (TS 33.203 §7.1, TS 24.229 §5.2.6.3).
+fn ack_and_bye_between_two_ipsec_phones(record_routes: bool, callee_copies_rr: bool) {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    let suites = [("hmac-sha-1-96", "aes-cbc")];
+    let a = lab.register_ipsec(&UE, &suites);
+    let bob = Ue {
+        ip: "127.0.0.3",
+        spi_c: 55555,
+        spi_s: 66666,
+        ..UE
+    };
+    let b = lab.register_ipsec(&bob, &suites);
+    let tok_b = lab
+        .p
+        .settings()
+        .flow_key
+        .encode(&crate::flow::Flow::Protected { ue: bob.server() }, 1);
+    let verify = sec_agree_headers(&UE, &suites, Some(&a.security_server));
+    let invite = Message::parse(
+        format!(
+            "INVITE sip:bob@{DOMAIN} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {}:{};branch=z9hG4bKab1\r\nMax-Forwards: 70\r\n\
+             Route: <sip:127.0.0.1:{};lr>\r\n\
+             From: <{IMPU}>;tag=a\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: ab1\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:alice@{}>\r\n{verify}Content-Length: 0\r\n\r\n",
+            UE.ip,
+            UE.port_c,
+            lab.p.settings().ports.port_s,
+            UE.server(),
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let outs = lab.ue_sends_protected(&UE, invite, a.pcscf_spi_s);
+    let to_core = sent_to(&outs, scscf());
+    // The S-CSCF (orig + term) sends it back toward bob's Path.
+    let mut inv = to_core.clone();
+    inv.remove_header(&HeaderName::ROUTE);
+    inv.push_header(
+        HeaderName::ROUTE,
+        format!("<sip:{tok_b}@127.0.0.1:5060;lr>"),
+    )
+    .unwrap();
+    if record_routes {
+        inv.prepend_header(HeaderName::RECORD_ROUTE, "<sip:term@127.0.0.1:6060;lr>")
+            .unwrap();
+    }
+    inv.prepend_header(
+        HeaderName::VIA,
+        "SIP/2.0/UDP 127.0.0.1:6060;branch=z9hG4bKterm1",
+    )
+    .unwrap();
+    inv.set_request_uri(bytes::Bytes::from(format!("sip:bob@{}", bob.server())))
+        .unwrap();
+    let inv = Message::parse(inv.to_bytes()).unwrap();
+    let outs = lab.core_sends(scscf(), inv.clone());
+    let (peer, to_bob) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .expect("INVITE to bob");
+    assert_eq!(peer.addr, bob.server());
+    let mut ok = to_bob.response(StatusCode::OK, Some("b")).unwrap();
+    // RFC 3261 §12.1.1: the UAS copies Record-Route into the 2xx.
+    if callee_copies_rr {
+        ok.push_header(
+            HeaderName::RECORD_ROUTE,
+            header(&to_bob, &HeaderName::RECORD_ROUTE),
+        )
+        .unwrap();
+    }
+    ok.push_header(HeaderName::CONTACT, format!("<sip:bob@{}>", bob.server()))
+        .unwrap();
+    let ok = Message::parse(ok.to_bytes()).unwrap();
+    let ok_spi_c = pcscf_spi_c(&b.security_server);
+    let outs = lab.ue_answers_protected(&bob, ok, ok_spi_c);
+    let mut ok_core = sent_to(&outs, scscf());
+    ok_core.pop_first_value(&HeaderName::VIA).unwrap();
+    let ok_core = Message::parse(ok_core.to_bytes()).unwrap();
+    let outs = lab.core_sends(scscf(), ok_core);
+    let ok_alice = sent_to(&outs, UE.client());
+    assert_eq!(ok_alice.status(), Some(StatusCode::OK));
+    let routes: Vec<String> = ok_alice
+        .record_routes()
+        .map(|r| r.unwrap().to_string())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert_eq!(routes.is_empty(), !callee_copies_rr);
+    let route = if routes.is_empty() {
+        String::new()
+    } else {
+        format!("Route: {}\r\n", routes.join(", "))
+    };
+    for (n, method) in [(1, "ACK"), (2, "BYE")] {
+        let req = Message::parse(
+            format!(
+                "{method} sip:bob@{} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {}:{};branch=z9hG4bKab{method}\r\nMax-Forwards: 70\r\n\
+                 {route}\
+                 From: <{IMPU}>;tag=a\r\nTo: <sip:bob@{DOMAIN}>;tag=b\r\nCall-ID: ab1\r\n\
+                 CSeq: {n} {method}\r\n{verify}Content-Length: 0\r\n\r\n",
+                bob.server(),
+                UE.ip,
+                UE.port_c,
+            )
+            .into_bytes(),
+        )
+        .unwrap();
+        let mut outs = lab.ue_sends_protected(&UE, req, a.pcscf_spi_s);
+        if let Some(mut via_core) = transmits(&outs)
+            .into_iter()
+            .find(|(p, _)| p.addr == scscf())
+            .map(|(_, m)| m)
+        {
+            assert!(
+                record_routes && callee_copies_rr,
+                "{method} went to the S-CSCF, which is not on the route"
+            );
+            via_core.pop_first_value(&HeaderName::ROUTE);
+            via_core
+                .prepend_header(
+                    HeaderName::VIA,
+                    format!("SIP/2.0/UDP 127.0.0.1:6060;branch=z9hG4bKt{method}"),
+                )
+                .unwrap();
+            let via_core = Message::parse(via_core.to_bytes()).unwrap();
+            outs = lab.core_sends(scscf(), via_core);
+        }
+        let (peer, fwd) = transmits(&outs)
+            .into_iter()
+            .find(|(_, m)| m.method().map(|m| m.as_str()) == Some(method))
+            .unwrap_or_else(|| panic!("{method} not forwarded: {outs:#?}"));
+        assert_eq!(
+            (peer.addr, peer.flow),
+            (bob.server(), Some(PROTECTED_CLIENT)),
+            "{method} to bob over his SAs from port-c"
+        );
+        assert!(!fwd.has_header(&HeaderName::ROUTE), "{fwd:?}");
+    }
+}
+
+#[test]
+fn ack_and_bye_to_an_ipsec_callee_through_a_record_routing_core_go_over_its_sas() {
+    ack_and_bye_between_two_ipsec_phones(true, true);
+}
+
+#[test]
+fn ack_and_bye_to_an_ipsec_callee_when_the_core_did_not_record_route_go_over_its_sas() {
+    ack_and_bye_between_two_ipsec_phones(false, true);
+}
+
+#[test]
+fn ack_and_bye_to_an_ipsec_callee_whose_2xx_lacked_record_route_go_over_its_sas() {
+    ack_and_bye_between_two_ipsec_phones(true, false);
+}
