@@ -363,6 +363,13 @@ async fn scscf(
     shared: &Shared,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
+    // In the one-process lab, home callees go through the lab's own I-CSCF (LIR) unless the
+    // configuration names another (TS 24.229 §5.4.3.2).
+    let mut cfg = cfg.clone();
+    if cfg.scscf.icscf.is_none() {
+        cfg.scscf.icscf = Some(format!("sip:{}", cfg.icscf.listen));
+    }
+    let cfg = &cfg;
     let server = imslab_scscf::Server::bind(
         cfg,
         shared.store.clone(),

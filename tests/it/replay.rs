@@ -27,6 +27,10 @@ fn replay_spawns_a_lab_and_runs_library_scenarios() {
         ("ipsec.yaml", "aka-ipsec-md5-null.yaml"),
         ("plain.yaml", "aka-no-ipsec.yaml"),
         ("plain.yaml", "md5-digest.yaml"),
+        // Calls and messages take the whole chain P → S → I → S → P of `imslab up`.
+        ("plain.yaml", "call-basic.yaml"),
+        ("plain.yaml", "message-text.yaml"),
+        ("ipsec.yaml", "call-basic.yaml"),
     ] {
         let file = library(scenario);
         let out = lab.run(&[

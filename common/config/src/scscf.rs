@@ -35,7 +35,8 @@ pub struct ScscfConfig {
     /// literals, mapped to their address (UDP; URIs with `transport=tcp` use TCP).
     pub hosts: BTreeMap<String, SocketAddr>,
     /// The I-CSCF URI that originating requests for the home domain go to (TS 24.229
-    /// §5.4.3.2), or null: a callee registered at this S-CSCF is then served directly.
+    /// §5.4.3.2), or null: `imslab up` then uses its own I-CSCF, and an S-CSCF run alone
+    /// serves a callee registered here directly.
     pub icscf: Option<String>,
     /// The breakout SIP trunk URI for numbers and domains outside the lab, or null.
     pub breakout: Option<String>,
@@ -105,7 +106,8 @@ scscf:
   # for example {pcscf.ims.mnc001.mcc001.3gppnetwork.org: 127.0.0.1:5060}.
   hosts: {}
   # Where originating requests for home-domain callees go: the I-CSCF's SIP URI, e.g.
-  # sip:127.0.0.1:4060 (null: a callee registered at this S-CSCF is served directly).
+  # sip:127.0.0.1:4060. null: under `imslab up` the lab's own I-CSCF (icscf.listen); an
+  # S-CSCF run alone then serves a callee registered here directly.
   icscf: null
   # Breakout SIP trunk URI for numbers and domains outside the lab, or null for none.
   breakout: null
