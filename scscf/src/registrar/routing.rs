@@ -81,6 +81,10 @@ pub(super) struct Leg {
     /// DefaultHandling SESSION_CONTINUED: the request as it continues without the AS, for
     /// [`Registrar::take_as_fallback`].
     fallback: Option<Box<Decision>>,
+    /// The fallback went to the proxy core: the continuation without the AS may come back
+    /// here (terminating, with the same Call-ID, From tag and CSeq), so only the ODI token
+    /// recognises the AS's return.
+    continued: bool,
 }
 
 /// Call-ID, From tag and CSeq number: what an AS acting as a proxy keeps.
@@ -297,7 +301,8 @@ impl Registrar {
     fn returning_leg(&mut self, msg: &Message, odi: Option<&str>) -> Option<Leg> {
         let key = leg_key(msg);
         let Some(token) = odi else {
-            return key.and_then(|k| self.legs.remove(&k));
+            let k = key.filter(|k| self.legs.get(k).is_some_and(|l| !l.continued))?;
+            return self.legs.remove(&k);
         };
         let key = match key.filter(|k| self.legs.get(k).is_some_and(|l| l.odi == token)) {
             Some(k) => k,
@@ -487,6 +492,7 @@ impl Registrar {
                 seq,
                 odi: odi.clone(),
                 fallback: fallback.map(Box::new),
+                continued: false,
             },
         );
         self.leg_order.push_back((expires, key, seq));
@@ -586,7 +592,10 @@ impl Registrar {
             return None;
         }
         let key = leg_key(forwarded)?;
-        self.legs.get_mut(&key)?.fallback.take().map(|d| *d)
+        let leg = self.legs.get_mut(&key)?;
+        let fallback = leg.fallback.take()?;
+        leg.continued = true;
+        Some(*fallback)
     }
 
     fn refuse(

@@ -311,9 +311,28 @@ async fn provision_with_ifc(
     spts: Vec<imslab_store::model::SptKind>,
     server: &str,
 ) {
+    provision_with_ifc_handling(
+        lab,
+        n,
+        name,
+        spts,
+        server,
+        imslab_store::model::DefaultHandling::SessionTerminated,
+    )
+    .await;
+}
+
+/// [`provision_with_ifc`] with the AS's DefaultHandling.
+async fn provision_with_ifc_handling(
+    lab: &Lab,
+    n: u32,
+    name: &str,
+    spts: Vec<imslab_store::model::SptKind>,
+    server: &str,
+    default_handling: imslab_store::model::DefaultHandling,
+) {
     use imslab_store::model::{
-        ApplicationServer, DefaultHandling, InitialFilterCriteria, ServicePointTrigger,
-        ServiceProfile, TriggerPoint,
+        ApplicationServer, InitialFilterCriteria, ServicePointTrigger, ServiceProfile, TriggerPoint,
     };
     use imslab_store::provision::{ImpuInput, NewSubscriber, ProvisionDefaults, SubscriberInput};
     let profile = ServiceProfile {
@@ -336,7 +355,7 @@ async fn provision_with_ifc(
             }),
             application_server: ApplicationServer {
                 server_name: server.to_owned(),
-                default_handling: DefaultHandling::SessionTerminated,
+                default_handling,
                 ..ApplicationServer::default()
             },
             profile_part_indicator: None,
@@ -777,5 +796,145 @@ async fn originating_ifc_as_proxies_the_message_back_and_the_scscf_continues_to_
     assert!(lab.events.has("message", "originating iFC matched"));
     assert!(lab.events.has("message", "originating: to the I-CSCF"));
     tshark_calls(&mut b, &lab);
+    lab.stop().await;
+}
+
+/// An AS that fails: every request it gets is answered 503 (ACKs are dropped). Counts the
+/// session requests (third-party REGISTERs match the same iFC).
+fn failing_as(sock: tokio::net::UdpSocket) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            let Ok(m) = Message::parse(buf[..n].to_vec()) else {
+                continue;
+            };
+            match m.method() {
+                None | Some(Method::Ack) => continue,
+                Some(Method::Register) => {}
+                Some(_) => {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            if let Ok(r) = m.response(StatusCode::SERVICE_UNAVAILABLE, None) {
+                let _ = sock.send_to(&r.to_bytes(), from).await;
+            }
+        }
+    });
+    seen
+}
+
+/// Caller `caller` with an originating iFC (session case plus `method`, if given) to a
+/// failing AS with `handling`, and callee `caller + 1`, both registered.
+async fn with_failing_originating_as(
+    lab: &Lab,
+    dir: &std::path::Path,
+    handling: imslab_store::model::DefaultHandling,
+    caller: u32,
+    method: Option<&str>,
+) -> (Ue, Ue, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use imslab_store::model::{SessionCase, SptKind};
+    let mut spts = vec![SptKind::SessionCase(SessionCase::OriginatingRegistered)];
+    spts.extend(method.map(|m| SptKind::Method(m.into())));
+    let as_sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let as_addr = as_sock.local_addr().expect("addr");
+    provision_with_ifc_handling(
+        lab,
+        caller,
+        &format!("failing-as-{caller}"),
+        spts,
+        &format!("sip:{as_addr}"),
+        handling,
+    )
+    .await;
+    provision(&lab.store, caller + 1, None, None).await;
+    let mut a = Ue::new(caller, dir, K_HEX).await;
+    let mut b = Ue::new(caller + 1, dir, K_HEX).await;
+    for ue in [&mut a, &mut b] {
+        assert_eq!(
+            crate::register_aka(lab, ue).await.status(),
+            Some(StatusCode::OK)
+        );
+    }
+    (a, b, failing_as(as_sock))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_originating_as_with_session_continued_still_delivers_message_and_invite() {
+    use imslab_store::model::DefaultHandling;
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let (mut a, mut b, seen) = with_failing_originating_as(
+        &lab,
+        dir.path(),
+        DefaultHandling::SessionContinued,
+        71,
+        None,
+    )
+    .await;
+
+    let text = initial(
+        &a,
+        &lab,
+        "MESSAGE",
+        &impu(72),
+        "dead-as-m",
+        "",
+        "still here",
+    );
+    a.send_text(lab.scscf, &text).await;
+    let (m, from) = b.next_request(&Method::Message).await;
+    assert_eq!(body(&m), "still here");
+    b.send_msg(from, &answer(&b, &m, StatusCode::OK)).await;
+    assert_eq!(a.next_final().await.status(), Some(StatusCode::OK));
+
+    let text = initial(&a, &lab, "INVITE", &impu(72), "dead-as-i", "", SDP);
+    a.send_text(lab.scscf, &text).await;
+    let (inv, from) = b.next_request(&Method::Invite).await;
+    assert_eq!(values(&inv, &HeaderName::ROUTE), [b.path()]);
+    b.send_msg(from, &answer(&b, &inv, StatusCode::BUSY_HERE))
+        .await;
+    assert_eq!(a.next_final().await.status(), Some(StatusCode::BUSY_HERE));
+
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the AS was tried for both"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        lab.events.has("as", "session continued"),
+        "the fallback is reported per UE"
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_originating_as_with_session_terminated_ends_the_message() {
+    use imslab_store::model::DefaultHandling;
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let (mut a, mut b, seen) = with_failing_originating_as(
+        &lab,
+        dir.path(),
+        DefaultHandling::SessionTerminated,
+        73,
+        Some("MESSAGE"),
+    )
+    .await;
+
+    let text = initial(&a, &lab, "MESSAGE", &impu(74), "dead-as-t", "", "lost");
+    a.send_text(lab.scscf, &text).await;
+    let r = a.next_final().await;
+    let status = r.status().expect("a response");
+    assert!(status.as_u16() >= 500, "the AS failure ends it: {r:?}");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let delivered =
+        tokio::time::timeout(Duration::from_millis(500), b.next_request(&Method::Message)).await;
+    assert!(delivered.is_err(), "the callee got nothing: {delivered:?}");
+    assert!(!lab.events.has("as", "session continued"));
     lab.stop().await;
 }

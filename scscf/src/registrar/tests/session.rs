@@ -928,3 +928,20 @@ fn a_terminating_as_with_session_continued_gets_the_fork_to_the_contacts_as_fall
     assert_eq!(rr.and_then(|r| r.user).as_deref(), Some("term"));
     assert_eq!(lab.r.pending_as_legs(), 1);
 }
+
+#[test]
+fn a_continuation_coming_back_terminating_is_not_taken_for_the_failed_as_returning() {
+    let mut lab = lab_with(true, false);
+    let to_as = invite_through(&mut lab, &[("sip:127.0.0.1:5070", 0)]);
+    assert!(lab.r.take_as_fallback(&to_as).is_some());
+    // The proxy core applied the fallback; the request comes back from the I-CSCF for a
+    // callee served here, with the same Call-ID, From tag and CSeq and no ODI token.
+    let back = request("INVITE", IMPU, ICSCF_VIA, IMPU, "", "");
+    let (_, _, rr) = forwarded(route_with(&mut lab, back, &[]));
+    assert_eq!(
+        rr.and_then(|r| r.user).as_deref(),
+        Some("term"),
+        "the terminating case, not the originating continuation again"
+    );
+    assert_eq!(lab.r.pending_as_legs(), 1, "the hand-off still waits");
+}
