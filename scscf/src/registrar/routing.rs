@@ -770,14 +770,23 @@ impl Registrar {
                 );
                 self.terminate(now, req, msg, 0, None, Some(served));
             }
-            Callee::Home => self.refuse(
-                now,
-                req,
-                &msg,
-                Some(&served),
-                StatusCode::NOT_FOUND,
-                format!("originating: {ruri} is not registered here and no scscf.icscf is set"),
-            ),
+            // Without an I-CSCF the terminating case here asks the HSS (SAR
+            // UNREGISTERED_USER): unknown is 404, known but unregistered without services 480
+            // (TS 24.229 §5.4.3.3).
+            Callee::Home => {
+                self.event(
+                    now,
+                    None,
+                    Some(&served),
+                    step,
+                    Outcome::Ok,
+                    Some(format!(
+                        "originating: {ruri} is not registered here and no scscf.icscf is set: \
+                         terminating case here"
+                    )),
+                );
+                self.terminate(now, req, msg, 0, None, Some(served));
+            }
             Callee::Number(n) => self.refuse(
                 now,
                 req,

@@ -945,3 +945,24 @@ fn a_continuation_coming_back_terminating_is_not_taken_for_the_failed_as_returni
     );
     assert_eq!(lab.r.pending_as_legs(), 1, "the hand-off still waits");
 }
+
+#[test]
+fn without_an_icscf_a_known_unregistered_callee_gets_480_and_an_unknown_one_404() {
+    let mut lab = lab_with(false, false);
+    registered(&mut lab);
+    let carol = format!("sip:carol@{DOMAIN}");
+    // The HSS knows carol (a profile without services for the unregistered state).
+    lab.hss.user_data = user_data("").replace(IMPU, &carol);
+    let d = route(&mut lab, request("INVITE", &carol, PCSCF_VIA, IMPU, "", ""));
+    assert_eq!(refused(d), StatusCode::TEMPORARILY_UNAVAILABLE);
+    assert_eq!(
+        lab.hss.sars.last(),
+        Some(&ServerAssignmentType::UNREGISTERED_USER)
+    );
+    let nobody = format!("sip:nobody@{DOMAIN}");
+    let d = route(
+        &mut lab,
+        request("MESSAGE", &nobody, PCSCF_VIA, IMPU, "", ""),
+    );
+    assert_eq!(refused(d), StatusCode::NOT_FOUND);
+}
