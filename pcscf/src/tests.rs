@@ -1737,8 +1737,9 @@ fn in_dialog_request_between_two_phones_of_this_pcscf_goes_straight_to_the_peer_
 /// A call between two IPsec phones of this P-CSCF through an S-CSCF that Record-Routes
 /// (`record_routes`) or not: the caller's 2xx ACK and BYE, routed by the recorded route set
 /// (or by the Request-URI alone when the callee's 2xx lacked Record-Route, `callee_copies_rr`
-/// false), reach the callee from port-c over its SAs (TS 33.203 §7.1, TS 24.229 §5.2.6.3).
-fn ack_and_bye_between_two_ipsec_phones(record_routes: bool, callee_copies_rr: bool) {
+/// false), reach the callee from port-c over its SAs, and the callee's UPDATE reaches the
+/// caller the same way (TS 33.203 §7.1, TS 24.229 §5.2.6.3).
+fn in_dialog_between_two_ipsec_phones(record_routes: bool, callee_copies_rr: bool) {
     let mut lab = Lab::new(IpsecMode::Userspace);
     let suites = [("hmac-sha-1-96", "aes-cbc")];
     let a = lab.register_ipsec(&UE, &suites);
@@ -1826,34 +1827,82 @@ fn ack_and_bye_between_two_ipsec_phones(record_routes: bool, callee_copies_rr: b
         .rev()
         .collect();
     assert_eq!(routes.is_empty(), !callee_copies_rr);
-    let route = if routes.is_empty() {
-        String::new()
-    } else {
-        format!("Route: {}\r\n", routes.join(", "))
+    let route_line = |routes: &[String]| {
+        if routes.is_empty() {
+            String::new()
+        } else {
+            format!("Route: {}\r\n", routes.join(", "))
+        }
     };
-    for (n, method) in [(1, "ACK"), (2, "BYE")] {
+    // The callee's route set: the INVITE's Record-Route in order (its port-s twin on top).
+    let bob_routes: Vec<String> = to_bob
+        .record_routes()
+        .map(|r| r.unwrap().to_string())
+        .collect();
+    let bob_verify = sec_agree_headers(&bob, &suites, Some(&b.security_server));
+    // (CSeq, method, from the callee, its route set, sender, P-CSCF spi-s, receiver,
+    // Request-URI user). Without a route, the ACK's Request-URI is bob's registered contact
+    // (found by contact), the BYE's another user at his protected port (any request to a
+    // phone's port-s is moved onto its SAs).
+    let legs = [
+        (
+            1,
+            "ACK",
+            false,
+            &routes,
+            &UE,
+            a.pcscf_spi_s,
+            &bob,
+            "001010000000001",
+        ),
+        (
+            2,
+            "UPDATE",
+            true,
+            &bob_routes,
+            &bob,
+            b.pcscf_spi_s,
+            &UE,
+            "alice",
+        ),
+        (2, "BYE", false, &routes, &UE, a.pcscf_spi_s, &bob, "bob"),
+    ];
+    for (n, method, from_callee, routes, sender, spi, receiver, user) in legs {
+        let ruri = format!("sip:{user}@{}", receiver.server());
+        let (from, to, verify) = if from_callee {
+            (
+                format!("<sip:bob@{DOMAIN}>;tag=b"),
+                format!("<{IMPU}>;tag=a"),
+                &bob_verify,
+            )
+        } else {
+            (
+                format!("<{IMPU}>;tag=a"),
+                format!("<sip:bob@{DOMAIN}>;tag=b"),
+                &verify,
+            )
+        };
         let req = Message::parse(
             format!(
-                "{method} sip:bob@{} SIP/2.0\r\n\
+                "{method} {ruri} SIP/2.0\r\n\
                  Via: SIP/2.0/UDP {}:{};branch=z9hG4bKab{method}\r\nMax-Forwards: 70\r\n\
-                 {route}\
-                 From: <{IMPU}>;tag=a\r\nTo: <sip:bob@{DOMAIN}>;tag=b\r\nCall-ID: ab1\r\n\
+                 {}From: {from}\r\nTo: {to}\r\nCall-ID: ab1\r\n\
                  CSeq: {n} {method}\r\n{verify}Content-Length: 0\r\n\r\n",
-                bob.server(),
-                UE.ip,
-                UE.port_c,
+                sender.ip,
+                sender.port_c,
+                route_line(routes),
             )
             .into_bytes(),
         )
         .unwrap();
-        let mut outs = lab.ue_sends_protected(&UE, req, a.pcscf_spi_s);
+        let mut outs = lab.ue_sends_protected(sender, req, spi);
         if let Some(mut via_core) = transmits(&outs)
             .into_iter()
             .find(|(p, _)| p.addr == scscf())
             .map(|(_, m)| m)
         {
             assert!(
-                record_routes && callee_copies_rr,
+                record_routes && !routes.is_empty(),
                 "{method} went to the S-CSCF, which is not on the route"
             );
             via_core.pop_first_value(&HeaderName::ROUTE);
@@ -1872,24 +1921,24 @@ fn ack_and_bye_between_two_ipsec_phones(record_routes: bool, callee_copies_rr: b
             .unwrap_or_else(|| panic!("{method} not forwarded: {outs:#?}"));
         assert_eq!(
             (peer.addr, peer.flow),
-            (bob.server(), Some(PROTECTED_CLIENT)),
-            "{method} to bob over his SAs from port-c"
+            (receiver.server(), Some(PROTECTED_CLIENT)),
+            "{method} to the other phone over its SAs from port-c"
         );
         assert!(!fwd.has_header(&HeaderName::ROUTE), "{fwd:?}");
     }
 }
 
 #[test]
-fn ack_and_bye_to_an_ipsec_callee_through_a_record_routing_core_go_over_its_sas() {
-    ack_and_bye_between_two_ipsec_phones(true, true);
+fn in_dialog_requests_between_ipsec_phones_through_a_record_routing_core_go_over_their_sas() {
+    in_dialog_between_two_ipsec_phones(true, true);
 }
 
 #[test]
-fn ack_and_bye_to_an_ipsec_callee_when_the_core_did_not_record_route_go_over_its_sas() {
-    ack_and_bye_between_two_ipsec_phones(false, true);
+fn in_dialog_requests_between_ipsec_phones_when_the_core_did_not_record_route_go_over_their_sas() {
+    in_dialog_between_two_ipsec_phones(false, true);
 }
 
 #[test]
-fn ack_and_bye_to_an_ipsec_callee_whose_2xx_lacked_record_route_go_over_its_sas() {
-    ack_and_bye_between_two_ipsec_phones(true, false);
+fn in_dialog_requests_between_ipsec_phones_when_the_2xx_lacked_record_route_go_over_their_sas() {
+    in_dialog_between_two_ipsec_phones(true, false);
 }
