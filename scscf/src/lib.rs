@@ -68,14 +68,17 @@
 //!   entry) is originating: originating iFCs (the AS gets the request with a Route back here
 //!   carrying an `odi-` token), then the callee is normalised (tel URI, `user=phone`, digits →
 //!   the implicit-set identity holding that number; otherwise ENUM at `scscf.enum_server`)
-//!   and the request goes to `scscf.icscf` (home callee; with no I-CSCF configured a callee
-//!   registered here is served at once), `scscf.breakout` (numbers and domains outside the
+//!   and the request goes to `scscf.icscf` (home callee; with no I-CSCF configured the
+//!   terminating case runs here at once), `scscf.breakout` (numbers and domains outside the
 //!   lab; MESSAGE and other standalone requests are relayed by the S-CSCF, which answers the
 //!   trunk's 401/407 with `scscf.breakout_username`/`breakout_password`), or its own next
 //!   hop. Other initial requests are terminating: terminating iFCs (session case 1, or 2 for
 //!   an identity without contacts, assigned by SAR UNREGISTERED_USER), then parallel forking
-//!   to every contact along the stored Path with P-Called-Party-ID and Record-Route; 480
-//!   without contacts or service, 404 unknown or barred. In-dialog requests, 2xx ACKs and
+//!   with P-Called-Party-ID and Record-Route to every contact (one per `+sip.instance`, the
+//!   most recently registered): along their shared Path as Route, or, when the contacts sit
+//!   behind different one-hop Paths (one P-CSCF flow per phone), straight to each Path's
+//!   address with the Contact as Request-URI; otherwise only the contacts on the newest
+//!   contact's Path. 480 without contacts or service, 404 unknown or barred. In-dialog requests, 2xx ACKs and
 //!   CANCELs follow their route; no dialog state is kept. Each decision is a per-UE event
 //!   (`call`, `message`, `session`).
 //! - Every failure becomes a SIP answer (400, 403, 404, 423, 480, 500, 504) and a per-UE
@@ -85,12 +88,12 @@
 //!
 //! # Not here
 //!
-//! DefaultHandling SESSION_CONTINUED when an AS that has an address does not answer a session
-//! request (the proxy core gives no hook to re-route a failed branch, so the caller gets the
-//! AS leg's 408/5xx, which is SESSION_TERMINATED behaviour; an AS without an address — not an
-//! IP literal nor in `scscf.hosts` — does get its DefaultHandling), digest answers to a trunk's challenge of
-//! an INVITE (it goes back to the phone), charging, emergency sessions, and re-selection
-//! after an S-CSCF change.
+//! DefaultHandling SESSION_CONTINUED when the continuation without the AS needs a lookup (a
+//! further AS, SAR, ENUM, breakout relay): then an AS that fails gives the caller its
+//! 408/5xx; otherwise the continuation is the proxy core's fallback
+//! (`imslab_sip_node::Decided::fallback`) and its use is a per-UE `as` event. Digest answers
+//! to a trunk's challenge of an INVITE (it goes back to the phone), charging, emergency
+//! sessions, and re-selection after an S-CSCF change.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
