@@ -938,3 +938,43 @@ async fn failing_originating_as_with_session_terminated_ends_the_message() {
     assert!(!lab.events.has("as", "session continued"));
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_originating_as_with_session_continued_still_delivers_the_message() {
+    use imslab_store::model::{DefaultHandling, SessionCase, SptKind};
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    // Nothing listens there: the AS is down (over TCP the connection is refused at once; over
+    // UDP the S-CSCF would wait for Timer F, 32 s).
+    let dead = free_port().await;
+    provision_with_ifc_handling(
+        &lab,
+        75,
+        "dead-as",
+        vec![
+            SptKind::SessionCase(SessionCase::OriginatingRegistered),
+            SptKind::Method("MESSAGE".into()),
+        ],
+        &format!("sip:127.0.0.1:{dead};transport=tcp"),
+        DefaultHandling::SessionContinued,
+    )
+    .await;
+    provision(&lab.store, 76, None, None).await;
+    let mut a = Ue::new(75, dir.path(), K_HEX).await;
+    let mut b = Ue::new(76, dir.path(), K_HEX).await;
+    for ue in [&mut a, &mut b] {
+        assert_eq!(
+            crate::register_aka(&lab, ue).await.status(),
+            Some(StatusCode::OK)
+        );
+    }
+    let text = initial(&a, &lab, "MESSAGE", &impu(76), "closed-as", "", "AS down");
+    a.send_text(lab.scscf, &text).await;
+    let (m, from) = b.next_request(&Method::Message).await;
+    assert_eq!(body(&m), "AS down");
+    b.send_msg(from, &answer(&b, &m, StatusCode::OK)).await;
+    assert_eq!(a.next_final().await.status(), Some(StatusCode::OK));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(lab.events.has("as", "session continued"));
+    lab.stop().await;
+}
