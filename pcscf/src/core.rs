@@ -1183,10 +1183,7 @@ impl Pcscf {
 
     /// Whether `addr` is the protected server port of a phone with SAs.
     fn is_protected_phone(&self, addr: SocketAddr) -> bool {
-        self.sas.as_ref().is_some_and(|t| {
-            t.iter()
-                .any(|s| s.bundle.remote.ip == addr.ip() && s.bundle.remote.port_s == addr.port())
-        })
+        self.sas.as_ref().is_some_and(|t| t.protects(addr))
     }
 
     fn ue_of(&self, key: &RegKey) -> UeRef {

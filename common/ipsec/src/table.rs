@@ -171,6 +171,8 @@ pub struct SaTable<K> {
     sets: BTreeMap<SaSetId, SaSet<K>>,
     by_spi: HashMap<Spi, SaSetId>,
     by_ue: HashMap<K, Vec<SaSetId>>,
+    /// Sets per UE protected server address (IP, port-s): requests there go over the SAs.
+    by_port_s: HashMap<SocketAddr, usize>,
     next_id: u64,
 }
 
@@ -184,6 +186,7 @@ impl<K: Clone + Eq + Hash> SaTable<K> {
             sets: BTreeMap::new(),
             by_spi: HashMap::new(),
             by_ue: HashMap::new(),
+            by_port_s: HashMap::new(),
             next_id: 1,
         })
     }
@@ -238,6 +241,12 @@ impl<K: Clone + Eq + Hash> SaTable<K> {
         self.established(ue)
             .or_else(|| self.sets_of(ue).find(|s| s.state == SaState::Old))
             .map(|s| s.bundle.sa(SaRole::OutboundFromClient))
+    }
+
+    /// Whether `addr` is the protected server port (port-s) of a UE with a set: every request
+    /// to it must go from the P-CSCF's port-c over the SAs (TS 33.203 §7.1).
+    pub fn protects(&self, addr: SocketAddr) -> bool {
+        self.by_port_s.contains_key(&addr)
     }
 
     /// The set and SA an inbound SPI belongs to.
@@ -299,6 +308,10 @@ impl<K: Clone + Eq + Hash> SaTable<K> {
         self.by_spi.insert(spi_c, id);
         self.by_spi.insert(spi_s, id);
         self.by_ue.entry(ue.clone()).or_default().push(id);
+        *self
+            .by_port_s
+            .entry(SocketAddr::new(bundle.remote.ip, bundle.remote.port_s))
+            .or_default() += 1;
         self.sets.insert(
             id,
             SaSet {
@@ -333,6 +346,10 @@ impl<K: Clone + Eq + Hash> SaTable<K> {
         self.by_spi.insert(spi_c, id);
         self.by_spi.insert(spi_s, id);
         self.by_ue.entry(ue.clone()).or_default().push(id);
+        *self
+            .by_port_s
+            .entry(SocketAddr::new(bundle.remote.ip, bundle.remote.port_s))
+            .or_default() += 1;
         self.sets.insert(
             id,
             SaSet {
@@ -483,6 +500,13 @@ impl<K: Clone + Eq + Hash> SaTable<K> {
 
     fn remove(&mut self, id: SaSetId, reason: RemovalReason) -> Option<SaAction> {
         let set = self.sets.remove(&id)?;
+        let port_s = SocketAddr::new(set.bundle.remote.ip, set.bundle.remote.port_s);
+        if let Some(n) = self.by_port_s.get_mut(&port_s) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_port_s.remove(&port_s);
+            }
+        }
         let local = &set.bundle.local;
         for spi in [local.spi_c, local.spi_s] {
             self.by_spi.remove(&spi);
@@ -592,6 +616,30 @@ mod tests {
             Err(Error::SpiUnavailable { .. })
         ));
         assert_eq!(fresh.spis_in_use(), 4);
+    }
+
+    #[test]
+    fn protects_names_a_ue_port_s_while_any_of_its_sets_remains() {
+        let mut t = table();
+        let now = Instant::now();
+        let port_s: SocketAddr = "127.0.0.2:5064".parse().unwrap();
+        assert!(!t.protects(port_s));
+        let first = t
+            .create_temporary("alice", pcscf(), ue_endpoint(5062, 1111), keys(), now)
+            .unwrap();
+        // Two contacts behind the same address and ports: two sets, one port-s.
+        let second = t
+            .create_temporary("alice2", pcscf(), ue_endpoint(5062, 3333), keys(), now)
+            .unwrap();
+        assert!(t.protects(port_s));
+        assert!(
+            !t.protects("127.0.0.2:5062".parse().unwrap()),
+            "port-c is not it"
+        );
+        t.remove_set(first.id, RemovalReason::NetworkDeregistered);
+        assert!(t.protects(port_s), "the other set still protects it");
+        t.remove_set(second.id, RemovalReason::NetworkDeregistered);
+        assert!(!t.protects(port_s));
     }
 
     #[test]
