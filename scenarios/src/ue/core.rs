@@ -560,6 +560,14 @@ impl UeCore {
     ) -> Option<Message> {
         let status = StatusCode::new(code)?;
         let mut r = req.response(status, to_tag).ok()?;
+        // RFC 3261 §12.1.1: a response that establishes a dialog copies every Record-Route.
+        let dialog_creating = matches!(req.method(), Some(Method::Invite | Method::Subscribe));
+        if dialog_creating && to_tag.is_some() && (101..300).contains(&code) {
+            for rr in req.values(&HeaderName::RECORD_ROUTE) {
+                let rr = String::from_utf8_lossy(rr).trim().to_owned();
+                r.push_header(HeaderName::RECORD_ROUTE, rr).ok()?;
+            }
+        }
         for (n, v) in extra {
             let name = HeaderName::new(n.to_string())?;
             r.push_header(name, v.clone()).ok()?;

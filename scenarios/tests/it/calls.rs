@@ -333,3 +333,58 @@ fn forked_call_is_confirmed_with_the_fork_that_answered_first() {
     );
     assert_eq!(net.states_of("alice").last(), Some(&CallState::Terminated));
 }
+
+#[test]
+fn callee_copies_the_invites_record_route_into_its_dialog_responses() {
+    let mut net = Net::new(&[("bob", "127.0.0.3")]);
+    let now = net.now;
+    net.a
+        .invite(now, &format!("sip:bob@{DOMAIN}"), CallOptions::default())
+        .unwrap();
+    // The proxies on the way record-route: the INVITE reaches bob with two Record-Route values.
+    let bytes = loop {
+        match net.a.poll_output() {
+            Some(Output::Transmit { bytes, .. }) => break bytes,
+            Some(_) => {}
+            None => panic!("alice sent no INVITE"),
+        }
+    };
+    let mut invite = Message::parse(bytes).unwrap();
+    let recorded = [
+        "<sip:pcscf-token@127.0.0.8:5060;lr>",
+        "<sip:term@127.0.0.9:6060;lr>",
+    ];
+    for rr in recorded.iter().rev() {
+        invite
+            .prepend_header(HeaderName::RECORD_ROUTE, (*rr).to_owned())
+            .unwrap();
+    }
+    let bob = &mut net.callees[0].1;
+    bob.handle_message(now, invite, Peer::new(Transport::Udp, addr(A)));
+    let id = bob
+        .call_in_state(Role::Callee, &[CallState::Ringing, CallState::Early])
+        .expect("bob rings");
+    bob.answer(now, &id).unwrap();
+    let mut responses = Vec::new();
+    while let Some(o) = bob.poll_output() {
+        if let Output::Transmit { bytes, .. } = o {
+            let m = Message::parse(bytes).unwrap();
+            if !m.is_request() {
+                responses.push(m);
+            }
+        }
+    }
+    let record_route = |m: &Message| -> Vec<String> {
+        m.values(&HeaderName::RECORD_ROUTE)
+            .map(|v| String::from_utf8_lossy(v).trim().to_owned())
+            .collect()
+    };
+    // RFC 3261 §12.1.1: every Record-Route value, in order, in the responses that make the dialog.
+    for code in [180, 200] {
+        let r = responses
+            .iter()
+            .find(|m| m.status().is_some_and(|s| s.as_u16() == code))
+            .unwrap_or_else(|| panic!("bob sent no {code}"));
+        assert_eq!(record_route(r), recorded, "{code}");
+    }
+}
