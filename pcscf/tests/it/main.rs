@@ -5,6 +5,5 @@
 mod chain;
 mod harness;
 mod ipsec;
-mod library;
 mod plain;
 mod sipp;
