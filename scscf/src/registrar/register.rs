@@ -184,6 +184,30 @@ fn boxed_respond(msg: &Message, code: StatusCode, reason: Option<&str>) -> Box<M
     Box::new(respond(msg, code, reason))
 }
 
+impl Registrar {
+    /// Records `step` as failed for the REGISTER's identities and answers it with `status`.
+    fn refuse_register(
+        &mut self,
+        now: Now,
+        p: &PendingRegister,
+        step: &'static str,
+        reason: Option<String>,
+        status: StatusCode,
+        phrase: Option<&str>,
+    ) {
+        self.event(
+            now,
+            Some(&p.impi),
+            Some(&p.impu),
+            step,
+            Outcome::Failed,
+            reason,
+        );
+        let r = respond(&p.msg, status, phrase);
+        self.decide(p.req, Decision::Respond(r));
+    }
+}
+
 /// A response to `msg` with this status and reason phrase.
 pub(super) fn respond(msg: &Message, code: StatusCode, reason: Option<&str>) -> Message {
     let mut r = match msg.response(code, None) {
@@ -440,16 +464,14 @@ impl Registrar {
                     self.send_mar(now, p, item, scheme, true);
                 }
                 _ => {
-                    self.event(
+                    self.refuse_register(
                         now,
-                        Some(&p.impi),
-                        Some(&p.impu),
+                        &p,
                         "aka-resync",
-                        Outcome::Failed,
                         Some("auts is malformed or answers no challenge we know".into()),
+                        StatusCode::FORBIDDEN,
+                        Some("Malformed AUTS"),
                     );
-                    let r = respond(&p.msg, StatusCode::FORBIDDEN, Some("Malformed AUTS"));
-                    self.decide(p.req, Decision::Respond(r));
                 }
             }
             return;
@@ -492,20 +514,7 @@ impl Registrar {
                 // TS 24.229 §5.4.1.2.3: an empty response without auts means the UE could not
                 // authenticate the network (MAC failure).
                 st.challenges.remove(i);
-                self.event(
-                    now,
-                    Some(&p.impi),
-                    Some(&p.impu),
-                    "auth-response",
-                    Outcome::Failed,
-                    Some("the UE rejected the network's AUTN (MAC failure): K or OP/OPc on the SIM differ from the HSS".into()),
-                );
-                let r = respond(
-                    &p.msg,
-                    StatusCode::FORBIDDEN,
-                    Some("Network authentication failed"),
-                );
-                self.decide(p.req, Decision::Respond(r));
+                self.refuse_register(now, &p, "auth-response", Some("the UE rejected the network's AUTN (MAC failure): K or OP/OPc on the SIM differ from the HSS".into()), StatusCode::FORBIDDEN, Some("Network authentication failed"));
             }
             Some(Verdict::Ok) => {
                 st.failures = 0;
@@ -667,20 +676,14 @@ impl Registrar {
                 self.decide(p.req, Decision::Respond(r));
             }
             Err(e) => {
-                self.event(
+                self.refuse_register(
                     now,
-                    Some(&p.impi),
-                    Some(&p.impu),
+                    &p,
                     "challenge",
-                    Outcome::Failed,
                     Some(e.to_string()),
-                );
-                let r = respond(
-                    &p.msg,
                     StatusCode::SERVER_INTERNAL_ERROR,
                     Some("Unusable authentication vector from the HSS"),
                 );
-                self.decide(p.req, Decision::Respond(r));
             }
         }
     }
@@ -726,20 +729,14 @@ impl Registrar {
         let maa: Maa = match reply {
             CxReply::Maa(m) => *m,
             CxReply::Failed(why) => {
-                self.event(
+                self.refuse_register(
                     now,
-                    Some(&p.impi),
-                    Some(&p.impu),
+                    &p,
                     "mar",
-                    Outcome::Failed,
                     Some(format!("no MAA from the HSS: {why}")),
-                );
-                let r = respond(
-                    &p.msg,
                     StatusCode::SERVER_TIMEOUT,
                     Some("HSS not reachable"),
                 );
-                self.decide(p.req, Decision::Respond(r));
                 return;
             }
             CxReply::Saa(_) => {
@@ -779,20 +776,14 @@ impl Registrar {
         }
         let mut items = maa.sip_auth_data_items.into_iter();
         let Some(first) = items.next() else {
-            self.event(
+            self.refuse_register(
                 now,
-                Some(&p.impi),
-                Some(&p.impu),
+                &p,
                 "mar",
-                Outcome::Failed,
                 Some("MAA has no SIP-Auth-Data-Item".into()),
-            );
-            let r = respond(
-                &p.msg,
                 StatusCode::SERVER_INTERNAL_ERROR,
                 Some("No authentication vector"),
             );
-            self.decide(p.req, Decision::Respond(r));
             return;
         };
         let st = self.auth.entry(p.impi.clone()).or_default();
@@ -994,20 +985,14 @@ impl Registrar {
                     match ImsSubscription::parse(&text) {
                         Ok(prof) => Some((text, prof)),
                         Err(e) => {
-                            self.event(
+                            self.refuse_register(
                                 now,
-                                Some(&p.impi),
-                                Some(&p.impu),
+                                &p,
                                 "sar",
-                                Outcome::Failed,
                                 Some(e.to_string()),
-                            );
-                            let r = respond(
-                                &p.msg,
                                 StatusCode::SERVER_INTERNAL_ERROR,
                                 Some("Unusable User-Data"),
                             );
-                            self.decide(p.req, Decision::Respond(r));
                             return;
                         }
                     }
@@ -1015,20 +1000,14 @@ impl Registrar {
                 None => None,
             };
             if initial && profile.is_none() {
-                self.event(
+                self.refuse_register(
                     now,
-                    Some(&p.impi),
-                    Some(&p.impu),
+                    &p,
                     "sar",
-                    Outcome::Failed,
                     Some("SAA for a registration carries no User-Data".into()),
-                );
-                let r = respond(
-                    &p.msg,
                     StatusCode::SERVER_INTERNAL_ERROR,
                     Some("No user profile"),
                 );
-                self.decide(p.req, Decision::Respond(r));
                 return;
             }
             if let Some((text, prof)) = &profile
@@ -1038,20 +1017,14 @@ impl Registrar {
             {
                 // TS 24.229 §5.4.1.2.1: a barred identity cannot be registered.
                 let _ = text;
-                self.event(
+                self.refuse_register(
                     now,
-                    Some(&p.impi),
-                    Some(&p.impu),
+                    &p,
                     "register",
-                    Outcome::Failed,
                     Some("the public identity is barred".into()),
-                );
-                let r = respond(
-                    &p.msg,
                     StatusCode::FORBIDDEN,
                     Some("Public identity barred"),
                 );
-                self.decide(p.req, Decision::Respond(r));
                 return;
             }
             let charging = saa.charging_information.as_ref().map(|c| ChargingInfo {
