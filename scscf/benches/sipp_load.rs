@@ -50,43 +50,6 @@ fn free_port() -> u16 {
     }
 }
 
-const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ims-aka-register">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600000
-      Authorization: Digest username="[field0]@DOMAIN", realm="DOMAIN", nonce="", uri="sip:DOMAIN", response="", algorithm=AKAv1-MD5
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600000
-      [field1]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
-
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -277,7 +240,13 @@ fn main() {
     std::fs::write(dir.path().join("users.csv"), csv).expect("csv");
     std::fs::write(
         dir.path().join("reg.xml"),
-        SCENARIO.replace("DOMAIN", DOMAIN),
+        imslab_test_support::sipp::aka_register_scenario(
+            DOMAIN,
+            &imslab_test_support::sipp::AkaRegister {
+                expires: 600_000,
+                ..Default::default()
+            },
+        ),
     )
     .expect("xml");
     let rss_before = rss_kib();

@@ -66,7 +66,7 @@ fn sipp_registers_with_ims_aka_through_the_whole_chain() {
     lab.write("users.csv", &csv);
     lab.write(
         "reg.xml",
-        &sipp::AKA_REGISTER_SCENARIO.replace("DOMAIN", DOMAIN),
+        &sipp::aka_register_scenario(DOMAIN, &Default::default()),
     );
     let mut child = lab.spawn(&["--config", "lab.yaml", "up"]);
     assert!(

@@ -113,46 +113,69 @@ fn parse_numbers(s: &str) -> Vec<u64> {
 pub mod sipp {
     use std::path::Path;
 
-    /// An IMS AKA REGISTER scenario for SIPp 3.6.1: the initial REGISTER with an empty
-    /// AKAv1-MD5 Authorization, the 401, the answered REGISTER (`[field1]` carries the
+    /// What an IMS AKA registration scenario for SIPp 3.6.1 holds besides its first
+    /// registration (see [`aka_register_scenario`]).
+    #[derive(Debug, Clone, Copy)]
+    pub struct AkaRegister<'a> {
+        /// The Contact expiry of the first registration, seconds.
+        pub expires: u32,
+        /// Header lines put into every REGISTER after the Contact (e.g. `Supported: path`).
+        pub extra_headers: &'a [&'a str],
+        /// One more answered REGISTER per entry, with that Contact expiry: a re-registration,
+        /// or 0 for the de-registration.
+        pub then: &'a [u32],
+    }
+
+    impl Default for AkaRegister<'_> {
+        fn default() -> Self {
+            Self {
+                expires: 600,
+                extra_headers: &[],
+                then: &[],
+            }
+        }
+    }
+
+    /// An IMS AKA registration scenario for SIPp 3.6.1 in `domain`: the initial REGISTER with
+    /// an empty AKAv1-MD5 Authorization, the 401, the answered REGISTER (`[field1]` carries the
     /// `[authentication ... aka_K=... aka_OP=... aka_AMF=...]` keyword from the injection file,
-    /// `[field0]` the user) and the 200. `DOMAIN` is to be replaced by the home domain.
-    pub const AKA_REGISTER_SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ims-aka-register">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      Authorization: Digest username="[field0]@DOMAIN", realm="DOMAIN", nonce="", uri="sip:DOMAIN", response="", algorithm=AKAv1-MD5
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      [field1]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
+    /// `[field0]` the user) and the 200, then each REGISTER of `r.then` and its 200.
+    pub fn aka_register_scenario(domain: &str, r: &AkaRegister<'_>) -> String {
+        let register = |cseq: usize, expires: u32, auth: &str| {
+            let mut lines = vec![
+                "REGISTER sip:DOMAIN SIP/2.0".to_owned(),
+                "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport".into(),
+                "Max-Forwards: 70".into(),
+                "From: <sip:[field0]@DOMAIN>;tag=[call_number]".into(),
+                "To: <sip:[field0]@DOMAIN>".into(),
+                "Call-ID: [call_id]".into(),
+                format!("CSeq: {cseq} REGISTER"),
+                format!("Contact: <sip:[field0]@[local_ip]:[local_port]>;expires={expires}"),
+            ];
+            lines.extend(r.extra_headers.iter().map(|h| (*h).to_owned()));
+            lines.push(auth.to_owned());
+            lines.push("Content-Length: 0".into());
+            let body: String = lines.iter().map(|l| format!("      {l}\n")).collect();
+            format!("  <send retrans=\"500\">\n    <![CDATA[\n{body}\n    ]]>\n  </send>\n")
+        };
+        let mut xml = String::from(
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"ims-aka-register\">\n",
+        );
+        xml += &register(
+            1,
+            r.expires,
+            "Authorization: Digest username=\"[field0]@DOMAIN\", realm=\"DOMAIN\", nonce=\"\", \
+             uri=\"sip:DOMAIN\", response=\"\", algorithm=AKAv1-MD5",
+        );
+        xml += "  <recv response=\"401\" auth=\"true\"/>\n";
+        let answered = std::iter::once(r.expires).chain(r.then.iter().copied());
+        for (i, expires) in answered.enumerate() {
+            xml += &register(i + 2, expires, "[field1]");
+            xml += "  <recv response=\"200\"/>\n";
+        }
+        xml += "</scenario>\n";
+        xml.replace("DOMAIN", domain)
+    }
 
     /// Hex as SIPp's `\xNN` escapes, the byte-for-byte form its `aka_K`/`aka_OP`/`aka_AMF`
     /// keywords take (peers.md).

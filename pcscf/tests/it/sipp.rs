@@ -28,45 +28,6 @@ fn imsi(n: u32) -> String {
     format!("00101{n:010}")
 }
 
-const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ims-aka-register-via-pcscf">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      Supported: path
-      Authorization: Digest username="[field0]@DOMAIN", realm="DOMAIN", nonce="", uri="sip:DOMAIN", response="", algorithm=AKAv1-MD5
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      Supported: path
-      [field1]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_registers_through_the_pcscf_with_ipsec_off_and_only_its_nul_byte_res_answers_fail() {
     let sipp = peer("sipp", "sip-tester");
@@ -115,7 +76,13 @@ async fn sipp_registers_through_the_pcscf_with_ipsec_off_and_only_its_nul_byte_r
     std::fs::write(dir.path().join("users.csv"), csv).unwrap();
     std::fs::write(
         dir.path().join("reg.xml"),
-        SCENARIO.replace("DOMAIN", DOMAIN),
+        imslab_test_support::sipp::aka_register_scenario(
+            DOMAIN,
+            &imslab_test_support::sipp::AkaRegister {
+                extra_headers: &["Supported: path"],
+                ..Default::default()
+            },
+        ),
     )
     .unwrap();
     let ue_ip = ip(lab.net, 2).to_string();

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use imslab_test_support::sipp::{AKA_REGISTER_SCENARIO, escaped, stat};
+use imslab_test_support::sipp::{aka_register_scenario, escaped, stat};
 
 /// TS 35.208 test set 1 K and OP, and an AMF without 0x00 bytes (SIPp takes them as text).
 pub(crate) const K_HEX: &str = "465b5ce8b199b49faa5f0a2ee238a6bc";
@@ -161,8 +161,9 @@ pub(crate) struct SippFiles {
 
 impl SippFiles {
     pub(crate) fn new(dir: &Path, domain: &str) -> Self {
+        let reg = aka_register_scenario(domain, &Default::default());
         for (name, xml) in [
-            ("reg.xml", AKA_REGISTER_SCENARIO),
+            ("reg.xml", reg.as_str()),
             ("uac.xml", UAC_SCENARIO),
             ("uas.xml", UAS_SCENARIO),
         ] {

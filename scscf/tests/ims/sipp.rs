@@ -68,7 +68,7 @@ async fn sipp_ims_aka_registers_and_only_its_nul_byte_res_answers_fail() {
     std::fs::write(dir.path().join("users.csv"), csv).expect("csv");
     std::fs::write(
         dir.path().join("reg.xml"),
-        imslab_test_support::sipp::AKA_REGISTER_SCENARIO.replace("DOMAIN", DOMAIN),
+        imslab_test_support::sipp::aka_register_scenario(DOMAIN, &Default::default()),
     )
     .expect("xml");
     let out = tokio::task::spawn_blocking({
@@ -158,75 +158,6 @@ fn free_std_port() -> u16 {
     u.local_addr().expect("addr").port()
 }
 
-const REREGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ims-aka-register-reregister-deregister">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      Authorization: Digest username="[field0]@DOMAIN", realm="DOMAIN", nonce="", uri="sip:DOMAIN", response="", algorithm=AKAv1-MD5
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      [field1]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 3 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=600
-      [field1]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:DOMAIN SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      Max-Forwards: 70
-      From: <sip:[field0]@DOMAIN>;tag=[call_number]
-      To: <sip:[field0]@DOMAIN>
-      Call-ID: [call_id]
-      CSeq: 4 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>;expires=0
-      [field1]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_reregisters_and_deregisters_in_one_call() {
     let sipp = peer("sipp", "sip-tester");
@@ -250,7 +181,13 @@ async fn sipp_reregisters_and_deregisters_in_one_call() {
     std::fs::write(dir.path().join("users.csv"), csv).expect("csv");
     std::fs::write(
         dir.path().join("rereg.xml"),
-        REREGISTER.replace("DOMAIN", DOMAIN),
+        imslab_test_support::sipp::aka_register_scenario(
+            DOMAIN,
+            &imslab_test_support::sipp::AkaRegister {
+                then: &[600, 0],
+                ..Default::default()
+            },
+        ),
     )
     .expect("xml");
     let out = tokio::task::spawn_blocking({
