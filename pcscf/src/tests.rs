@@ -272,6 +272,8 @@ fn ok_200(fwd: &Message, expires: u32) -> Message {
 struct Registered {
     pcscf_spi_s: u32,
     security_server: String,
+    /// What the P-CSCF did on the 200 OK (its reg-event SUBSCRIBE among them).
+    outs: Vec<Output>,
 }
 
 fn security_server_spis(m: &Message) -> (u32, u32, String) {
@@ -313,6 +315,7 @@ impl Lab {
         Registered {
             pcscf_spi_s: spi_s,
             security_server: ss,
+            outs,
         }
     }
 
@@ -794,25 +797,7 @@ fn terminating_request_via_path_token_goes_to_the_phones_protected_port_from_por
 fn reg_event_notify_with_terminated_drops_the_registration_and_its_sas() {
     let mut lab = Lab::new(IpsecMode::Userspace);
     let suites = [("hmac-sha-1-96", "aes-cbc")];
-    let outs = lab.ue_sends(
-        &UE,
-        register(&UE, 1, 5070, &sec_agree_headers(&UE, &suites, None)),
-    );
-    let fwd = sent_to(&outs, icscf());
-    let outs = lab.core_sends(icscf(), challenge(&fwd, CK, IK));
-    let (_, spi_s, ss) = security_server_spis(&sent_to(&outs, UE.plain()));
-    let outs = lab.ue_sends_protected(
-        &UE,
-        register(
-            &UE,
-            2,
-            UE.port_c,
-            &sec_agree_headers(&UE, &suites, Some(&ss)),
-        ),
-        spi_s,
-    );
-    let fwd = sent_to(&outs, icscf());
-    let outs = lab.core_sends(icscf(), ok_200(&fwd, 600));
+    let outs = lab.register_ipsec(&UE, &suites).outs;
     let (call_id, tag) = lab.accept_subscribe(&outs);
     assert_eq!(lab.p.subscription_count(), 1);
     let body = format!(
@@ -1134,25 +1119,11 @@ fn natted_phone_contact_is_aliased_toward_the_core_and_restored_toward_the_phone
 fn terminated_notify_overtaking_the_200_to_a_deregister_keeps_the_sas_for_that_200() {
     let mut lab = Lab::new(IpsecMode::Userspace);
     let suites = [("hmac-sha-1-96", "aes-cbc")];
-    let outs = lab.ue_sends(
-        &UE,
-        register(&UE, 1, 5070, &sec_agree_headers(&UE, &suites, None)),
-    );
-    let fwd = sent_to(&outs, icscf());
-    let outs = lab.core_sends(icscf(), challenge(&fwd, CK, IK));
-    let (_, spi_s, ss) = security_server_spis(&sent_to(&outs, UE.plain()));
-    let outs = lab.ue_sends_protected(
-        &UE,
-        register(
-            &UE,
-            2,
-            UE.port_c,
-            &sec_agree_headers(&UE, &suites, Some(&ss)),
-        ),
-        spi_s,
-    );
-    let fwd = sent_to(&outs, icscf());
-    let outs = lab.core_sends(icscf(), ok_200(&fwd, 600));
+    let Registered {
+        pcscf_spi_s: spi_s,
+        security_server: ss,
+        outs,
+    } = lab.register_ipsec(&UE, &suites);
     let (call_id, tag) = lab.accept_subscribe(&outs);
     let mut dereg = register(
         &UE,
