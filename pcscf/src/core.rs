@@ -859,9 +859,9 @@ impl Pcscf {
                         && self.is_protected_phone(to.addr)
                     {
                         // Every request to a phone with SAs goes from port-c over them
-                        // (TS 33.203 §7.1, TS 24.229 §5.2.6.3), whatever route led there; the
-                        // core also moves a request over 1300 bytes to TCP (RFC 3261
-                        // §18.1.1), but toward a phone it must stay on the SAs (UDP).
+                        // (TS 33.203 §7.1, TS 24.229 §5.2.6.3), whatever route led there; one
+                        // that came without the phone's flow may have been moved to TCP for
+                        // its size (RFC 3261 §18.1.1), but it must stay on the SAs (UDP).
                         to = Peer {
                             transport: Transport::Udp,
                             addr: to.addr,

@@ -737,7 +737,9 @@ impl TransactionLayer {
         let Some(limit) = self.udp_limit else {
             return (request, to, None);
         };
-        if to.transport != Transport::Udp || request.encoded_len() <= limit {
+        // A request pinned to a flow (a phone's NAT binding or its IPsec SA, RFC 5626 §5.3,
+        // TS 33.203 §7.1) stays on it whatever its size: TCP would reach nobody there.
+        if to.transport != Transport::Udp || to.flow.is_some() || request.encoded_len() <= limit {
             return (request, to, None);
         }
         let mut tcp = request.clone();

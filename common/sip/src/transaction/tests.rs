@@ -682,6 +682,28 @@ fn small_requests_and_layers_without_the_rule_stay_on_udp() {
 }
 
 #[test]
+fn a_large_request_pinned_to_a_udp_flow_stays_on_it_with_retransmissions() {
+    let t0 = Instant::now();
+    let mut l = TransactionLayer::new(TimerConfig::default());
+    l.set_udp_size_rule(None);
+    let pinned = Peer {
+        flow: Some(FlowId(3)),
+        ..udp()
+    };
+    let (_, out) = l
+        .send_request(t0, padded("NOTIFY", "z9hG4bKpin1", 1400), pinned.clone())
+        .unwrap();
+    let sent = sent_to(&out);
+    assert_eq!(sent[0].0, pinned);
+    assert_eq!(sent[0].1.top_via().unwrap().transport, Transport::Udp);
+    // Unreliable transport: Timer E retransmits it.
+    let (resent, _) = run(&mut l, t0, t0 + SEC, |o| {
+        matches!(o, Output::Timeout { .. })
+    });
+    assert!(resent > 0);
+}
+
+#[test]
 fn a_known_path_mtu_moves_requests_within_200_bytes_of_it() {
     let t0 = Instant::now();
     let mut l = TransactionLayer::new(TimerConfig::default());
