@@ -348,7 +348,11 @@ fn hss_action(cfg: &Config, identity: &str, action: &str) -> anyhow::Result<Exit
         })
         .collect();
     let path = format!("/api/v1/subscribers/{encoded}/{action}");
-    let body = crate::http::post(cfg.web.listen, &path, cfg.web.token.as_deref())?;
+    let body = crate::http::post(
+        cfg.web.listen,
+        &path,
+        cfg.web.token.as_ref().map(imslab_config::Secret::expose),
+    )?;
     let v: serde_json::Value = serde_json::from_str(&body).context("the API answered non-JSON")?;
     println!("{}", v["result"].as_str().unwrap_or(&body));
     Ok(ExitCode::SUCCESS)
@@ -358,7 +362,7 @@ fn pgw_sessions(cfg: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let body = crate::http::get(
         cfg.web.listen,
         "/api/v1/pgw/sessions",
-        cfg.web.token.as_deref(),
+        cfg.web.token.as_ref().map(imslab_config::Secret::expose),
     )?;
     if json {
         println!("{body}");

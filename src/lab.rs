@@ -519,7 +519,7 @@ async fn web(
     let state = imslab_web::AppState::new(
         shared.store.clone(),
         cfg.network.domain.clone(),
-        cfg.web.token.clone(),
+        cfg.web.token.as_ref().map(String::from),
     );
     let state = match &shared.hss {
         Some(hss) => state.with_hss(Arc::new(HssAdmin(hss.clone()))),

@@ -30,6 +30,9 @@ pub struct IcscfConfig {
     pub hss: SocketAddr,
     /// S-CSCFs to choose from when the HSS answers with Server-Capabilities.
     pub scscfs: Vec<ScscfEntry>,
+    /// Seconds without a response from the chosen S-CSCF before the I-CSCF selects another
+    /// capable one and retries the REGISTER (TS 24.229 §5.3.1.2).
+    pub failover_after: u32,
 }
 
 impl Default for IcscfConfig {
@@ -43,6 +46,7 @@ impl Default for IcscfConfig {
                 address: Some(SocketAddr::from(([127, 0, 0, 1], 6060))),
                 capabilities: vec![],
             }],
+            failover_after: 4,
         }
     }
 }
@@ -63,4 +67,7 @@ icscf:
       address: 127.0.0.1:6060
       # Capability numbers this S-CSCF offers.
       capabilities: []
+  # Seconds without any response from the chosen S-CSCF (or a 503, or an unreachable one)
+  # before another capable S-CSCF is selected and the REGISTER retried once.
+  failover_after: 4
 "#;

@@ -21,6 +21,7 @@ mod network;
 mod pcscf;
 mod pgw;
 mod scscf;
+mod secret;
 mod store;
 mod web;
 
@@ -31,6 +32,7 @@ pub use network::NetworkConfig;
 pub use pcscf::{HostEntry, IpsecConfig, IpsecMode, PcscfConfig};
 pub use pgw::{ApnConfig, PcscfSelection, PgwConfig, StaticAddress, UserPlaneMode};
 pub use scscf::ScscfConfig;
+pub use secret::Secret;
 pub use store::{SqliteSynchronous, StoreConfig};
 pub use web::WebConfig;
 

@@ -43,12 +43,20 @@ pub struct ScscfConfig {
     /// Digest user name for the breakout trunk's 401/407 challenges, or null.
     pub breakout_username: Option<String>,
     /// Digest password for the breakout trunk, or null.
-    pub breakout_password: Option<String>,
+    pub breakout_password: Option<crate::Secret>,
     /// DNS server for ENUM lookups of numbers no phone here holds (RFC 6116), or null for
     /// no ENUM.
     pub enum_server: Option<SocketAddr>,
     /// The ENUM domain under which numbers are looked up.
     pub enum_domain: String,
+    /// How long a nonce (an authentication vector) may be answered, seconds; a right answer
+    /// to an older one gets 401 with `stale=TRUE` (RFC 2617 §3.2.1). Capped by
+    /// `reg_expires_max`.
+    pub nonce_lifetime: u32,
+    /// How long an application server triggered by an iFC may stay silent (no final and no
+    /// provisional response above 100) before its DefaultHandling applies, seconds
+    /// (TS 24.229 §5.4.3.2 leaves the timer to the operator).
+    pub as_timeout: u32,
 }
 
 impl Default for ScscfConfig {
@@ -72,6 +80,8 @@ impl Default for ScscfConfig {
             breakout_password: None,
             enum_server: None,
             enum_domain: "e164.arpa".into(),
+            nonce_lifetime: 300,
+            as_timeout: 4,
         }
     }
 }
@@ -111,12 +121,17 @@ scscf:
   icscf: null
   # Breakout SIP trunk URI for numbers and domains outside the lab, or null for none.
   breakout: null
-  # Digest credentials the S-CSCF answers the trunk's 401/407 challenges with (MESSAGE and
-  # other standalone requests; INVITE challenges go back to the phone), or null.
+  # Digest credentials the S-CSCF answers the trunk's 401/407 challenges with, or null.
   breakout_username: null
   breakout_password: null
   # DNS server (address:port) for ENUM NAPTR lookups of numbers no registered phone holds
   # (RFC 6116), or null for no ENUM; and the ENUM domain.
   enum_server: null
   enum_domain: e164.arpa
+  # How long a nonce may be answered, seconds (a right answer to an older one gets 401
+  # stale=TRUE and a fresh challenge); capped by reg_expires_max.
+  nonce_lifetime: 300
+  # Seconds an iFC-triggered application server may stay silent (no final response and no
+  # provisional above 100) before its DefaultHandling applies.
+  as_timeout: 4
 "#;

@@ -103,3 +103,22 @@ fn equal_protected_ports_are_refused() {
         .to_string();
     assert!(err.contains("port_c"), "{err}");
 }
+
+#[test]
+fn debug_output_redacts_trunk_password_and_api_token() {
+    let cfg = parse(
+        "scscf: {breakout: 'sip:trunk.example.net', breakout_username: lab, \
+         breakout_password: hunter2-trunk}\nweb: {token: s3cret-api-token}\n",
+    )
+    .unwrap();
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("hunter2-trunk"), "{shown}");
+    assert!(!shown.contains("s3cret-api-token"), "{shown}");
+    assert!(shown.contains("<redacted>"));
+    let password = cfg.scscf.breakout_password.as_ref().map(Secret::expose);
+    assert_eq!(password, Some("hunter2-trunk"));
+    assert_eq!(
+        cfg.web.token.as_ref().map(String::from).as_deref(),
+        Some("s3cret-api-token")
+    );
+}

@@ -9,7 +9,7 @@ pub struct WebConfig {
     /// HTTP listen address of the UI and `/api/v1`.
     pub listen: SocketAddr,
     /// Bearer token for the API. Required when `listen` is not a loopback address.
-    pub token: Option<String>,
+    pub token: Option<crate::Secret>,
 }
 
 impl Default for WebConfig {

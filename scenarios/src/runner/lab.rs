@@ -57,7 +57,7 @@ impl Lab {
             hss,
             hss_host: cfg.hss.origin_host.clone(),
             web,
-            web_token: cfg.web.token.clone(),
+            web_token: cfg.web.token.as_ref().map(String::from),
             ue_address: default_ue_address(pcscf.ip()),
             ipsec: cfg.pcscf.ipsec.mode != imslab_config::IpsecMode::Off,
         }
