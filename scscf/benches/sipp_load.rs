@@ -13,6 +13,10 @@
 //! (defaults 20000 calls at 3000/s, at most 300 in flight); `NO_EVENTS=1` drops the per-UE
 //! events instead of recording them, to see what the timeline costs.
 //!
+//! `COUNT_SQL=1` counts the SQL statements sqlx runs (its `sqlx::query` events, by the
+//! statement's first words) and prints them per registration attempt; the count, not the
+//! timing, is what to read from such a run (the counting costs CPU).
+//!
 //! SIPp 3.6.1 gets about 3 % of AKA answers wrong (RES with a 0x00 byte, peers.md); those
 //! failures are not traced at load (see the `ims` test for that proof); the report
 //! compares the failed count with the expected 3.1 %.
@@ -142,6 +146,49 @@ fn runtime(name: &str) -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// Counts the statements sqlx reports (target `sqlx::query`), by their summary (first words).
+#[derive(Default, Clone)]
+struct SqlCounter {
+    counts: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+struct Summary(Option<String>);
+
+impl tracing::field::Visit for Summary {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "summary" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "summary" && self.0.is_none() {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SqlCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "sqlx::query" {
+            return;
+        }
+        let mut v = Summary(None);
+        event.record(&mut v);
+        let key = v.0.unwrap_or_else(|| "?".to_owned());
+        let key = key.trim_end_matches(" …").trim_end_matches(',').to_owned();
+        if let Ok(mut m) = self.counts.lock() {
+            *m.entry(key).or_default() += 1;
+        }
+    }
+}
+
+impl SqlCounter {
+    fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        self.counts.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
 /// A sink that drops everything (`NO_EVENTS=1`), to see what the timeline costs.
 struct NoEvents;
 
@@ -157,6 +204,19 @@ fn main() {
     let arg = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let (calls, rate, limit) = (arg(0, 20_000), arg(1, 3000), arg(2, 300));
     let sipp = peer("sipp", "sip-tester");
+    let sql = std::env::var_os("COUNT_SQL").map(|_| {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt;
+        let counter = SqlCounter::default();
+        let subscriber = tracing_subscriber::registry().with(
+            counter.clone().with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("sqlx::query", tracing::Level::TRACE),
+            ),
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        counter
+    });
     let main_rt = runtime("bench");
     let (hss_rt, icscf_rt, scscf_rt) = (runtime("hss"), runtime("icscf"), runtime("scscf"));
     let dir = tempfile::tempdir().expect("dir");
@@ -250,6 +310,7 @@ fn main() {
     )
     .expect("xml");
     let rss_before = rss_kib();
+    let sql_before = sql.as_ref().map(SqlCounter::snapshot);
     let cpu_before = cpu_by_group();
     let start = Instant::now();
     let out = Command::new(sipp)
@@ -325,6 +386,19 @@ fn main() {
         1e6 * total / attempts,
         2.0 * attempts / total.max(1e-9)
     );
+    if let (Some(sql), Some(before)) = (&sql, &sql_before) {
+        let after = sql.snapshot();
+        let mut all = 0;
+        println!("SQL statements per registration attempt (sqlx::query events, by first words):");
+        for (what, n) in &after {
+            let n = n - before.get(what).copied().unwrap_or(0);
+            if n > 0 {
+                all += n;
+                println!("  {:>7.3}  {what}", n as f64 / attempts);
+            }
+        }
+        println!("  {:>7.3}  in all", all as f64 / attempts);
+    }
     if ok == 0 {
         println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     }
