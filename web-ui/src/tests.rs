@@ -42,6 +42,22 @@ async fn call_with(
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
+async fn get(app: &Router, uri: &str) -> (StatusCode, String) {
+    call(app, Method::GET, uri, None).await
+}
+
+async fn delete(app: &Router, uri: &str) -> (StatusCode, String) {
+    call(app, Method::DELETE, uri, None).await
+}
+
+async fn post(app: &Router, uri: &str, body: &str) -> (StatusCode, String) {
+    call(app, Method::POST, uri, Some(body)).await
+}
+
+async fn patch(app: &Router, uri: &str, body: &str) -> (StatusCode, String) {
+    call(app, Method::PATCH, uri, Some(body)).await
+}
+
 fn new_subscriber(imsi: &str) -> String {
     json!({ "imsi": imsi, "msisdn": "15550001", "k": K, "opc": OPC }).to_string()
 }
@@ -49,11 +65,10 @@ fn new_subscriber(imsi: &str) -> String {
 #[tokio::test]
 async fn created_subscriber_is_served_without_keys() {
     let (app, _) = app(None).await;
-    let (st, body) = call(
+    let (st, body) = post(
         &app,
-        Method::POST,
         "/api/v1/subscribers",
-        Some(&new_subscriber("001010000000001")),
+        &new_subscriber("001010000000001"),
     )
     .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
@@ -61,18 +76,12 @@ async fn created_subscriber_is_served_without_keys() {
         !body.contains(K) && !body.contains(OPC),
         "keys leaked: {body}"
     );
-    let (st, body) = call(
-        &app,
-        Method::GET,
-        "/api/v1/subscribers/001010000000001",
-        None,
-    )
-    .await;
+    let (st, body) = get(&app, "/api/v1/subscribers/001010000000001").await;
     assert_eq!(st, StatusCode::OK);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["msisdn"], "15550001");
     assert_eq!(v["operator_key"], "opc");
-    let (_, list) = call(&app, Method::GET, "/api/v1/subscribers", None).await;
+    let (_, list) = get(&app, "/api/v1/subscribers").await;
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["total"], 1);
     assert!(!list.to_string().contains(K));
@@ -82,7 +91,7 @@ async fn created_subscriber_is_served_without_keys() {
 async fn invalid_subscriber_gets_400_listing_every_field() {
     let (app, _) = app(None).await;
     let body = json!({ "imsi": "12", "k": "zz", "opc": OPC }).to_string();
-    let (st, body) = call(&app, Method::POST, "/api/v1/subscribers", Some(&body)).await;
+    let (st, body) = post(&app, "/api/v1/subscribers", &body).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let v: Value = serde_json::from_str(&body).unwrap();
     let details = v["details"].as_array().unwrap();
@@ -103,10 +112,10 @@ async fn invalid_subscriber_gets_400_listing_every_field() {
 #[tokio::test]
 async fn malformed_json_and_unknown_fields_get_400() {
     let (app, _) = app(None).await;
-    let (st, _) = call(&app, Method::POST, "/api/v1/subscribers", Some("{not json")).await;
+    let (st, _) = post(&app, "/api/v1/subscribers", "{not json").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let body = json!({ "imsi": "001010000000001", "k": K, "opc": OPC, "kk": 1 }).to_string();
-    let (st, body) = call(&app, Method::POST, "/api/v1/subscribers", Some(&body)).await;
+    let (st, body) = post(&app, "/api/v1/subscribers", &body).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(body.contains("kk"), "{body}");
 }
@@ -115,64 +124,33 @@ async fn malformed_json_and_unknown_fields_get_400() {
 async fn duplicate_is_409_and_missing_is_404() {
     let (app, _) = app(None).await;
     let body = new_subscriber("001010000000001");
-    call(&app, Method::POST, "/api/v1/subscribers", Some(&body)).await;
-    let (st, _) = call(&app, Method::POST, "/api/v1/subscribers", Some(&body)).await;
+    post(&app, "/api/v1/subscribers", &body).await;
+    let (st, _) = post(&app, "/api/v1/subscribers", &body).await;
     assert_eq!(st, StatusCode::CONFLICT);
-    let (st, _) = call(
-        &app,
-        Method::GET,
-        "/api/v1/subscribers/001010000000009",
-        None,
-    )
-    .await;
+    let (st, _) = get(&app, "/api/v1/subscribers/001010000000009").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = call(
-        &app,
-        Method::DELETE,
-        "/api/v1/subscribers/001010000000009",
-        None,
-    )
-    .await;
+    let (st, _) = delete(&app, "/api/v1/subscribers/001010000000009").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = call(&app, Method::GET, "/api/v1/subscribers/12", None).await;
+    let (st, _) = get(&app, "/api/v1/subscribers/12").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn patch_changes_fields_and_delete_removes() {
     let (app, _) = app(None).await;
-    call(
+    post(
         &app,
-        Method::POST,
         "/api/v1/subscribers",
-        Some(&new_subscriber("001010000000001")),
+        &new_subscriber("001010000000001"),
     )
     .await;
-    let patch = json!({ "msisdn": "15559999" }).to_string();
-    let (st, body) = call(
-        &app,
-        Method::PATCH,
-        "/api/v1/subscribers/001010000000001",
-        Some(&patch),
-    )
-    .await;
+    let change = json!({ "msisdn": "15559999" }).to_string();
+    let (st, body) = patch(&app, "/api/v1/subscribers/001010000000001", &change).await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert!(body.contains("15559999"));
-    let (st, _) = call(
-        &app,
-        Method::DELETE,
-        "/api/v1/subscribers/001010000000001",
-        None,
-    )
-    .await;
+    let (st, _) = delete(&app, "/api/v1/subscribers/001010000000001").await;
     assert_eq!(st, StatusCode::NO_CONTENT);
-    let (st, _) = call(
-        &app,
-        Method::GET,
-        "/api/v1/subscribers/001010000000001",
-        None,
-    )
-    .await;
+    let (st, _) = get(&app, "/api/v1/subscribers/001010000000001").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
@@ -180,56 +158,33 @@ async fn patch_changes_fields_and_delete_removes() {
 async fn import_is_all_or_nothing_and_export_hides_keys_unless_asked() {
     let (app, _) = app(None).await;
     let bad = format!("imsi,k,opc\n001010000000002,{K},{OPC}\n001010000000003,xx,{OPC}\n");
-    let (st, body) = call(&app, Method::POST, "/api/v1/subscribers/import", Some(&bad)).await;
+    let (st, body) = post(&app, "/api/v1/subscribers/import", &bad).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(body.contains("line 3"), "{body}");
-    let (_, list) = call(&app, Method::GET, "/api/v1/subscribers", None).await;
+    let (_, list) = get(&app, "/api/v1/subscribers").await;
     assert!(list.contains("\"total\":0"), "{list}");
     let good = format!("imsi,k,opc\n001010000000002,{K},{OPC}\n");
-    let (st, body) = call(
-        &app,
-        Method::POST,
-        "/api/v1/subscribers/import",
-        Some(&good),
-    )
-    .await;
+    let (st, body) = post(&app, "/api/v1/subscribers/import", &good).await;
     assert_eq!(st, StatusCode::OK, "{body}");
-    let (_, csv) = call(&app, Method::GET, "/api/v1/subscribers/export", None).await;
+    let (_, csv) = get(&app, "/api/v1/subscribers/export").await;
     assert!(csv.contains("001010000000002") && !csv.contains(K));
-    let (_, csv) = call(
-        &app,
-        Method::GET,
-        "/api/v1/subscribers/export?with_keys=true",
-        None,
-    )
-    .await;
+    let (_, csv) = get(&app, "/api/v1/subscribers/export?with_keys=true").await;
     assert!(csv.contains(K) && csv.contains(OPC));
 }
 
 #[tokio::test]
 async fn token_is_required_when_configured() {
     let (app, _) = app(Some("s3cret")).await;
-    let (st, _) = call(&app, Method::GET, "/api/v1/subscribers", None).await;
+    let (st, _) = get(&app, "/api/v1/subscribers").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let (st, _) = call_with(
-        &app,
-        Method::GET,
-        "/api/v1/subscribers",
-        None,
-        Some("wrong"),
-    )
-    .await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let (st, _) = call_with(
-        &app,
-        Method::GET,
-        "/api/v1/subscribers",
-        None,
-        Some("s3cret"),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK);
-    let (st, _) = call(&app, Method::GET, "/api/v1/health", None).await;
+    for (token, status) in [
+        ("wrong", StatusCode::UNAUTHORIZED),
+        ("s3cret", StatusCode::OK),
+    ] {
+        let (st, _) = call_with(&app, Method::GET, "/api/v1/subscribers", None, Some(token)).await;
+        assert_eq!(st, status, "token {token}");
+    }
+    let (st, _) = get(&app, "/api/v1/health").await;
     assert_eq!(st, StatusCode::OK, "health stays open");
 }
 
@@ -267,13 +222,7 @@ async fn timeline_returns_a_phones_events_newest_first() {
         ])
         .await
         .unwrap();
-    let (st, body) = call(
-        &app,
-        Method::GET,
-        "/api/v1/ue-events?imsi=001010000000001",
-        None,
-    )
-    .await;
+    let (st, body) = get(&app, "/api/v1/ue-events?imsi=001010000000001").await;
     assert_eq!(st, StatusCode::OK, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     let items = v["items"].as_array().unwrap();
@@ -281,14 +230,14 @@ async fn timeline_returns_a_phones_events_newest_first() {
     assert_eq!(items[0]["step"], "auth");
     assert_eq!(items[0]["reason"], "AUTN rejected");
     assert_eq!(items[0]["function"], "scscf");
-    let (st, _) = call(&app, Method::GET, "/api/v1/ue-events?imsi=abc", None).await;
+    let (st, _) = get(&app, "/api/v1/ue-events?imsi=abc").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn openapi_document_covers_every_route() {
     let (app, _) = app(None).await;
-    let (st, body) = call(&app, Method::GET, "/api/v1/openapi.json", None).await;
+    let (st, body) = get(&app, "/api/v1/openapi.json").await;
     assert_eq!(st, StatusCode::OK);
     let doc: Value = serde_json::from_str(&body).unwrap();
     let paths = doc["paths"].as_object().unwrap();
@@ -332,14 +281,14 @@ impl PgwSessions for FakePgw {
 #[tokio::test]
 async fn pgw_sessions_are_listed_when_the_pgw_runs_here() {
     let (app, _) = app(None).await;
-    let (st, _) = call(&app, Method::GET, "/api/v1/pgw/sessions", None).await;
+    let (st, _) = get(&app, "/api/v1/pgw/sessions").await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
     let store = Store::open(&StoreOptions::new("sqlite::memory:"))
         .await
         .unwrap();
     let domain = Realm::new("ims.example").unwrap();
     let app = router(AppState::new(store, domain, None).with_pgw(Arc::new(FakePgw)));
-    let (st, body) = call(&app, Method::GET, "/api/v1/pgw/sessions", None).await;
+    let (st, body) = get(&app, "/api/v1/pgw/sessions").await;
     assert_eq!(st, StatusCode::OK);
     assert!(
         body.contains("10.46.0.1") && body.contains("\"apn\":\"ims\""),
