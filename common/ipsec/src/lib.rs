@@ -8,8 +8,9 @@
 //! sec-agree logic, the SA life cycle as a pure state machine driven by `now`, a pure ESP codec,
 //! and two thin drivers. It does **not** parse SIP: callers hand it the *values* of the
 //! Security-Client, Security-Server and Security-Verify headers and put its output back into
-//! their messages. It runs no TCP state machine (userspace ESP carries TCP segments the caller
-//! builds), no IKE, and no tunnel or UDP-encapsulated mode (TS 33.203 Annex M).
+//! their messages. For SIP over TCP inside userspace ESP it has [`tcp::EspTcp`], a pure TCP
+//! endpoint on smoltcp whose segments the driver protects like UDP datagrams. It runs no IKE,
+//! and no tunnel or UDP-encapsulated mode (TS 33.203 Annex M).
 //!
 //! # The P-CSCF, step by step (TS 24.229 §5.2.2)
 //!
@@ -62,7 +63,8 @@
 //! - [`keys`]: IK_ESP / CK_ESP (Annex I). [`spi`]: SPIs and their allocator.
 //! - [`sa`]: the four SAs (TS 33.203 §7.1). [`table`]: SA sets and their life cycle (§7.4).
 //! - [`esp`]: the ESP codec (RFC 4303). [`inner`]: UDP/TCP/IP framing and checksums.
-//! - [`socket`]: the userspace driver. [`xfrm`]: the kernel driver.
+//! - [`socket`]: the userspace driver. [`tcp`]: TCP inside userspace ESP. [`xfrm`]: the
+//!   kernel driver.
 //! - [`wireshark`]: the `esp_sa` key file. [`diag`]: per-UE events. [`fuzzing`]: fuzz entry points.
 //!
 //! Only hmac-md5-96, hmac-sha-1-96, null, aes-cbc (AES-128) and des-ede3-cbc are implemented
@@ -83,6 +85,7 @@ pub mod sa;
 pub mod socket;
 pub mod spi;
 pub mod table;
+pub mod tcp;
 pub mod wireshark;
 pub mod xfrm;
 

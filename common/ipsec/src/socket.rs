@@ -359,6 +359,25 @@ impl EspSocket {
         self.send_raw(&packet, dst_ip).await
     }
 
+    /// Sends an already-built TCP segment (checksummed over our address and `dst`'s, as
+    /// [`crate::tcp::TcpEvent::Segment`] carries it) from our `src_port` to `dst`, protected
+    /// by the outbound SA for that port pair.
+    pub async fn send_tcp_segment(
+        &self,
+        src_port: u16,
+        dst: SocketAddr,
+        segment: &[u8],
+    ) -> Result<(), Error> {
+        let packet = self.protect(src_port, dst, next_header::TCP, segment)?;
+        self.send_raw(&packet, dst.ip()).await
+    }
+
+    /// True when an outbound SA from our `src_port` to `dst` is installed (a TCP connection
+    /// between them can still be carried).
+    pub fn has_outbound(&self, src_port: u16, dst: SocketAddr) -> bool {
+        self.sad().outbound.contains_key(&(src_port, dst))
+    }
+
     /// Sends an already-built ESP packet to `dst` (tools and tests: replays, corrupted packets).
     pub async fn send_raw(&self, esp_packet: &[u8], dst: IpAddr) -> Result<(), Error> {
         if dst.is_ipv4() != self.local.is_ipv4() {
