@@ -18,6 +18,11 @@
 //! 3. [`ProxyEvent::Transmit`] carries bytes for the transport driver;
 //!    [`ProxyEvent::Finished`] says a context is gone.
 //!
+//! [`Proxy::decide_with`] adds [`DecideOptions`]: a Route set per target (forking to contacts
+//! behind different Paths), a no-answer timeout per branch (an AS that sent 100 and died), and
+//! challenge answering: a 401/407 for the element to answer with [`Proxy::retry`] (the next
+//! CSeq; responses go upstream with the CSeq the request came with).
+//!
 //! Requests this element sends on its own behalf (a NOTIFY, a network-initiated
 //! de-registration) go through [`Proxy::send_request`]; their responses come out as
 //! [`ProxyEvent::UacResponse`].
@@ -184,6 +189,72 @@ impl Decision {
     }
 }
 
+/// What goes with a [`Decision`] beyond its targets: see [`Proxy::decide_with`].
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct DecideOptions {
+    /// RFC 3263 §4.3 failover: per forward target, in order, the other servers for it (its
+    /// `destination` being the first); see [`Proxy::decide_with_failover`].
+    pub alternates: Vec<Vec<Peer>>,
+    /// Applied instead when every branch fails; see [`Proxy::decide_with_fallback`].
+    pub fallback: Option<Decision>,
+    /// Per forward target, in order, a Route set replacing the request's Route values on that
+    /// target's branch only (`None`: the request's own). RFC 3261 §16.6 works on one copy of
+    /// the request per target, so each copy may carry its own pre-loaded Route set: the
+    /// S-CSCF forks to contacts behind different P-CSCFs, each with its binding's Path as
+    /// Route (TS 24.229 §5.4.3.3, RFC 3327 §5.3). Values as they go on the wire
+    /// (`<sip:pcscf1;lr>`), first hop first.
+    pub routes: Vec<Option<Vec<Bytes>>>,
+    /// A branch that has neither a final response nor a provisional response other than
+    /// 100 after this long is given up as if it had answered 408 (an INVITE branch with a
+    /// 100 is also cancelled): the S-CSCF's response timeout toward an application server,
+    /// which TS 24.229 §5.4.3.2/§5.4.3.3 leaves to the operator, shorter than Timer C. The
+    /// 408 counts for a fallback decision like any other.
+    pub no_answer: Option<Duration>,
+    /// Hold a 401/407 chosen as the final response (§16.7 step 6) for the element to answer
+    /// the challenge itself: it then calls [`Proxy::retry`] with the request carrying the
+    /// credentials, or [`Proxy::forward_response`] to pass the challenge on. Once per
+    /// context: a second challenge goes upstream (see [`Proxy::challenge_pending`]).
+    pub answer_challenges: bool,
+}
+
+impl DecideOptions {
+    /// Sets [`DecideOptions::alternates`] (builder style).
+    #[must_use]
+    pub fn alternates(mut self, alternates: Vec<Vec<Peer>>) -> Self {
+        self.alternates = alternates;
+        self
+    }
+
+    /// Sets [`DecideOptions::fallback`] (builder style).
+    #[must_use]
+    pub fn fallback(mut self, fallback: Option<Decision>) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    /// Sets [`DecideOptions::routes`] (builder style).
+    #[must_use]
+    pub fn routes(mut self, routes: Vec<Option<Vec<Bytes>>>) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// Sets [`DecideOptions::no_answer`] (builder style).
+    #[must_use]
+    pub fn no_answer(mut self, after: Option<Duration>) -> Self {
+        self.no_answer = after;
+        self
+    }
+
+    /// Sets [`DecideOptions::answer_challenges`] (builder style).
+    #[must_use]
+    pub fn answer_challenges(mut self, on: bool) -> Self {
+        self.answer_challenges = on;
+        self
+    }
+}
+
 /// What the proxy asks its driver and its CSCF to do.
 #[derive(Debug)]
 pub enum ProxyEvent {
@@ -278,6 +349,8 @@ struct Branch {
     provisional: bool,
     cancel_pending: bool,
     final_status: Option<StatusCode>,
+    /// The Route set this branch's copy carries instead of the request's.
+    routes: Option<Vec<Bytes>>,
 }
 
 #[derive(Debug)]
@@ -293,13 +366,24 @@ struct Context {
     mode: ForkMode,
     record_route: Option<RecordRoute>,
     request: Option<Message>,
-    pending: Vec<Target>,
+    pending: Vec<(Target, Option<Vec<Bytes>>)>,
     branches: Vec<Branch>,
     finals: Vec<Message>,
     /// Route values naming this proxy that §16.4 removed, in order (until the decision).
     consumed_routes: Vec<Bytes>,
     /// What to do instead when every branch fails (see [`Proxy::decide_with_fallback`]).
     fallback: Option<Box<Decision>>,
+    /// The CSeq number as received: responses carry it upstream even when the forwarded
+    /// copy had another one.
+    cseq: Option<u32>,
+    /// The forwarded request's CSeq number differs from the received one.
+    cseq_shifted: bool,
+    /// [`DecideOptions::no_answer`].
+    no_answer: Option<Duration>,
+    /// [`DecideOptions::answer_challenges`], until used.
+    answer_challenges: bool,
+    /// The branch whose 401/407 waits for [`Proxy::retry`] or [`Proxy::forward_response`].
+    challenged: Option<usize>,
 }
 
 /// The stateful proxy. See the module documentation for the calling contract.
@@ -316,6 +400,9 @@ pub struct Proxy {
     uac: HashMap<ClientId, ()>,
     timer_c: BinaryHeap<Reverse<(Instant, ClientId)>>,
     timer_c_at: HashMap<ClientId, Instant>,
+    /// [`DecideOptions::no_answer`] timers per branch.
+    no_answer: BinaryHeap<Reverse<(Instant, ClientId)>>,
+    no_answer_at: HashMap<ClientId, Instant>,
     /// RFC 3263 §4.3: where a branch goes next if it times out or gets 503.
     failover: HashMap<ClientId, Vec<Peer>>,
     /// Contexts whose fallback decision was applied, and the failure that caused it, until
@@ -357,6 +444,8 @@ impl Proxy {
             uac: HashMap::new(),
             timer_c: BinaryHeap::new(),
             timer_c_at: HashMap::new(),
+            no_answer: BinaryHeap::new(),
+            no_answer_at: HashMap::new(),
             failover: HashMap::new(),
             fallbacks_applied: Vec::new(),
         }
@@ -393,10 +482,11 @@ impl Proxy {
     /// The earliest instant at which [`Proxy::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let c = self.timer_c.peek().map(|Reverse((at, _))| *at);
-        match (self.layer.poll_timeout(), c) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let n = self.no_answer.peek().map(|Reverse((at, _))| *at);
+        [self.layer.poll_timeout(), c, n]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Feeds a message received on interface `iface` from `from`.
@@ -433,6 +523,17 @@ impl Proxy {
             }
             self.timer_c_at.remove(&cid);
             self.fire_timer_c(now, cid, &mut ev);
+        }
+        while let Some(Reverse((at, cid))) = self.no_answer.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.no_answer.pop();
+            if self.no_answer_at.get(&cid) != Some(&at) {
+                continue;
+            }
+            self.no_answer_at.remove(&cid);
+            self.fire_no_answer(now, cid, &mut ev);
         }
         ev
     }
@@ -483,18 +584,63 @@ impl Proxy {
         alternates: Vec<Vec<Peer>>,
         fallback: Option<Decision>,
     ) -> Result<Vec<ProxyEvent>, Error> {
+        let opts = DecideOptions::default()
+            .alternates(alternates)
+            .fallback(fallback);
+        self.decide_with(now, ctx, decision, opts)
+    }
+
+    /// [`Proxy::decide`] with [`DecideOptions`]: RFC 3263 failover, a fallback decision,
+    /// per-target Route sets, a no-answer timeout per branch and challenge answering, in any
+    /// combination.
+    pub fn decide_with(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        decision: Decision,
+        opts: DecideOptions,
+    ) -> Result<Vec<ProxyEvent>, Error> {
+        let DecideOptions {
+            alternates,
+            fallback,
+            routes,
+            no_answer,
+            answer_challenges,
+        } = opts;
         let c = self.contexts.get_mut(&ctx).ok_or(Error::UnknownContext)?;
-        if let Some(f) = fallback
-            && !c.decided
-            && c.server.is_some()
-        {
-            c.fallback = Some(Box::new(f));
+        if !c.decided && c.server.is_some() {
+            if let Some(f) = fallback {
+                c.fallback = Some(Box::new(f));
+            }
+            c.no_answer = no_answer;
+            c.answer_challenges = answer_challenges;
         }
+        let mut ev = self.apply_decision(now, ctx, decision, routes)?;
         if alternates.iter().all(Vec::is_empty) {
-            self.decide(now, ctx, decision)
-        } else {
-            self.decide_with_failover(now, ctx, decision, alternates)
+            return Ok(ev);
         }
+        let started: Vec<Option<ClientId>> = self
+            .contexts
+            .get(&ctx)
+            .map(|c| c.branches.iter().map(|b| b.client).collect())
+            .unwrap_or_default();
+        let mut failed_at_once = Vec::new();
+        for (cid, alt) in started.into_iter().zip(alternates) {
+            if let Some(cid) = cid.filter(|_| !alt.is_empty()) {
+                // A branch whose transaction is already gone failed while being sent.
+                if self.layer.state(TxRef::Client(cid)).is_none() {
+                    failed_at_once.push((cid, alt));
+                } else {
+                    self.failover.insert(cid, alt);
+                }
+            }
+        }
+        for (cid, alt) in failed_at_once {
+            if let Some(&(ctx, idx)) = self.by_client.get(&cid) {
+                self.try_failover(now, ctx, idx, alt, &mut ev);
+            }
+        }
+        Ok(ev)
     }
 
     /// The contexts whose fallback decision ([`Proxy::decide_with_fallback`]) was applied
@@ -510,6 +656,16 @@ impl Proxy {
         now: Instant,
         ctx: ContextId,
         decision: Decision,
+    ) -> Result<Vec<ProxyEvent>, Error> {
+        self.decide_with(now, ctx, decision, DecideOptions::default())
+    }
+
+    fn apply_decision(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        decision: Decision,
+        routes: Vec<Option<Vec<Bytes>>>,
     ) -> Result<Vec<ProxyEvent>, Error> {
         let mut ev = Vec::new();
         let c = self.contexts.get_mut(&ctx).ok_or(Error::UnknownContext)?;
@@ -550,9 +706,16 @@ impl Proxy {
                 } else {
                     targets
                 };
+                let mut routes = routes.into_iter();
+                let targets: Vec<(Target, Option<Vec<Bytes>>)> = targets
+                    .into_iter()
+                    .map(|t| (t, routes.next().flatten()))
+                    .collect();
+                let shifted = request.cseq().ok().map(|c| c.seq);
                 if let Some(c) = self.contexts.get_mut(&ctx) {
                     c.mode = mode;
                     c.record_route = record_route;
+                    c.cseq_shifted = c.cseq.is_some() && shifted != c.cseq;
                     c.request = Some(request);
                 }
                 if server.is_none() {
@@ -565,8 +728,8 @@ impl Proxy {
                 }
                 match mode {
                     ForkMode::Parallel => {
-                        for t in targets {
-                            self.start_branch(now, ctx, t, &mut ev);
+                        for (t, r) in targets {
+                            self.start_branch(now, ctx, t, r, &mut ev);
                         }
                     }
                     ForkMode::Sequential => {
@@ -593,29 +756,8 @@ impl Proxy {
         decision: Decision,
         alternates: Vec<Vec<Peer>>,
     ) -> Result<Vec<ProxyEvent>, Error> {
-        let mut ev = self.decide(now, ctx, decision)?;
-        let started: Vec<Option<ClientId>> = self
-            .contexts
-            .get(&ctx)
-            .map(|c| c.branches.iter().map(|b| b.client).collect())
-            .unwrap_or_default();
-        let mut failed_at_once = Vec::new();
-        for (cid, alt) in started.into_iter().zip(alternates) {
-            if let Some(cid) = cid.filter(|_| !alt.is_empty()) {
-                // A branch whose transaction is already gone failed while being sent.
-                if self.layer.state(TxRef::Client(cid)).is_none() {
-                    failed_at_once.push((cid, alt));
-                } else {
-                    self.failover.insert(cid, alt);
-                }
-            }
-        }
-        for (cid, alt) in failed_at_once {
-            if let Some(&(ctx, idx)) = self.by_client.get(&cid) {
-                self.try_failover(now, ctx, idx, alt, &mut ev);
-            }
-        }
-        Ok(ev)
+        let opts = DecideOptions::default().alternates(alternates);
+        self.decide_with(now, ctx, decision, opts)
     }
 
     /// Restarts branch `idx` toward the next of `alternates`; false when there is none or the
@@ -641,6 +783,7 @@ impl Proxy {
             return false;
         };
         let ruri = b.request.request_uri_raw().map(Bytes::copy_from_slice);
+        let routes = b.routes.clone();
         // This branch is over; its answer is dropped in favour of the next server's.
         b.final_status = Some(StatusCode::SERVICE_UNAVAILABLE);
         let before = c.branches.len();
@@ -649,7 +792,7 @@ impl Proxy {
             uri: ruri,
             destination: Some(next),
         };
-        self.start_branch(now, ctx, target, ev);
+        self.start_branch(now, ctx, target, routes, ev);
         let new_cid = self
             .contexts
             .get(&ctx)
@@ -664,6 +807,64 @@ impl Proxy {
         true
     }
 
+    /// When `ctx` holds a challenge ([`DecideOptions::answer_challenges`]; the 401/407 came as
+    /// [`ProxyEvent::Response`]): the decided request with the challenged branch's
+    /// Request-URI (and Route set, if it had its own), from which the element computes its
+    /// credentials and builds the request for [`Proxy::retry`]. `None` otherwise.
+    pub fn challenge_pending(&self, ctx: ContextId) -> Option<Message> {
+        let c = self.contexts.get(&ctx)?;
+        if c.final_forwarded {
+            return None;
+        }
+        let b = c.branches.get(c.challenged?)?;
+        let mut req = c.request.clone()?;
+        if let Some(uri) = b.request.request_uri_raw() {
+            req.set_request_uri(Bytes::copy_from_slice(uri)).ok()?;
+        }
+        if let Some(routes) = &b.routes {
+            req.remove_header(&HeaderName::ROUTE);
+            for r in routes {
+                req.push_header(HeaderName::ROUTE, r.clone()).ok()?;
+            }
+        }
+        Some(req)
+    }
+
+    /// Answers the challenge `ctx` holds ([`Proxy::challenge_pending`]): `request` (the
+    /// decided request with credentials and, as RFC 3261 §22.2 asks, the next CSeq) goes as a
+    /// new branch, with a new Via branch, where the challenged branch went; its ACK was sent
+    /// by the client transaction (§17.1.1.3). Responses go upstream with the CSeq number the
+    /// request was received with, and a CANCEL from upstream cancels the new branch. Like
+    /// Kamailio's `uac_auth()` in a failure route.
+    pub fn retry(
+        &mut self,
+        now: Instant,
+        ctx: ContextId,
+        request: Message,
+    ) -> Result<Vec<ProxyEvent>, Error> {
+        let mut ev = Vec::new();
+        let c = self.contexts.get_mut(&ctx).ok_or(Error::UnknownContext)?;
+        if c.final_forwarded {
+            return Err(Error::TransactionState { state: "answered" });
+        }
+        let idx = c.challenged.take().ok_or(Error::TransactionState {
+            state: "not challenged",
+        })?;
+        let b = c.branches.get(idx).ok_or(Error::UnknownContext)?;
+        let target = Target {
+            uri: b.request.request_uri_raw().map(Bytes::copy_from_slice),
+            destination: b.peer.clone(),
+        };
+        let routes = b.routes.clone();
+        c.cseq_shifted = c.cseq.is_some() && request.cseq().ok().map(|s| s.seq) != c.cseq;
+        c.request = Some(request);
+        c.final_sent = false;
+        c.finals.clear();
+        self.start_branch(now, ctx, target, routes, &mut ev);
+        self.check_complete(now, ctx, &mut ev);
+        Ok(ev)
+    }
+
     /// Sends a response announced by [`ProxyEvent::Response`] (possibly edited) upstream.
     pub fn forward_response(
         &mut self,
@@ -676,6 +877,7 @@ impl Proxy {
         let sid = c.server.ok_or(Error::UnknownContext)?;
         if response.status().is_some_and(StatusCode::is_final) {
             c.final_forwarded = true;
+            c.challenged = None;
         }
         let out = self.layer.send_response(now, sid, &response)?;
         self.absorb(now, out, InterfaceId(0), &mut ev);
@@ -879,6 +1081,7 @@ impl Proxy {
         }
         stamp_received(&mut request, &from);
         let consumed_routes = self.preprocess_routes(&mut request);
+        let cseq = request.cseq().ok().map(|c| c.seq);
         let ctx = ContextId(self.next_ctx);
         self.next_ctx += 1;
         let method = request.method().cloned().unwrap_or(Method::Options);
@@ -901,6 +1104,11 @@ impl Proxy {
                 finals: Vec::new(),
                 consumed_routes,
                 fallback: None,
+                cseq,
+                cseq_shifted: false,
+                no_answer: None,
+                answer_challenges: false,
+                challenged: None,
             },
         );
         self.by_server.insert(sid, ctx);
@@ -926,6 +1134,7 @@ impl Proxy {
         }
         stamp_received(&mut request, &from);
         let consumed_routes = self.preprocess_routes(&mut request);
+        let cseq = request.cseq().ok().map(|c| c.seq);
         let ctx = ContextId(self.next_ctx);
         self.next_ctx += 1;
         let loop_hash = loop_hash(&request);
@@ -948,6 +1157,11 @@ impl Proxy {
                 finals: Vec::new(),
                 consumed_routes,
                 fallback: None,
+                cseq,
+                cseq_shifted: false,
+                no_answer: None,
+                answer_challenges: false,
+                challenged: None,
             },
         );
         ev.push(ProxyEvent::Request {
@@ -980,6 +1194,15 @@ impl Proxy {
         let Some(c) = self.contexts.get_mut(&ctx) else {
             return;
         };
+        if c.challenged.is_some() && !c.final_forwarded {
+            // A challenge waits for the element: nothing is pending downstream, end it here.
+            c.challenged = None;
+            c.cancelled = true;
+            c.final_forwarded = true;
+            ev.push(ProxyEvent::Cancelled { ctx });
+            self.terminate_undecided(now, ctx, inv, cancel, ev);
+            return;
+        }
         if c.final_sent || c.cancelled {
             return;
         }
@@ -1047,6 +1270,7 @@ impl Proxy {
         now: Instant,
         ctx: ContextId,
         target: Target,
+        routes: Option<Vec<Bytes>>,
         ev: &mut Vec<ProxyEvent>,
     ) {
         let Some(c) = self.contexts.get(&ctx) else {
@@ -1058,10 +1282,18 @@ impl Proxy {
         let inbound = c.iface;
         let record_route = c.record_route.clone();
         let is_invite = c.method == Method::Invite;
+        let no_answer = c.no_answer;
         let hash = c.loop_hash.clone();
         let n = self.next_branch();
         let branch_value = format!("{MAGIC_COOKIE}{hash}.{:x}{n:x}", self.seed & 0xffff);
-        let built = self.prepare(base, &target, inbound, record_route.as_ref(), branch_value);
+        let built = self.prepare(
+            base,
+            &target,
+            routes.as_deref(),
+            inbound,
+            record_route.as_ref(),
+            branch_value,
+        );
         let idx = self.contexts.get(&ctx).map_or(0, |c| c.branches.len());
         match built {
             Ok((request, peer)) => {
@@ -1075,22 +1307,32 @@ impl Proxy {
                                 provisional: false,
                                 cancel_pending: false,
                                 final_status: None,
+                                routes,
                             });
                         }
                         self.by_client.insert(cid, (ctx, idx));
                         if is_invite {
                             self.arm_timer_c(now, cid);
                         }
+                        if let Some(d) = no_answer {
+                            let at = now + d;
+                            self.no_answer_at.insert(cid, at);
+                            self.no_answer.push(Reverse((at, cid)));
+                        }
                         self.absorb(now, out, InterfaceId(0), ev);
                     }
-                    Err(_) => {
-                        self.failed_branch(ctx, request, StatusCode::SERVICE_UNAVAILABLE, true)
-                    }
+                    Err(_) => self.failed_branch(
+                        ctx,
+                        request,
+                        routes,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        true,
+                    ),
                 }
             }
             Err(failed) => {
                 let (request, status) = *failed;
-                self.failed_branch(ctx, request, status, false);
+                self.failed_branch(ctx, request, routes, status, false);
             }
         }
     }
@@ -1100,6 +1342,7 @@ impl Proxy {
         &mut self,
         ctx: ContextId,
         request: Message,
+        routes: Option<Vec<Bytes>>,
         status: StatusCode,
         has_our_via: bool,
     ) {
@@ -1112,6 +1355,7 @@ impl Proxy {
                 provisional: false,
                 cancel_pending: false,
                 final_status: Some(status),
+                routes,
             });
             if let Some(mut r) = resp {
                 if has_our_via {
@@ -1122,12 +1366,13 @@ impl Proxy {
         }
     }
 
-    /// §16.6 steps 1-9: copy, Request-URI, Max-Forwards, Record-Route, strict-route fix-up,
-    /// next hop, Via, Content-Length.
+    /// §16.6 steps 1-9: copy, Request-URI, the target's own Route set if it has one,
+    /// Max-Forwards, Record-Route, strict-route fix-up, next hop, Via, Content-Length.
     fn prepare(
         &mut self,
         mut req: Message,
         target: &Target,
+        routes: Option<&[Bytes]>,
         inbound: InterfaceId,
         record_route: Option<&RecordRoute>,
         branch: String,
@@ -1136,6 +1381,14 @@ impl Proxy {
             && req.set_request_uri(uri.clone()).is_err()
         {
             return Err(Box::new((req, StatusCode::SERVER_INTERNAL_ERROR)));
+        }
+        if let Some(routes) = routes {
+            req.remove_header(&HeaderName::ROUTE);
+            for r in routes {
+                if req.push_header(HeaderName::ROUTE, r.clone()).is_err() {
+                    return Err(Box::new((req, StatusCode::SERVER_INTERNAL_ERROR)));
+                }
+            }
         }
         let mf = match req.max_forwards() {
             Ok(Some(n)) => n.saturating_sub(1),
@@ -1170,7 +1423,12 @@ impl Proxy {
         Ok((req, peer))
     }
 
-    fn forward_stateless(&mut self, ctx: ContextId, target: Target, ev: &mut Vec<ProxyEvent>) {
+    fn forward_stateless(
+        &mut self,
+        ctx: ContextId,
+        (target, routes): (Target, Option<Vec<Bytes>>),
+        ev: &mut Vec<ProxyEvent>,
+    ) {
         let Some(c) = self.contexts.get(&ctx) else {
             return;
         };
@@ -1181,7 +1439,9 @@ impl Proxy {
         // A stateless proxy's branch must be the same for retransmissions (§16.11): derive it
         // from the request alone.
         let branch = format!("{MAGIC_COOKIE}{}.ack", c.loop_hash);
-        if let Ok((req, peer)) = self.prepare(base, &target, inbound, None, branch) {
+        if let Ok((req, peer)) =
+            self.prepare(base, &target, routes.as_deref(), inbound, None, branch)
+        {
             // §18.1.1 holds for stateless forwarding too (no fallback: there is no transaction).
             let (req, peer, _) = self.layer.apply_size_rule(req, peer);
             let bytes = req.to_bytes();
@@ -1427,6 +1687,14 @@ impl Proxy {
         };
         // Step 3: remove this proxy's Via.
         response.pop_first_value(&HeaderName::VIA);
+        if let Some(c) = self.contexts.get(&ctx)
+            && c.cseq_shifted
+        {
+            restore_cseq(&mut response, c.cseq);
+        }
+        if code != StatusCode::TRYING {
+            self.no_answer_at.remove(&cid);
+        }
         if code.is_provisional() {
             let mut send_cancel = false;
             if let Some(b) = self
@@ -1511,8 +1779,8 @@ impl Proxy {
             {
                 return;
             }
-            let next = c.pending.remove(0);
-            self.start_branch(now, ctx, next, ev);
+            let (next, routes) = c.pending.remove(0);
+            self.start_branch(now, ctx, next, routes, ev);
         }
     }
 
@@ -1558,6 +1826,33 @@ impl Proxy {
             || !c.pending.is_empty()
             || c.branches.iter().any(|b| b.final_status.is_none())
         {
+            return;
+        }
+        let challenged = c.branches.iter().position(|b| {
+            b.final_status
+                .is_some_and(|s| matches!(s.as_u16(), 401 | 407))
+        });
+        let all_fail = c
+            .finals
+            .iter()
+            .all(|f| f.status().is_some_and(|s| s.class() >= 4 && s.class() != 6));
+        if c.answer_challenges
+            && !c.cancelled
+            && all_fail
+            && let Some(idx) = challenged
+        {
+            // Held for the element: it answers the challenge (Proxy::retry) or passes it on
+            // (Proxy::forward_response). Once per context.
+            c.answer_challenges = false;
+            c.challenged = Some(idx);
+            c.final_sent = true;
+            let finals = std::mem::take(&mut c.finals);
+            if let Some(resp) = choose_best(finals) {
+                ev.push(ProxyEvent::Response {
+                    ctx,
+                    response: resp,
+                });
+            }
             return;
         }
         if !c.cancelled
@@ -1700,6 +1995,28 @@ impl Proxy {
         }
     }
 
+    /// [`DecideOptions::no_answer`]: a branch without a final or a provisional response other
+    /// than 100 is given up as 408 (an INVITE branch with a 100 is cancelled too).
+    fn fire_no_answer(&mut self, now: Instant, cid: ClientId, ev: &mut Vec<ProxyEvent>) {
+        let Some(&(ctx, idx)) = self.by_client.get(&cid) else {
+            return;
+        };
+        let Some(c) = self.contexts.get(&ctx) else {
+            return;
+        };
+        let Some(b) = c.branches.get(idx) else {
+            return;
+        };
+        if b.final_status.is_some() {
+            return;
+        }
+        if c.method == Method::Invite && b.provisional {
+            self.cancel_branch(now, ctx, idx, ev);
+        }
+        self.timer_c_at.remove(&cid);
+        self.on_branch_failure(now, cid, StatusCode::REQUEST_TIMEOUT, ev);
+    }
+
     /// §16.11 / §18.2.2: forward a response that matches no context by its next Via.
     fn forward_stray(&mut self, mut response: Message, ev: &mut Vec<ProxyEvent>) {
         let ours = response
@@ -1735,6 +2052,7 @@ impl Proxy {
                 self.cancels.remove(&cid);
                 self.uac.remove(&cid);
                 self.timer_c_at.remove(&cid);
+                self.no_answer_at.remove(&cid);
                 if let Some((ctx, idx)) = self.by_client.remove(&cid) {
                     if let Some(b) = self
                         .contexts
@@ -1784,6 +2102,7 @@ impl Proxy {
             if let Some(cid) = b.client {
                 self.by_client.remove(&cid);
                 self.timer_c_at.remove(&cid);
+                self.no_answer_at.remove(&cid);
             }
         }
         ev.push(ProxyEvent::Finished { ctx });
@@ -1840,6 +2159,18 @@ fn choose_best(finals: Vec<Message>) -> Option<Message> {
         }
     }
     Some(best)
+}
+
+/// Puts the CSeq number `seq` the request was received with back into a response to a copy
+/// forwarded with another one.
+fn restore_cseq(response: &mut Message, seq: Option<u32>) {
+    let (Some(seq), Ok(cseq)) = (seq, response.cseq()) else {
+        return;
+    };
+    if cseq.seq != seq {
+        let value = format!("{seq} {}", cseq.method.as_str());
+        let _ = response.set_header(HeaderName::CSEQ, value);
+    }
 }
 
 /// Sets `received` and fills `rport` in the top Via (§18.2.1, RFC 3581 §4).

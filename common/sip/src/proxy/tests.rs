@@ -1296,3 +1296,275 @@ fn fallback_decision_is_forwarded_after_a_transport_error() {
     assert!(responses(&ev).is_empty());
     assert_eq!(sent_to(&ev, UAS_B).len(), 1);
 }
+
+fn route_values(m: &Message) -> Vec<String> {
+    m.values(&HeaderName::ROUTE)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[test]
+fn each_forked_target_carries_its_own_route_set_and_a_2xx_cancels_the_other_branch() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let inv = request(
+        "INVITE",
+        "z9hG4bKrt1",
+        "Route: <sip:proxy.example.com;lr>\r\n",
+    );
+    let ev = p.handle_message(t0, inv, udp(UAC), InterfaceId(0));
+    let (ctx, req) = new_request(&ev);
+    let decision = Decision::Forward {
+        request: req,
+        targets: vec![
+            Target::uri("sip:ue1@10.45.0.2:5060"),
+            Target::uri("sip:ue2@10.45.0.3:5060"),
+        ],
+        mode: ForkMode::Parallel,
+        record_route: Some(RecordRoute::default()),
+    };
+    let routes = vec![
+        Some(vec![Bytes::from_static(b"<sip:192.0.2.20:5080;lr>")]),
+        Some(vec![
+            Bytes::from_static(b"<sip:192.0.2.21:5080;lr>"),
+            Bytes::from_static(b"<sip:flow7@192.0.2.21:5080;lr>"),
+        ]),
+    ];
+    let ev = p
+        .decide_with(t0, ctx, decision, DecideOptions::default().routes(routes))
+        .unwrap();
+    let a = sent_to(&ev, UAS_A);
+    let b = sent_to(&ev, UAS_B);
+    assert_eq!(
+        (a.len(), b.len()),
+        (1, 1),
+        "one copy to each route's first hop"
+    );
+    assert_eq!(route_values(&a[0]), ["<sip:192.0.2.20:5080;lr>"]);
+    assert_eq!(a[0].request_uri_str(), Some("sip:ue1@10.45.0.2:5060"));
+    assert_eq!(
+        route_values(&b[0]),
+        ["<sip:192.0.2.21:5080;lr>", "<sip:flow7@192.0.2.21:5080;lr>"]
+    );
+    assert_eq!(b[0].request_uri_str(), Some("sip:ue2@10.45.0.3:5060"));
+    assert!(a[0].has_header(&HeaderName::RECORD_ROUTE));
+    p.handle_message(t0, reply(&a[0], 180, "ta"), udp(UAS_A), InterfaceId(0));
+    p.handle_message(t0, reply(&b[0], 180, "tb"), udp(UAS_B), InterfaceId(0));
+    let ev = p.handle_message(
+        t0 + SEC,
+        reply(&b[0], 200, "tb"),
+        udp(UAS_B),
+        InterfaceId(0),
+    );
+    let r = responses(&ev);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].0, status(&r[0].1)), (ctx, 200));
+    let cancels: Vec<Message> = sent_to(&ev, UAS_A)
+        .into_iter()
+        .filter(|m| m.method() == Some(&Method::Cancel))
+        .collect();
+    assert_eq!(cancels.len(), 1, "the ringing branch is cancelled");
+    assert_eq!(
+        cancels[0].top_via().unwrap().branch(),
+        a[0].top_via().unwrap().branch()
+    );
+    assert_eq!(route_values(&cancels[0]), route_values(&a[0]));
+}
+
+/// An INVITE forwarded with challenge answering; returns the context and the first copy.
+fn challenged_invite(p: &mut Proxy, t0: Instant, branch: &str) -> (ContextId, Message, Message) {
+    let inv = request("INVITE", branch, "");
+    let ev = p.handle_message(t0, inv.clone(), udp(UAC), InterfaceId(0));
+    let (ctx, req) = new_request(&ev);
+    let ev = p
+        .decide_with(
+            t0,
+            ctx,
+            Decision::forward(req, to("sip:+4930123@192.0.2.20:5080", UAS_A)),
+            DecideOptions::default().answer_challenges(true),
+        )
+        .unwrap();
+    let first = sent_to(&ev, UAS_A).remove(0);
+    (ctx, first, inv)
+}
+
+fn with_credentials(p: &Proxy, ctx: ContextId) -> Message {
+    let mut again = p.challenge_pending(ctx).expect("a challenge is held");
+    let seq = again.cseq().unwrap().seq;
+    again
+        .set_header(HeaderName::CSEQ, format!("{} INVITE", seq + 1))
+        .unwrap();
+    again
+        .push_header(HeaderName::PROXY_AUTHORIZATION, "Digest username=\"lab\"")
+        .unwrap();
+    again
+}
+
+#[test]
+fn a_held_407_is_acked_and_the_retry_goes_out_with_a_new_branch_while_responses_keep_the_received_cseq()
+ {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, first, _) = challenged_invite(&mut p, t0, "z9hG4bKch1");
+    let ev = p.handle_message(t0, reply(&first, 407, "trunk"), udp(UAS_A), InterfaceId(0));
+    let acks = sent_to(&ev, UAS_A);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].method(), Some(&Method::Ack), "the 407 is ACKed");
+    let r = responses(&ev);
+    assert_eq!(status(&r[0].1), 407, "the element sees the challenge");
+    assert_eq!(
+        p.challenge_pending(ctx).unwrap().request_uri_str(),
+        first.request_uri_str()
+    );
+    let ev = p.retry(t0, ctx, with_credentials(&p, ctx)).unwrap();
+    let again = sent_to(&ev, UAS_A).remove(0);
+    assert_eq!(again.cseq().unwrap().seq, 2);
+    assert_eq!(again.call_id().unwrap(), first.call_id().unwrap());
+    assert_eq!(again.max_forwards().unwrap(), first.max_forwards().unwrap());
+    assert_ne!(
+        again.top_via().unwrap().branch(),
+        first.top_via().unwrap().branch()
+    );
+    assert!(again.has_header(&HeaderName::PROXY_AUTHORIZATION));
+    assert!(p.challenge_pending(ctx).is_none());
+    for code in [180, 200] {
+        let ev = p.handle_message(t0, reply(&again, code, "trunk"), udp(UAS_A), InterfaceId(0));
+        let r = responses(&ev);
+        assert_eq!(status(&r[0].1), code);
+        assert_eq!(r[0].1.cseq().unwrap().seq, 1, "the caller's CSeq on {code}");
+        let ev = p.forward_response(t0, ctx, r[0].1.clone()).unwrap();
+        let up = sent_to(&ev, UAC);
+        assert_eq!(up[0].cseq().unwrap().seq, 1);
+    }
+}
+
+#[test]
+fn a_second_challenge_goes_upstream_and_ends_the_call() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, first, _) = challenged_invite(&mut p, t0, "z9hG4bKch2");
+    p.handle_message(t0, reply(&first, 407, "trunk"), udp(UAS_A), InterfaceId(0));
+    let ev = p.retry(t0, ctx, with_credentials(&p, ctx)).unwrap();
+    let again = sent_to(&ev, UAS_A).remove(0);
+    let ev = p.handle_message(t0, reply(&again, 407, "trunk"), udp(UAS_A), InterfaceId(0));
+    assert!(p.challenge_pending(ctx).is_none(), "no second retry");
+    let r = responses(&ev);
+    assert_eq!((status(&r[0].1), r[0].1.cseq().unwrap().seq), (407, 1));
+    let ev = p.forward_response(t0, ctx, r[0].1.clone()).unwrap();
+    assert_eq!(status(&sent_to(&ev, UAC)[0]), 407);
+    assert!(p.retry(t0, ctx, again).is_err());
+    assert!(ev.iter().any(|e| matches!(e, ProxyEvent::Finished { .. })));
+}
+
+#[test]
+fn a_cancel_after_the_retry_cancels_the_new_transaction() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, first, inv) = challenged_invite(&mut p, t0, "z9hG4bKch3");
+    p.handle_message(t0, reply(&first, 407, "trunk"), udp(UAS_A), InterfaceId(0));
+    let ev = p.retry(t0, ctx, with_credentials(&p, ctx)).unwrap();
+    let again = sent_to(&ev, UAS_A).remove(0);
+    p.handle_message(t0, reply(&again, 180, "trunk"), udp(UAS_A), InterfaceId(0));
+    let cancel = Message::parse(build_cancel(&inv).unwrap().to_bytes()).unwrap();
+    let ev = p.handle_message(t0 + SEC, cancel, udp(UAC), InterfaceId(0));
+    let down: Vec<Message> = sent_to(&ev, UAS_A);
+    assert_eq!(down.len(), 1);
+    assert_eq!(down[0].method(), Some(&Method::Cancel));
+    assert_eq!(down[0].cseq().unwrap().seq, 2, "the re-sent INVITE's CSeq");
+    assert_eq!(
+        down[0].top_via().unwrap().branch(),
+        again.top_via().unwrap().branch()
+    );
+    let ev = p.handle_message(
+        t0 + SEC,
+        reply(&again, 487, "trunk"),
+        udp(UAS_A),
+        InterfaceId(0),
+    );
+    let r = responses(&ev);
+    assert_eq!((status(&r[0].1), r[0].1.cseq().unwrap().seq), (487, 1));
+}
+
+#[test]
+fn a_cancel_while_the_challenge_is_held_answers_487_and_no_retry_goes_out() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, first, inv) = challenged_invite(&mut p, t0, "z9hG4bKch4");
+    p.handle_message(t0, reply(&first, 407, "trunk"), udp(UAS_A), InterfaceId(0));
+    let cancel = Message::parse(build_cancel(&inv).unwrap().to_bytes()).unwrap();
+    let ev = p.handle_message(t0, cancel, udp(UAC), InterfaceId(0));
+    let up: Vec<u16> = sent_to(&ev, UAC).iter().map(status).collect();
+    assert!(up.contains(&200) && up.contains(&487), "{up:?}");
+    assert!(p.retry(t0, ctx, first).is_err());
+}
+
+/// A MESSAGE or INVITE to an AS with a no-answer timeout of 4 s and a fallback to UAS_B.
+fn to_as_with_timeout(p: &mut Proxy, t0: Instant, method: &str) -> (ContextId, Message) {
+    let ev = p.handle_message(
+        t0,
+        request(method, "z9hG4bKna1", ""),
+        udp(UAC),
+        InterfaceId(0),
+    );
+    let (ctx, req) = new_request(&ev);
+    let opts = DecideOptions::default()
+        .no_answer(Some(4 * SEC))
+        .fallback(Some(Decision::forward(
+            req.clone(),
+            to("sip:bob@192.0.2.21:5080", UAS_B),
+        )));
+    let ev = p
+        .decide_with(
+            t0,
+            ctx,
+            Decision::forward(req, to("sip:as@192.0.2.20:5080", UAS_A)),
+            opts,
+        )
+        .unwrap();
+    (ctx, sent_to(&ev, UAS_A).remove(0))
+}
+
+#[test]
+fn an_as_that_sends_100_and_dies_is_cancelled_at_the_no_answer_timeout_and_the_fallback_applies() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, to_as) = to_as_with_timeout(&mut p, t0, "INVITE");
+    p.handle_message(t0, reply(&to_as, 100, "as"), udp(UAS_A), InterfaceId(0));
+    assert!(p.poll_timeout().unwrap() <= t0 + 4 * SEC);
+    let ev = p.handle_timeout(t0 + 3 * SEC);
+    assert!(sent_to(&ev, UAS_B).is_empty(), "not before the timeout");
+    let ev = p.handle_timeout(t0 + 4 * SEC);
+    let cancels = sent_to(&ev, UAS_A);
+    assert_eq!(cancels[0].method(), Some(&Method::Cancel));
+    assert!(responses(&ev).is_empty(), "the 408 does not go upstream");
+    let fallback = sent_to(&ev, UAS_B);
+    assert_eq!(fallback.len(), 1, "the fallback goes out at once");
+    assert_eq!(
+        p.take_fallbacks_applied(),
+        [(ctx, StatusCode::REQUEST_TIMEOUT)]
+    );
+}
+
+#[test]
+fn a_ringing_as_branch_is_not_given_up_at_the_no_answer_timeout() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, to_as) = to_as_with_timeout(&mut p, t0, "INVITE");
+    p.handle_message(t0, reply(&to_as, 180, "as"), udp(UAS_A), InterfaceId(0));
+    let ev = p.handle_timeout(t0 + 5 * SEC);
+    assert!(sent(&ev).is_empty(), "nothing happens: the AS is alive");
+    assert!(p.take_fallbacks_applied().is_empty());
+}
+
+#[test]
+fn a_silent_as_for_a_message_fails_at_the_no_answer_timeout_not_timer_f() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, _) = to_as_with_timeout(&mut p, t0, "MESSAGE");
+    let ev = p.handle_timeout(t0 + 4 * SEC);
+    assert_eq!(sent_to(&ev, UAS_B).len(), 1);
+    assert_eq!(
+        p.take_fallbacks_applied(),
+        [(ctx, StatusCode::REQUEST_TIMEOUT)]
+    );
+}
