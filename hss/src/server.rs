@@ -18,8 +18,8 @@ use imslab_diameter::enums::ReasonCode;
 use imslab_diameter::{Message, ResultCode, VendorId};
 use imslab_diameter_io::{DiameterNode, NodeOptions, PeerInfo};
 use imslab_store::{
-    Revision, SqnAllocator, SqnGrant, Store, Subscriber, SubscriberKey, SubscriberLoader,
-    Subscription,
+    HssStateWriter, Revision, SqnAllocator, SqnGrant, Store, Subscriber, SubscriberKey,
+    SubscriberLoader, Subscription,
 };
 use imslab_types::{Impi, Impu, Realm, UeEvent, UeEventSink};
 use tokio::net::TcpListener;
@@ -70,6 +70,7 @@ struct Inner {
     store: Store,
     sqns: SqnAllocator,
     loader: SubscriberLoader,
+    writer: HssStateWriter,
     auth_cache: AuthCache,
     settings: CxSettings,
     events: Arc<dyn UeEventSink>,
@@ -112,17 +113,20 @@ async fn load(
         (None, Some(u)) => SubscriberKey::Impu(u.clone()),
         (None, None) => return Ok(Lookup::default()),
     };
-    let subscription = match depth {
-        Depth::WithProfiles => store.subscribers().subscription(&key).await?,
-        // Batched with the other lookups in flight.
-        Depth::Subscriber => match &key {
-            SubscriberKey::Impi(i) => loader.by_impi(i).await?,
-            other => store.subscribers().get(other).await?,
-        }
-        .map(|subscriber| Subscription {
+    // By private identity: batched with the other lookups in flight.
+    let subscriber = match &key {
+        SubscriberKey::Impi(i) => loader.by_impi(i).await?,
+        other => store.subscribers().get(other).await?,
+    };
+    let subscription = match (subscriber, depth) {
+        (None, _) => None,
+        (Some(subscriber), Depth::Subscriber) => Some(Subscription {
             subscriber,
             profiles: Vec::new(),
         }),
+        (Some(subscriber), Depth::WithProfiles) => {
+            Some(store.subscribers().with_profiles(subscriber).await?)
+        }
     };
     let mut foreign = Vec::new();
     for impu in impus {
@@ -154,10 +158,8 @@ impl Inner {
         if let Some(id) = id
             && !changes.is_empty()
         {
-            self.store
-                .hss_state()
-                .apply(id, changes, SystemTime::now())
-                .await?;
+            // Batched with the other requests' changes (group commit).
+            self.writer.apply(id, changes.to_vec()).await?;
         }
         Ok(())
     }
@@ -432,10 +434,12 @@ impl Hss {
         opts.request_timeout = Duration::from_millis(cfg.request_timeout_ms.max(1));
         let sqns = SqnAllocator::spawn(store.clone(), settings.sqn.ind_bits());
         let loader = SubscriberLoader::spawn(store.clone());
+        let writer = HssStateWriter::spawn(store.clone());
         let inner = Arc::new(Inner {
             store,
             sqns,
             loader,
+            writer,
             auth_cache: AuthCache::default(),
             settings,
             events,

@@ -140,11 +140,32 @@ struct SipHandler {
     engine: mpsc::UnboundedSender<Input>,
     events: Arc<dyn UeEventSink>,
     fallbacks: std::sync::Mutex<FallbackContexts>,
+    /// CSeq offsets of breakout calls whose INVITE was re-sent with credentials.
+    dialogs: std::sync::Mutex<crate::dialogs::BreakoutDialogs>,
+    trunk_credentials: Option<crate::breakout::TrunkCredentials>,
 }
 
 impl Handler for SipHandler {
     async fn on_request(&self, incoming: Incoming, node: NodeHandle) -> Decision {
         self.on_request_with_fallback(incoming, node).await.decision
+    }
+
+    fn on_challenge(&self, ctx: ContextId, request: Message, challenge: &Message) -> Option<Message> {
+        let creds = self.trunk_credentials.as_ref()?;
+        let cnonce = hex::encode(rand::random::<[u8; 8]>());
+        let again = crate::breakout::answer_challenge(&request, challenge, creds, &cnonce);
+        if let (Some(a), Ok(mut d)) = (&again, self.dialogs.lock()) {
+            d.challenged(std::time::Instant::now(), ctx, a);
+        }
+        self.events
+            .emit(crate::dialogs::challenge_event(&request, challenge, again.is_some()));
+        again
+    }
+
+    fn on_final_response(&self, ctx: ContextId, status: StatusCode) {
+        if let Ok(mut d) = self.dialogs.lock() {
+            d.final_response(ctx, status);
+        }
     }
 
     fn on_fallback_applied(&self, ctx: ContextId, status: StatusCode) {
@@ -183,9 +204,14 @@ impl Handler for SipHandler {
         if self.engine.send(input).is_err() {
             return Decision::Respond(fallback).into();
         }
-        let decided = rx
+        let mut decided = rx
             .await
             .unwrap_or_else(|_| Decision::Respond(fallback).into());
+        if let Decision::Forward { request, .. } = &mut decided.decision
+            && let Ok(mut d) = self.dialogs.lock()
+        {
+            d.outbound(std::time::Instant::now(), request);
+        }
         if let (Some(_), Decision::Forward { request, .. }) = (&decided.fallback, &decided.decision)
         {
             // The AS is the top Route of the hand-off.
@@ -411,6 +437,8 @@ impl Server {
                 engine: engine_tx.clone(),
                 events: events.clone(),
                 fallbacks: std::sync::Mutex::new(FallbackContexts::default()),
+                dialogs: std::sync::Mutex::default(),
+                trunk_credentials: registrar.settings().breakout_credentials.clone(),
             },
             sip_stop.clone(),
         ));
@@ -572,13 +600,9 @@ impl Engine<'_> {
                     if let Some(reply) = self.pending.remove(&req) {
                         // An AS hand-off with SESSION_CONTINUED continues without that AS
                         // when it fails (TS 24.229 §5.4.3.2).
-                        let fallback = match &decision {
-                            Decision::Forward { request, .. } => {
-                                self.registrar.take_as_fallback(request)
-                            }
-                            Decision::Respond(_) => None,
-                        };
-                        let decision = Decided { decision, fallback };
+                        let decision = self
+                            .registrar
+                            .decided(decision, crate::registrar::routing::AS_TIMEOUT);
                         if self.written > self.durable {
                             self.held.push_back((self.written, reply, decision));
                         } else {
@@ -786,37 +810,47 @@ async fn cx_round_trip(diameter: &DiameterNode, request: &CxOut) -> CxReply {
     }
 }
 
-/// Applies store writes in order and tells the engine how far it got (when the queue is
-/// empty, at least every 32 writes), which releases the answers held for them. A failed write is logged (and
-/// releases its answers too); the in-memory state stays authoritative until the next restart.
+/// Most writes one store transaction carries.
+const MAX_PERSIST_BATCH: usize = 512;
+
+/// Applies store writes in order and tells the engine how far it got, which releases the
+/// answers held for them. Whatever is queued when a batch starts goes into one transaction
+/// ([`imslab_store::Scscf::apply`], which ends in the rows applying them one by one would).
+/// A failed batch is retried write by write, so one bad write loses only itself; a failed
+/// write is logged (and releases its answers too); the in-memory state stays authoritative
+/// until the next restart.
 async fn persist_loop(
     store: Store,
     owner: String,
     mut rx: mpsc::UnboundedReceiver<(u64, Persist)>,
     engine: mpsc::UnboundedSender<Input>,
 ) {
-    while let Some((seq, p)) = rx.recv().await {
-        let now = SystemTime::now();
+    let mut batch = Vec::with_capacity(MAX_PERSIST_BATCH);
+    while let Some((first, p)) = rx.recv().await {
+        let mut last = first;
+        batch.push(p);
+        while batch.len() < MAX_PERSIST_BATCH {
+            match rx.try_recv() {
+                Ok((seq, p)) => {
+                    last = seq;
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
         let scscf = store.scscf(&owner);
-        let subs = store.reg_subscriptions(&owner);
-        let r = match &p {
-            Persist::PutRegistration(r) => scscf.put_registration(r, now).await,
-            Persist::DeleteRegistration(i) => scscf.delete_registration(i).await.map(|_| ()),
-            Persist::PutBinding(b) => scscf.put_binding(b, now).await,
-            Persist::RemoveBinding { impu, key } => {
-                scscf.remove_binding(impu, key).await.map(|_| ())
+        if let Err(e) = scscf.apply(&batch, SystemTime::now()).await {
+            tracing::warn!(error = %e, writes = batch.len(), "S-CSCF store batch failed; retrying its writes one by one");
+            for p in &batch {
+                if let Err(e) = scscf
+                    .apply(std::slice::from_ref(p), SystemTime::now())
+                    .await
+                {
+                    tracing::warn!(error = %e, "S-CSCF could not write its state to the store");
+                }
             }
-            Persist::PutSubscription(s) => subs.put(s, now).await,
-            Persist::RemoveSubscription { call_id, local_tag } => {
-                subs.remove(call_id, local_tag).await.map(|_| ())
-            }
-        };
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "S-CSCF could not write its state to the store");
         }
-        // At least every 32 writes, so a steady stream does not hold answers for long.
-        if rx.is_empty() || seq % 32 == 0 {
-            let _ = engine.send(Input::Durable(seq));
-        }
+        batch.clear();
+        let _ = engine.send(Input::Durable(last));
     }
 }

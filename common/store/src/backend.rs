@@ -183,7 +183,11 @@ impl Store {
                 SqliteSynchronous::Normal
             });
         let memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
+        // No ping before each acquire (sqlx's default): the connection is in this process and
+        // cannot hang up, and on SQLite every ping is one more round trip to the connection's
+        // worker thread (two thread wake-ups) per statement.
         let write = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -200,6 +204,7 @@ impl Store {
             write.clone()
         } else {
             SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(opts.max_connections.max(1))
                 .connect_with(base.clone().read_only(true))
                 .await
@@ -215,6 +220,7 @@ impl Store {
                 .unwrap_or_default();
             name.push("-events.db");
             SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(1)
                 .connect_with(base.clone().filename(path.with_file_name(name)))
                 .await

@@ -35,11 +35,13 @@ pub use model::{
     RegState, Revision, ServiceProfile, ServingScscf, Subscriber, Subscription,
 };
 pub use repo::hss_state::{HssState, Registration};
+pub use repo::hss_writer::HssStateWriter;
 pub use repo::loader::SubscriberLoader;
 pub use repo::pcscf::{Pcscf, PcscfRegistration};
 pub use repo::profiles::Profiles;
 pub use repo::reg_subscriptions::{RegSubscription, RegSubscriptions, SubscriptionRole};
 pub use repo::scscf::{Binding, Scscf, ScscfRegistration};
+pub use repo::scscf_batch::ScscfWrite;
 pub use repo::sqn_batch::{SqnAllocator, SqnGrant};
 pub use repo::subscribers::{SubscriberKey, Subscribers};
 pub use repo::ue_events::{

@@ -255,32 +255,9 @@ pub enum CxReply {
     Failed(String),
 }
 
-/// A store write, to apply in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Persist {
-    /// Create or replace a registration.
-    PutRegistration(ScscfRegistration),
-    /// Delete a registration and its bindings.
-    DeleteRegistration(Impu),
-    /// Create or refresh a binding.
-    PutBinding(Binding),
-    /// Remove one binding.
-    RemoveBinding {
-        /// The registration.
-        impu: Impu,
-        /// [`Binding::key`].
-        key: String,
-    },
-    /// Create or update a reg-event subscription.
-    PutSubscription(RegSubscription),
-    /// Remove a reg-event subscription.
-    RemoveSubscription {
-        /// Call-ID.
-        call_id: String,
-        /// Our tag.
-        local_tag: String,
-    },
-}
+/// A store write, to apply in order: the store's [`imslab_store::ScscfWrite`], which the
+/// server's writer applies in batches ([`imslab_store::Scscf::apply`]).
+pub use imslab_store::ScscfWrite as Persist;
 
 /// What a request the core originates is for, to act on its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]

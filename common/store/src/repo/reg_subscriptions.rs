@@ -22,7 +22,7 @@ pub enum SubscriptionRole {
 }
 
 impl SubscriptionRole {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Notifier => "notifier",
             Self::Subscriber => "subscriber",

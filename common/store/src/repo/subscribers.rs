@@ -461,6 +461,12 @@ impl Subscribers<'_> {
         let Some(subscriber) = self.get(key).await? else {
             return Ok(None);
         };
+        self.with_profiles(subscriber).await.map(Some)
+    }
+
+    /// `subscriber` (as [`Self::get`] or [`crate::SubscriberLoader`] returned it) with the
+    /// service profiles its identities use.
+    pub async fn with_profiles(&self, subscriber: Subscriber) -> Result<Subscription, Error> {
         let mut names: Vec<&str> = subscriber
             .impus
             .iter()
@@ -474,10 +480,10 @@ impl Subscribers<'_> {
                 profiles.push(p);
             }
         }
-        Ok(Some(Subscription {
+        Ok(Subscription {
             subscriber,
             profiles,
-        }))
+        })
     }
 
     /// Which subscriber (IMSI) owns `impu`, if any: a cheap existence check.

@@ -3,8 +3,10 @@
 
 mod cscf_state;
 mod events;
+mod hss_writer;
 mod profiles;
 mod provisioning;
+mod scscf_batch;
 mod sqn;
 mod subscribers;
 
