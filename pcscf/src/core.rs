@@ -212,6 +212,9 @@ pub struct Pcscf {
     draining: HashMap<SaSetId, (Instant, SaAction)>,
     seq_base: HashMap<SaSetId, u32>,
     tcp_refused: HashSet<SaSetId>,
+    /// Userspace ESP: the protected server ports (phone address, port-s) of SA sets over which
+    /// the phone spoke TCP; requests to them go over TCP too.
+    tcp_phones: HashMap<SaSetId, SocketAddr>,
     uac: HashMap<ClientId, String>,
     arrival: Option<Arrival>,
     counter: u64,
@@ -303,6 +306,7 @@ impl Pcscf {
             draining: HashMap::new(),
             seq_base: HashMap::new(),
             tcp_refused: HashSet::new(),
+            tcp_phones: HashMap::new(),
             uac: HashMap::new(),
             arrival: None,
             counter: 0,
@@ -420,6 +424,12 @@ impl Pcscf {
         if let Some(spi) = spi
             && let Some(t) = self.sas.as_mut()
         {
+            if ingress.transport == Transport::Tcp
+                && let Some((set, _)) = t.by_inbound_spi(spi)
+            {
+                let ue = SocketAddr::new(set.bundle.remote.ip, set.bundle.remote.port_s);
+                self.tcp_phones.insert(set.id, ue);
+            }
             let acts = t.inbound_used(spi);
             self.retire_old(now, acts);
         }
@@ -500,11 +510,16 @@ impl Pcscf {
         self.take_output()
     }
 
-    /// A TCP segment arrived over userspace ESP on inbound SA `spi`. This P-CSCF carries only
-    /// UDP inside userspace ESP (no TCP endpoint in the tunnel), so the segment is refused:
-    /// the phone's timeline says so once per SA set, and the phone falls back or fails
-    /// visibly. Returns the event to record, if any.
-    pub fn handle_esp_tcp(&mut self, now: Instant, spi: Spi, from: SocketAddr) -> Vec<Output> {
+    /// Userspace ESP: the TCP endpoint inside the tunnel refused a phone's connection (a SYN
+    /// that arrived on inbound SA `spi` from `from`) because of a connection limit (`why`).
+    /// The phone's timeline says so once per SA set.
+    pub fn handle_esp_tcp_refused(
+        &mut self,
+        now: Instant,
+        spi: Spi,
+        from: SocketAddr,
+        why: &str,
+    ) -> Vec<Output> {
         let found = self
             .sas
             .as_ref()
@@ -519,10 +534,7 @@ impl Pcscf {
                 ue,
                 "esp",
                 Outcome::Failed,
-                format!(
-                    "TCP from {from} over the SAs ({id}) refused: userspace ESP carries SIP over \
-                     UDP only; segments dropped"
-                ),
+                format!("TCP connection from {from} over the SAs ({id}) refused: {why}"),
             );
         }
         self.take_output()
@@ -720,6 +732,11 @@ impl Pcscf {
         }));
     }
 
+    /// True when SIP over TCP can be carried inside the phones' SAs (userspace ESP).
+    fn esp_tcp(&self) -> bool {
+        self.s.mode == IpsecMode::Userspace
+    }
+
     fn peer_of(&self, ingress: &Ingress) -> Peer {
         match ingress.protection {
             Protection::Esp { .. } => Peer {
@@ -817,6 +834,7 @@ impl Pcscf {
             };
             if matches!(a, SaAction::Remove { .. }) {
                 self.tcp_refused.remove(&id);
+                self.tcp_phones.remove(&id);
                 self.seq_base.remove(&id);
             }
             let key = match &a {
@@ -860,13 +878,30 @@ impl Pcscf {
                     {
                         // Every request to a phone with SAs goes from port-c over them
                         // (TS 33.203 §7.1, TS 24.229 §5.2.6.3), whatever route led there; one
-                        // that came without the phone's flow may have been moved to TCP for
-                        // its size (RFC 3261 §18.1.1), but it must stay on the SAs (UDP).
+                        // moved to TCP for its size (RFC 3261 §18.1.1) stays on the SAs, over
+                        // TCP only where the SAs carry TCP (userspace ESP).
+                        let transport = if to.transport == Transport::Tcp && self.esp_tcp() {
+                            Transport::Tcp
+                        } else {
+                            Transport::Udp
+                        };
                         to = Peer {
-                            transport: Transport::Udp,
+                            transport,
                             addr: to.addr,
                             flow: Some(PROTECTED_CLIENT),
                         };
+                    }
+                    if to.flow == Some(PROTECTED_CLIENT)
+                        && to.transport == Transport::Udp
+                        && self.esp_tcp()
+                        && !bytes.starts_with(b"SIP/2.0 ")
+                        && (bytes.len() > routing::UDP_SIZE_LIMIT
+                            || self.tcp_phones.values().any(|a| *a == to.addr))
+                    {
+                        // RFC 3261 §18.1.1: a request over 1300 bytes goes over TCP, and so
+                        // does every request to a phone that speaks TCP over its SAs: the
+                        // P-CSCF connects from port-c to the phone's port-s inside ESP.
+                        to.transport = Transport::Tcp;
                     }
                     let bytes = if to.flow == Some(PROTECTED_CLIENT) {
                         routing::protect_toward_phone(
@@ -874,6 +909,7 @@ impl Pcscf {
                             self.s.listen,
                             self.s.ports.port_c,
                             self.s.ports.port_s,
+                            to.transport.clone(),
                         )
                         .map_or(bytes, |m| m.to_bytes())
                     } else {

@@ -54,10 +54,12 @@
 //! # What it is not
 //!
 //! No Rx/PCRF, no emergency registration, no SigComp, no GRUU handling, no IPsec UDP
-//! encapsulation for NATed IPsec phones. Over userspace ESP only UDP is carried: TCP segments
-//! are refused (dropped, logged, and an `esp` event in the phone's timeline); a request the
-//! core moves to TCP for size (RFC 3261 §18.1.1) still goes to an IPsec phone over UDP. With
-//! userspace ESP the SA sets are kept in the store (keys, SPIs, ports) and restored at start,
+//! encapsulation for NATed IPsec phones. Over userspace ESP both UDP and TCP are carried: a
+//! phone may connect from its port-c to port-s inside the SAs, and requests toward a phone go
+//! over TCP from port-c to its port-s when they exceed 1,300 bytes (RFC 3261 §18.1.1) or the
+//! phone speaks TCP over those SAs (connections capped per phone and in all, reset when idle
+//! or when their SAs go; a refused one is an `esp` event in the phone's timeline). With XFRM
+//! such requests stay on UDP over the SAs. With userspace ESP the SA sets are kept in the store (keys, SPIs, ports) and restored at start,
 //! outbound sequence numbers jumping 2^24 ahead of the previous run; with XFRM the stale
 //! kernel SAs are removed at start and IPsec phones must register again.
 #![forbid(unsafe_code)]

@@ -107,8 +107,11 @@ pub fn strip_toward_phone(msg: &mut Message) {
     msg.remove_header(&HeaderName::P_CHARGING_FUNCTION_ADDRESSES);
 }
 
+/// Requests above this many bytes go over TCP (RFC 3261 §18.1.1).
+pub const UDP_SIZE_LIMIT: usize = 1300;
+
 /// Edits a request the proxy core built toward a phone over its SAs (TS 24.229 §5.2.6.3.3,
-/// TS 33.203 §7.1): the top Via shows UDP and the P-CSCF's protected client port (port-c), where the
+/// TS 33.203 §7.1): the top Via shows `transport` and the P-CSCF's protected client port (port-c), where the
 /// phone answers; a Record-Route entry of the P-CSCF on top (`me`, unprotected) gets a twin
 /// with the protected server port (port-s) above it, so the phone's route set names port-s
 /// while the core keeps reaching `me`. `None` when nothing needed changing or the bytes do
@@ -118,6 +121,7 @@ pub fn protect_toward_phone(
     me: SocketAddr,
     port_c: u16,
     port_s: u16,
+    transport: Transport,
 ) -> Option<Message> {
     use imslab_sip::header::{TypedHeader as _, Via};
     let mut msg = Message::parse(bytes.to_vec()).ok()?;
@@ -131,7 +135,7 @@ pub fn protect_toward_phone(
     if via.port_or_default() == me.port() && matches!(via.host, Host::Ip(ip) if ip == me.ip()) {
         let mut v = via.into_owned();
         v.port = Some(port_c);
-        v.transport = Transport::Udp;
+        v.transport = transport;
         msg.pop_first_value(&HeaderName::VIA)?;
         let _ = msg.prepend_header(HeaderName::VIA, v.to_string());
         changed = true;

@@ -18,23 +18,30 @@
 //! IPsec backends (`pcscf.ipsec.mode`):
 //! - `userspace`: one raw ESP socket ([`EspSocket`]) on the listen address. The protected ports
 //!   exist only inside the P-CSCF: a decrypted UDP datagram to port-s or port-c is a protected
-//!   message; sends from those ports are encrypted with the phone's SAs. Needs CAP_NET_RAW.
+//!   message; sends from those ports are encrypted with the phone's SAs. TCP segments inside
+//!   ESP go through an [`EspTcp`] endpoint (phone port-c → port-s connections accepted,
+//!   port-c → phone port-s opened on demand), SIP framed from the stream like any TCP flow;
+//!   a connection is reset when no SA can carry it any more. Needs CAP_NET_RAW.
 //! - `xfrm`: kernel SAs and policies; the protected ports are real UDP/TCP sockets. Refused at
 //!   start, with [`Error::KernelHasNoEsp`], on a kernel without ESP.
 //! - `off`: no sec-agree.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use imslab_config::{Config, IpsecMode};
+use imslab_ipsec::Spi;
 use imslab_ipsec::socket::{EspSocket, EspStats, Incoming};
+use imslab_ipsec::tcp::{ConnId, EspTcp, EspTcpConfig, TcpEvent};
 use imslab_ipsec::xfrm::{EspSupport, XfrmBackend, XfrmConfig};
 use imslab_ipsec::{Diagnosis, SaAction};
-use imslab_sip::Message;
+use imslab_sip::header::Transport;
 use imslab_sip::transaction::{Peer, TxRef};
+use imslab_sip::{Frame, Message, StreamFramer};
 use imslab_sip_io::{Event, Payload, PcapTap, SipTransport, Target, TransportKind};
 use imslab_store::Store;
 use imslab_types::{Function, UeEventSink, UeRef};
@@ -88,6 +95,8 @@ pub struct Status {
     pub esp_sas: (usize, usize),
     /// The userspace ESP socket's counters (packets, drops by reason).
     pub esp: Option<EspStats>,
+    /// TCP connections inside userspace ESP.
+    pub esp_tcp: usize,
     /// The core's counters.
     pub stats: Stats,
     /// Proxy contexts in progress.
@@ -334,15 +343,41 @@ impl Server {
             esp_sa_path,
             fail_tx,
             ports: (0, 0),
+            esp_tcp: None,
         };
         d.ports = (
             d.core.settings().ports.port_c,
             d.core.settings().ports.port_s,
         );
+        if let Backend::Userspace(esp) = &d.backend {
+            let mut tcp = EspTcp::new(
+                esp.local_ip(),
+                EspTcpConfig::default(),
+                rand::rng().random(),
+                Instant::now(),
+            );
+            tcp.listen(d.ports.1);
+            d.esp_tcp = Some(InnerTcp {
+                tcp,
+                streams: HashMap::new(),
+                spis: HashMap::new(),
+            });
+        }
         d.execute(restored).await;
         loop {
+            d.drive_tcp().await;
             d.publish(&status);
-            let deadline = d.core.poll_timeout().map(tokio::time::Instant::from_std);
+            let tcp_due = d
+                .esp_tcp
+                .as_mut()
+                .and_then(|t| t.tcp.poll_timeout(Instant::now()));
+            let deadline = d
+                .core
+                .poll_timeout()
+                .into_iter()
+                .chain(tcp_due)
+                .min()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
@@ -362,11 +397,19 @@ impl Server {
                     }
                 }
                 () = sleep_until(deadline) => {
-                    let outs = d.core.handle_timeout(Instant::now());
+                    let now = Instant::now();
+                    if let Some(t) = d.esp_tcp.as_mut() {
+                        t.tcp.handle_timeout(now);
+                    }
+                    let outs = d.core.handle_timeout(now);
                     d.execute(outs).await;
                 }
             }
         }
+        if let Some(t) = d.esp_tcp.as_mut() {
+            t.tcp.abort_all(Instant::now());
+        }
+        d.drive_tcp().await;
         let outs = d.core.shutdown(Instant::now());
         d.execute(outs).await;
         d.publish(&status);
@@ -443,6 +486,16 @@ struct Driver {
     fail_tx: mpsc::UnboundedSender<TxRef>,
     /// port-c, port-s.
     ports: (u16, u16),
+    /// TCP inside userspace ESP.
+    esp_tcp: Option<InnerTcp>,
+}
+
+/// The TCP endpoint inside userspace ESP and the SIP framing of its connections.
+struct InnerTcp {
+    tcp: EspTcp,
+    streams: HashMap<ConnId, (StreamFramer, BytesMut)>,
+    /// The inbound SA each (our port, phone address and port) last arrived on.
+    spis: HashMap<(u16, SocketAddr), Spi>,
 }
 
 impl Driver {
@@ -459,6 +512,7 @@ impl Driver {
             subscriptions: self.core.subscription_count(),
             esp_sas,
             esp,
+            esp_tcp: self.esp_tcp.as_ref().map_or(0, |t| t.tcp.len()),
             stats: self.core.stats(),
             contexts: self.core.proxy().context_count(),
             dialogs: self.core.dialogs().len(),
@@ -528,7 +582,7 @@ impl Driver {
                     return;
                 };
                 let ingress = Ingress {
-                    transport: imslab_sip::header::Transport::Udp,
+                    transport: Transport::Udp,
                     source: m.from,
                     local: m.to,
                     flow: None,
@@ -538,13 +592,43 @@ impl Driver {
                 self.execute(outs).await;
             }
             Incoming::Tcp(t) => {
-                tracing::warn!(
-                    "pcscf: TCP over userspace ESP from {} refused (SIP over UDP only inside \
-                     userspace ESP); segment dropped",
-                    t.from
-                );
-                let outs = self.core.handle_esp_tcp(Instant::now(), t.spi, t.from);
-                self.execute(outs).await;
+                let Some(x) = self.esp_tcp.as_mut() else {
+                    return;
+                };
+                if let Some(tap) = &self.pcap
+                    && let Ok(mut w) = tap.lock()
+                {
+                    let mut p = Vec::new();
+                    let seg = imslab_ipsec::inner::TcpSegment {
+                        src_port: t.from.port(),
+                        dst_port: t.to.port(),
+                        seq: t.seq,
+                        ack: t.ack,
+                        flags: t.flags,
+                        window: t.window,
+                        urgent: 0,
+                        options: &t.options,
+                        payload: &t.payload,
+                    };
+                    let mut tcp = Vec::new();
+                    if imslab_ipsec::inner::build_tcp(t.from.ip(), t.to.ip(), &seg, &mut tcp)
+                        .is_ok()
+                    {
+                        imslab_ipsec::inner::build_ip_header(
+                            t.from.ip(),
+                            t.to.ip(),
+                            6,
+                            tcp.len(),
+                            &mut p,
+                        );
+                        p.extend(tcp);
+                        let _ = w.ip_packet(SystemTime::now(), &p);
+                    }
+                }
+                x.spis.insert((t.to.port(), t.from), t.spi);
+                if let Err(e) = x.tcp.handle_received(Instant::now(), &t) {
+                    tracing::debug!("pcscf: TCP segment inside ESP from {} dropped: {e}", t.from);
+                }
             }
             Incoming::Dropped(d) => {
                 let spi = d.reason.spi();
@@ -563,6 +647,147 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Runs the TCP endpoint inside userspace ESP until it is quiet: protects and sends its
+    /// segments, frames SIP out of its streams into the core, reports refused connections.
+    async fn drive_tcp(&mut self) {
+        for _ in 0..64 {
+            let Some(x) = self.esp_tcp.as_mut() else {
+                return;
+            };
+            let events = x.tcp.take_events();
+            if events.is_empty() {
+                return;
+            }
+            let mut messages = Vec::new();
+            let mut refused = Vec::new();
+            for ev in events {
+                match ev {
+                    TcpEvent::Segment { from, to, segment } => {
+                        if let Some(tap) = &self.pcap
+                            && let Ok(mut w) = tap.lock()
+                        {
+                            let mut p = Vec::with_capacity(segment.len() + 40);
+                            imslab_ipsec::inner::build_ip_header(
+                                from.ip(),
+                                to.ip(),
+                                6,
+                                segment.len(),
+                                &mut p,
+                            );
+                            p.extend_from_slice(&segment);
+                            let _ = w.ip_packet(SystemTime::now(), &p);
+                        }
+                        if let Backend::Userspace(esp) = &self.backend
+                            && let Err(e) = esp.send_tcp_segment(from.port(), to, &segment).await
+                        {
+                            tracing::debug!("pcscf: TCP segment to {to} inside ESP not sent: {e}");
+                        }
+                    }
+                    TcpEvent::Opened {
+                        conn,
+                        local,
+                        remote,
+                    } => {
+                        tracing::debug!("pcscf: {conn} {local} <-> {remote} inside ESP open");
+                    }
+                    TcpEvent::Data {
+                        conn,
+                        local,
+                        remote,
+                        data,
+                    } => {
+                        let (framer, buf) = x.streams.entry(conn).or_insert_with(|| {
+                            (
+                                StreamFramer::new(imslab_sip::Limits::default()),
+                                BytesMut::new(),
+                            )
+                        });
+                        buf.extend_from_slice(&data);
+                        loop {
+                            match framer.decode(buf) {
+                                Ok(Some(Frame::Message(m))) => messages.push((local, remote, m)),
+                                Ok(Some(_)) => {}
+                                Ok(None) => break,
+                                Err(e) => {
+                                    tracing::debug!("pcscf: {conn} from {remote}: {e}; closing");
+                                    x.tcp.close(Instant::now(), conn);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    TcpEvent::Closed {
+                        conn,
+                        remote,
+                        reason,
+                        ..
+                    } => {
+                        tracing::debug!("pcscf: {conn} with {remote} inside ESP ended: {reason:?}");
+                        x.streams.remove(&conn);
+                    }
+                    TcpEvent::Refused {
+                        local,
+                        remote,
+                        reason,
+                    } => {
+                        if let Some(spi) = x.spis.get(&(local.port(), remote)) {
+                            refused.push((*spi, remote, reason.to_string()));
+                        }
+                    }
+                }
+            }
+            let live: std::collections::HashSet<(u16, SocketAddr)> =
+                x.tcp.connections().map(|(_, l, r)| (l.port(), r)).collect();
+            x.spis.retain(|k, _| live.contains(k));
+            for (spi, from, why) in refused {
+                let outs = self
+                    .core
+                    .handle_esp_tcp_refused(Instant::now(), spi, from, &why);
+                self.execute(outs).await;
+            }
+            for (local, remote, msg) in messages {
+                let spi = self
+                    .esp_tcp
+                    .as_ref()
+                    .and_then(|x| x.spis.get(&(local.port(), remote)).copied());
+                let Some(spi) = spi else {
+                    continue;
+                };
+                let ingress = Ingress {
+                    transport: Transport::Tcp,
+                    source: remote,
+                    local,
+                    flow: None,
+                    protection: Protection::Esp { spi },
+                };
+                let outs = self.core.handle_message(Instant::now(), msg, ingress);
+                self.execute(outs).await;
+            }
+        }
+    }
+
+    /// Queues `bytes` on the TCP connection inside ESP from our `src_port` to `to`: the
+    /// phone's own connection for responses (port-s), opened on demand from port-c for
+    /// requests (RFC 3261 §18.1.1, TS 24.229 §5.2.2).
+    fn send_inner_tcp(&mut self, src_port: u16, to: SocketAddr, bytes: &[u8]) -> Result<(), ()> {
+        let now = Instant::now();
+        let port_c = self.ports.0;
+        let x = self.esp_tcp.as_mut().ok_or(())?;
+        let conn = match x.tcp.find(src_port, to) {
+            Some(c) => c,
+            None if src_port == port_c => x.tcp.connect(now, src_port, to).map_err(|e| {
+                tracing::debug!("pcscf: no TCP connection to {to} inside ESP: {e}");
+            })?,
+            None => {
+                tracing::debug!("pcscf: the phone's TCP connection from {to} inside ESP is gone");
+                return Err(());
+            }
+        };
+        x.tcp
+            .send(now, conn, bytes)
+            .map_err(|e| tracing::debug!("pcscf: TCP send to {to} inside ESP failed: {e}"))
     }
 
     /// Carries out outputs in order; failures feed back into the core.
@@ -626,6 +851,14 @@ impl Driver {
         if let Err(e) = r {
             tracing::warn!("pcscf: SA {a:?} failed: {e}");
         }
+        // A TCP connection inside ESP lives as long as an SA can carry what it sends.
+        if matches!(a, SaAction::Remove { .. })
+            && let (Backend::Userspace(esp), Some(x)) = (&self.backend, self.esp_tcp.as_mut())
+        {
+            x.tcp.retain(Instant::now(), |local, remote| {
+                esp.has_outbound(local.port(), remote)
+            });
+        }
     }
 
     async fn transmit(&mut self, to: &Peer, bytes: Bytes, tx: Option<TxRef>) -> Result<(), ()> {
@@ -636,6 +869,9 @@ impl Driver {
                 self.ports.0
             };
             debug_assert!(to.flow == Some(PROTECTED_SERVER) || to.flow == Some(PROTECTED_CLIENT));
+            if to.transport == Transport::Tcp && matches!(self.backend, Backend::Userspace(_)) {
+                return self.send_inner_tcp(src_port, to.addr, &bytes);
+            }
             return match &self.backend {
                 Backend::Userspace(esp) => {
                     let local = SocketAddr::new(esp.local_ip(), src_port);

@@ -1374,23 +1374,92 @@ fn call_from_a_phone_that_fails_releases_its_dialog() {
     );
 }
 
-#[test]
-fn request_over_1300_bytes_to_an_ipsec_phone_stays_on_its_sas_over_udp() {
-    let mut lab = Lab::new(IpsecMode::Userspace);
+fn large_terminating_invite(mode: IpsecMode) -> (Peer, Message) {
+    let mut lab = Lab::new(mode);
     lab.register_ipsec(&UE, &[("hmac-sha-1-96", "aes-cbc")]);
     let token = lab.token();
     let sdp = "a=x\r\n".repeat(400);
     let outs = lab.core_sends(scscf(), terminating_invite(&token, &sdp));
-    let (peer, fwd) = transmits(&outs)
+    transmits(&outs)
         .into_iter()
         .find(|(_, m)| m.method() == Some(&Method::Invite))
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn request_over_1300_bytes_to_an_ipsec_phone_goes_over_tcp_inside_userspace_esp() {
+    let (peer, fwd) = large_terminating_invite(IpsecMode::Userspace);
+    assert_eq!(peer.transport, Transport::Tcp);
+    assert_eq!(
+        (peer.addr, peer.flow),
+        (UE.server(), Some(PROTECTED_CLIENT))
+    );
+    assert!(header(&fwd, &HeaderName::VIA).starts_with("SIP/2.0/TCP "));
+    assert!(header(&fwd, &HeaderName::VIA).contains(":5100;"));
+}
+
+#[test]
+fn request_over_1300_bytes_to_a_kernel_ipsec_phone_stays_on_its_sas_over_udp() {
+    let (peer, fwd) = large_terminating_invite(IpsecMode::Xfrm);
     assert_eq!(peer.transport, Transport::Udp);
     assert_eq!(
         (peer.addr, peer.flow),
         (UE.server(), Some(PROTECTED_CLIENT))
     );
     assert!(header(&fwd, &HeaderName::VIA).starts_with("SIP/2.0/UDP "));
+}
+
+#[test]
+fn phone_speaking_tcp_over_its_sas_gets_responses_and_requests_over_tcp() {
+    let mut lab = Lab::new(IpsecMode::Userspace);
+    let suites = [("hmac-sha-1-96", "aes-cbc")];
+    let reg = lab.register_ipsec(&UE, &suites);
+    let message = Message::parse(
+        format!(
+            "MESSAGE sip:bob@{DOMAIN} SIP/2.0\r\n\
+             Via: SIP/2.0/TCP {}:{};branch=z9hG4bKtcp1\r\nMax-Forwards: 70\r\n\
+             From: <{IMPU}>;tag=m1\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: tcp-1\r\n\
+             CSeq: 1 MESSAGE\r\n{}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+            UE.ip,
+            UE.port_c,
+            sec_agree_headers(&UE, &suites, Some(&reg.security_server)),
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let ingress = Ingress {
+        transport: Transport::Tcp,
+        source: UE.client(),
+        local: SocketAddr::new(listen().ip(), lab.p.settings().ports.port_s),
+        flow: None,
+        protection: Protection::Esp {
+            spi: Spi(reg.pcscf_spi_s),
+        },
+    };
+    let outs = lab.p.handle_message(lab.now, message, ingress);
+    let fwd = sent_to(&outs, scscf());
+    let ok = answer(&fwd, 200, &[]);
+    let outs = lab.core_sends(scscf(), ok);
+    let (peer, _) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.status() == Some(StatusCode::OK))
+        .expect("200 toward the phone");
+    assert_eq!(
+        (peer.transport, peer.addr, peer.flow),
+        (Transport::Tcp, UE.client(), Some(PROTECTED_SERVER))
+    );
+    // A small request to the phone now goes over TCP too, from port-c to its port-s.
+    let token = lab.token();
+    let outs = lab.core_sends(scscf(), terminating_invite(&token, "v=0\r\n"));
+    let (peer, fwd) = transmits(&outs)
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .unwrap();
+    assert_eq!(
+        (peer.transport, peer.addr, peer.flow),
+        (Transport::Tcp, UE.server(), Some(PROTECTED_CLIENT))
+    );
+    assert!(header(&fwd, &HeaderName::VIA).starts_with("SIP/2.0/TCP "));
 }
 
 #[test]
@@ -1482,21 +1551,28 @@ fn old_sas_stay_until_the_transactions_opened_over_them_complete() {
 }
 
 #[test]
-fn tcp_over_userspace_esp_is_refused_once_per_sa_set_in_the_timeline() {
+fn tcp_connection_refused_for_a_limit_is_reported_once_per_sa_set() {
     let mut lab = Lab::new(IpsecMode::Userspace);
     let reg = lab.register_ipsec(&UE, &[("hmac-sha-1-96", "aes-cbc")]);
     let now = lab.now;
-    let outs = lab.p.handle_esp_tcp(now, Spi(reg.pcscf_spi_s), UE.client());
+    let why = "127.0.0.2 already has 8 TCP connections inside ESP";
+    let outs = lab
+        .p
+        .handle_esp_tcp_refused(now, Spi(reg.pcscf_spi_s), UE.client(), why);
     let ev = events(&outs);
     assert_eq!(ev.len(), 1);
     assert_eq!((ev[0].0, ev[0].1), ("esp", Outcome::Failed));
-    assert!(ev[0].2.contains("UDP only"), "{}", ev[0].2);
+    assert!(ev[0].2.contains(why), "{}", ev[0].2);
     assert!(
         lab.p
-            .handle_esp_tcp(now, Spi(reg.pcscf_spi_s), UE.client())
+            .handle_esp_tcp_refused(now, Spi(reg.pcscf_spi_s), UE.client(), why)
             .is_empty()
     );
-    assert!(lab.p.handle_esp_tcp(now, Spi(1), UE.client()).is_empty());
+    assert!(
+        lab.p
+            .handle_esp_tcp_refused(now, Spi(1), UE.client(), why)
+            .is_empty()
+    );
 }
 
 /// Registers `UE` without sec-agree (pcscf.ipsec.mode off).

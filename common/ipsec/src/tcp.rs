@@ -348,6 +348,11 @@ impl EspTcp {
         self.listening.insert(port);
     }
 
+    /// Stops accepting connections to `port` (open ones stay).
+    pub fn unlisten(&mut self, port: u16) {
+        self.listening.remove(&port);
+    }
+
     fn ts(&self, now: Instant) -> smoltcp::time::Instant {
         let us = now.saturating_duration_since(self.epoch).as_micros();
         smoltcp::time::Instant::from_micros(i64::try_from(us).unwrap_or(i64::MAX))
