@@ -2,11 +2,17 @@
 //! trunk's digest challenge (RFC 3261 §22.2 and §22.3, RFC 2617 MD5 with `qop=auth`) with the
 //! credentials of `scscf.breakout_username` / `scscf.breakout_password`.
 //!
-//! Only standalone requests (MESSAGE, OPTIONS, INFO outside a dialog...) are relayed this
-//! way: the S-CSCF sends [`relay_request`] as a client, answers one 401/407 with
-//! [`answer_challenge`], and returns the trunk's final answer to the phone with
-//! [`relay_response`]. INVITEs to the trunk are proxied; a challenge to them goes back to
-//! the phone, which answers it as RFC 3261 §22.3 describes.
+//! Standalone requests (MESSAGE, OPTIONS, INFO outside a dialog...) are relayed: the S-CSCF
+//! sends [`relay_request`] as a client, answers one 401/407 with [`answer_challenge`], and
+//! returns the trunk's final answer to the phone with [`relay_response`].
+//!
+//! INVITEs to the trunk ([`is_trunk_invite`]) are proxied with Record-Route and with the
+//! proxy core's challenge answering (`imslab_sip::proxy::DecideOptions::answer_challenges`):
+//! the core ACKs the 401/407, the S-CSCF builds the INVITE again with [`answer_challenge`]
+//! (same Call-ID and From tag, CSeq + 1, Proxy-Authorization/Authorization) and the core
+//! sends it on a new branch, the way Kamailio's `uac_auth()` does in a failure route. The
+//! dialog's CSeq offset is then kept by [`crate::dialogs::BreakoutDialogs`]. A second
+//! challenge goes back to the phone and ends the call.
 
 use bytes::Bytes;
 use imslab_aka::{DigestRequest, Ha1, NonceCount, Qop, QopParams};
@@ -132,6 +138,36 @@ pub fn answer_challenge(
     Some(again)
 }
 
+/// Whether `forwarded` (the request of a forward decision) is an initial INVITE to the
+/// breakout trunk `trunk` (`scscf.breakout`): its top Route names the trunk's host and port.
+pub fn is_trunk_invite(trunk: &str, forwarded: &Message) -> bool {
+    if forwarded.method() != Some(&imslab_sip::Method::Invite)
+        || forwarded
+            .to_header()
+            .ok()
+            .is_some_and(|t| t.tag().is_some())
+    {
+        return false;
+    }
+    let text = trunk.trim().trim_matches(['<', '>']);
+    let Some(want) = imslab_sip::Uri::parse(text).ok().and_then(|u| {
+        u.as_sip()
+            .map(|s| (s.host.to_string().to_ascii_lowercase(), s.port_or_default()))
+    }) else {
+        return false;
+    };
+    forwarded
+        .routes()
+        .next()
+        .and_then(Result::ok)
+        .and_then(|r| {
+            r.uri
+                .as_sip()
+                .map(|s| (s.host.to_string().to_ascii_lowercase(), s.port_or_default()))
+        })
+        .is_some_and(|top| top == want)
+}
+
 /// The response to `original` carrying the trunk's final `answer`: its status and reason
 /// phrase, the To tag, and the body with its Content-Type.
 pub fn relay_response(original: &Message, answer: &Message) -> Message {
@@ -254,6 +290,42 @@ mod tests {
         assert!(answer_challenge(&req, &ch, &creds, "c").is_none());
         let ok = challenge(401, "X-Other", "x");
         assert!(answer_challenge(&req, &ok, &creds, "c").is_none());
+    }
+
+    #[test]
+    fn only_initial_invites_routed_to_the_trunk_are_trunk_invites() {
+        let invite = |route: &str, to_tag: &str| {
+            Message::parse(
+                MESSAGE
+                    .replace("MESSAGE", "INVITE")
+                    .replace("<sip:trunk.example.net;lr>", route)
+                    .replace(
+                        "To: <tel:+4930123456>",
+                        &format!("To: <tel:+4930123456>{to_tag}"),
+                    )
+                    .into_bytes(),
+            )
+            .expect("parses")
+        };
+        let trunk = "sip:trunk.example.net";
+        assert!(is_trunk_invite(
+            trunk,
+            &invite("<sip:trunk.example.net;lr>", "")
+        ));
+        assert!(is_trunk_invite(
+            "<sip:TRUNK.example.net:5060;lr>",
+            &invite("<sip:trunk.example.net;lr>", "")
+        ));
+        assert!(!is_trunk_invite(
+            trunk,
+            &invite("<sip:icscf.example.net;lr>", "")
+        ));
+        assert!(!is_trunk_invite(
+            trunk,
+            &invite("<sip:trunk.example.net;lr>", ";tag=t9")
+        ));
+        let message = Message::parse(MESSAGE.as_bytes().to_vec()).expect("parses");
+        assert!(!is_trunk_invite(trunk, &message));
     }
 
     #[test]

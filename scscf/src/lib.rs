@@ -99,6 +99,7 @@
 
 pub mod auth;
 pub mod breakout;
+pub mod dialogs;
 pub mod e164;
 mod error;
 pub mod fuzzing;

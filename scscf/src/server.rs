@@ -150,15 +150,23 @@ impl Handler for SipHandler {
         self.on_request_with_fallback(incoming, node).await.decision
     }
 
-    fn on_challenge(&self, ctx: ContextId, request: Message, challenge: &Message) -> Option<Message> {
+    fn on_challenge(
+        &self,
+        ctx: ContextId,
+        request: Message,
+        challenge: &Message,
+    ) -> Option<Message> {
         let creds = self.trunk_credentials.as_ref()?;
         let cnonce = hex::encode(rand::random::<[u8; 8]>());
         let again = crate::breakout::answer_challenge(&request, challenge, creds, &cnonce);
         if let (Some(a), Ok(mut d)) = (&again, self.dialogs.lock()) {
             d.challenged(std::time::Instant::now(), ctx, a);
         }
-        self.events
-            .emit(crate::dialogs::challenge_event(&request, challenge, again.is_some()));
+        self.events.emit(crate::dialogs::challenge_event(
+            &request,
+            challenge,
+            again.is_some(),
+        ));
         again
     }
 

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use imslab_sip::proxy::{ContextId, Decision, Interface, InterfaceId};
@@ -35,9 +36,11 @@ pub struct Incoming {
     pub stateless: bool,
 }
 
-/// A decision with what to do instead when it fails: see
-/// [`Handler::on_request_with_fallback`].
+/// A decision with what goes with it ([`imslab_sip::proxy::DecideOptions`]): see
+/// [`Handler::on_request_with_fallback`]. Built from a [`Decision`] with `into()` and the
+/// `with_*` methods.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Decided {
     /// The decision.
     pub decision: Decision,
@@ -45,6 +48,14 @@ pub struct Decided {
     /// ([`imslab_sip::proxy::Proxy::decide_with_fallback`]); its targets get no RFC 3263
     /// failover.
     pub fallback: Option<Decision>,
+    /// Per forward target, a Route set of its own (RFC 3261 §16.6 on each copy): forking to
+    /// contacts behind different Paths.
+    pub routes: Vec<Option<Vec<Bytes>>>,
+    /// A branch with neither a final response nor a provisional one above 100 after this
+    /// long counts as 408 (an AS that answered 100 and died).
+    pub no_answer: Option<Duration>,
+    /// A 401/407 goes to [`Handler::on_challenge`] (once) before anything else.
+    pub answer_challenges: bool,
 }
 
 impl From<Decision> for Decided {
@@ -52,7 +63,40 @@ impl From<Decision> for Decided {
         Self {
             decision,
             fallback: None,
+            routes: Vec::new(),
+            no_answer: None,
+            answer_challenges: false,
         }
+    }
+}
+
+impl Decided {
+    /// Sets [`Decided::fallback`].
+    #[must_use]
+    pub fn with_fallback(mut self, fallback: Option<Decision>) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    /// Sets [`Decided::routes`].
+    #[must_use]
+    pub fn with_routes(mut self, routes: Vec<Option<Vec<Bytes>>>) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// Sets [`Decided::no_answer`].
+    #[must_use]
+    pub fn with_no_answer(mut self, after: Option<Duration>) -> Self {
+        self.no_answer = after;
+        self
+    }
+
+    /// Sets [`Decided::answer_challenges`].
+    #[must_use]
+    pub fn with_answer_challenges(mut self, on: bool) -> Self {
+        self.answer_challenges = on;
+        self
     }
 }
 
@@ -128,4 +172,22 @@ pub trait Handler: Send + Sync + 'static {
 
     /// A connection closed.
     fn on_flow_closed(&self, _closed: FlowClosed) {}
+
+    /// The downstream challenged a request decided with [`Decided::answer_challenges`]:
+    /// return that request again with credentials and the next CSeq (RFC 3261 §22.2, built
+    /// from `request`, the decided request as its branch carried it) to send it on a new
+    /// branch, or `None` to pass `challenge` upstream. Asked once per context; a second
+    /// challenge goes upstream. The default passes it on.
+    fn on_challenge(
+        &self,
+        _ctx: ContextId,
+        _request: Message,
+        _challenge: &Message,
+    ) -> Option<Message> {
+        None
+    }
+
+    /// A final response of a context is about to be forwarded upstream (before
+    /// [`Handler::on_response`]): for dialog bookkeeping.
+    fn on_final_response(&self, _ctx: ContextId, _status: StatusCode) {}
 }

@@ -47,7 +47,10 @@
 //!   are reported to [`Handler::on_rejected`]. [`Incoming::consumed_routes`] holds the Route
 //!   values naming this element that the core removed (the S-CSCF's `orig`/`odi-…` markers).
 //!   A handler that overrides [`Handler::on_request_with_fallback`] may add a fallback
-//!   decision, applied when every branch fails with 408, 5xx or a transport error.
+//!   decision, applied when every branch fails with 408, 5xx or a transport error, and the
+//!   other [`Decided`] options: a Route set per target, a no-answer timeout per branch, and
+//!   challenge answering ([`Handler::on_challenge`] turns a 401/407 into a retry with
+//!   credentials, the proxy core keeps the CSeq numbers straight toward the caller).
 //! - Each response the core selects for forwarding goes to [`Handler::on_response`] (one at a
 //!   time per context, in order) and is forwarded as returned. Handlers that never edit
 //!   responses return false from [`Handler::wants_responses`].
@@ -82,7 +85,7 @@ pub use dns::{DnsConfig, DnsResolver};
 pub use error::Error;
 pub use handler::{Decided, FlowClosed, Handler, Incoming, Outgoing};
 pub use imslab_sip::proxy::{
-    ContextId, Decision, ForkMode, Interface, InterfaceId, RecordRoute, Target,
+    ContextId, DecideOptions, Decision, ForkMode, Interface, InterfaceId, RecordRoute, Target,
 };
 pub use imslab_sip::transaction::{FlowId, Peer};
 pub use node::{NodeHandle, SipNode};

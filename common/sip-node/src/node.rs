@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use imslab_sip::proxy::{
-    ContextId, Decision, Interface, InterfaceId, Proxy, ProxyConfig, ProxyEvent,
+    ContextId, DecideOptions, Decision, Interface, InterfaceId, Proxy, ProxyConfig, ProxyEvent,
 };
 use imslab_sip::transaction::{ClientId, Peer, TxRef};
 use imslab_sip::{HeaderName, Message};
@@ -31,6 +31,14 @@ enum Cmd {
         alternates: Vec<Vec<Peer>>,
         /// Applied when every branch fails (`Proxy::decide_with_fallback`).
         fallback: Option<Box<Decision>>,
+        /// The rest of [`Decided`].
+        routes: Vec<Option<Vec<Bytes>>>,
+        no_answer: Option<std::time::Duration>,
+        answer_challenges: bool,
+    },
+    Retry {
+        ctx: ContextId,
+        request: Message,
     },
     ForwardResponse {
         ctx: ContextId,
@@ -118,7 +126,11 @@ impl NodeHandle {
     /// Fills in, by DNS, the destination of forward targets whose next hop is a host name the
     /// proxy core cannot resolve by itself (RFC 3263), with the other servers found as
     /// failover alternates per target (§4.3); other decisions pass unchanged.
-    async fn locate_targets(&self, decision: Decision) -> (Decision, Vec<Vec<Peer>>) {
+    async fn locate_targets(
+        &self,
+        decision: Decision,
+        routes: &[Option<Vec<Bytes>>],
+    ) -> (Decision, Vec<Vec<Peer>>) {
         let Decision::Forward {
             request,
             mut targets,
@@ -138,9 +150,14 @@ impl NodeHandle {
             if targets.is_empty() {
                 targets.push(imslab_sip::proxy::Target::next_hop());
             }
-            for t in &mut targets {
+            for (i, t) in targets.iter_mut().enumerate() {
                 let mut alt = Vec::new();
-                let hop = match (&route, &t.uri) {
+                let own = routes
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .and_then(|r| r.first())
+                    .map(|v| String::from_utf8_lossy(v).trim().to_owned());
+                let hop = match (own.as_ref().or(route.as_ref()), &t.uri) {
                     (Some(r), _) => r.clone(),
                     (None, Some(u)) => String::from_utf8_lossy(u).into_owned(),
                     (None, None) => request.request_uri_str().unwrap_or_default().to_owned(),
@@ -517,15 +534,24 @@ impl<H: Handler> Loop<H> {
                 decision,
                 alternates,
                 fallback,
-            } => match self.proxy.decide_with_failover_and_fallback(
-                now,
-                ctx,
-                decision,
-                alternates,
-                fallback.map(|f| *f),
-            ) {
+                routes,
+                no_answer,
+                answer_challenges,
+            } => {
+                let opts = DecideOptions::default()
+                    .alternates(alternates)
+                    .fallback(fallback.map(|f| *f))
+                    .routes(routes)
+                    .no_answer(no_answer)
+                    .answer_challenges(answer_challenges);
+                match self.proxy.decide_with(now, ctx, decision, opts) {
+                    Ok(ev) => self.process(ev).await,
+                    Err(e) => tracing::debug!(?ctx, error = %e, "decision for a finished context"),
+                }
+            }
+            Cmd::Retry { ctx, request } => match self.proxy.retry(now, ctx, request) {
                 Ok(ev) => self.process(ev).await,
-                Err(e) => tracing::debug!(?ctx, error = %e, "decision for a finished context"),
+                Err(e) => tracing::debug!(?ctx, error = %e, "retry for a finished context"),
             },
             Cmd::ForwardResponse { ctx, response } => {
                 match self.proxy.forward_response(now, ctx, response) {
@@ -601,9 +627,10 @@ impl<H: Handler> Loop<H> {
                         let decided = handler
                             .on_request_with_fallback(incoming, node.clone())
                             .await;
-                        let (decision, alternates) = node.locate_targets(decided.decision).await;
+                        let (decision, alternates) =
+                            node.locate_targets(decided.decision, &decided.routes).await;
                         let fallback = match decided.fallback {
-                            Some(f) => Some(Box::new(node.locate_targets(f).await.0)),
+                            Some(f) => Some(Box::new(node.locate_targets(f, &[]).await.0)),
                             None => None,
                         };
                         let _ = node.shared.cmds.send(Cmd::Decide {
@@ -611,11 +638,35 @@ impl<H: Handler> Loop<H> {
                             decision,
                             alternates,
                             fallback,
+                            routes: decided.routes,
+                            no_answer: decided.no_answer,
+                            answer_challenges: decided.answer_challenges,
                         });
                     });
                 }
                 ProxyEvent::Response { ctx, response } => {
-                    if self.handler.wants_responses() {
+                    if let Some(status) = response.status().filter(|s| s.is_final()) {
+                        self.handler.on_final_response(ctx, status);
+                    }
+                    if let Some(request) = self.proxy.challenge_pending(ctx) {
+                        // The handler answers the challenge (a retry) or lets it go upstream.
+                        let handler = Arc::clone(&self.handler);
+                        let cmds = self.handle.shared.cmds.clone();
+                        tokio::spawn(async move {
+                            let cmd = match handler.on_challenge(ctx, request, &response) {
+                                Some(request) => Cmd::Retry { ctx, request },
+                                None => {
+                                    let response = if handler.wants_responses() {
+                                        handler.on_response(Outgoing { ctx, response }).await
+                                    } else {
+                                        response
+                                    };
+                                    Cmd::ForwardResponse { ctx, response }
+                                }
+                            };
+                            let _ = cmds.send(cmd);
+                        });
+                    } else if self.handler.wants_responses() {
                         let entry = self.responses.entry(ctx).or_default();
                         entry.1.push_back(response);
                         if !entry.0 {

@@ -929,7 +929,7 @@ impl Registrar {
                 }
                 targets
             }
-            Fork::Split(targets) => targets,
+            Fork::Split(split) => split.into_iter().map(|(t, _)| t).collect(),
         };
         msg.remove_header(&HeaderName::P_CALLED_PARTY_ID);
         let _ = msg.push_header(HeaderName::P_CALLED_PARTY_ID, format!("<{called}>"));
@@ -968,10 +968,12 @@ impl Registrar {
 enum Fork {
     /// Every target shares this Path, sent as the Route set.
     Along(Vec<String>, Vec<Target>),
-    /// The targets sit behind different Paths of one hop each (one P-CSCF flow per phone):
-    /// each goes straight to its Path's address without Route, and the P-CSCF finds the
-    /// phone's flow by the registered Contact in the Request-URI.
-    Split(Vec<Target>),
+    /// The targets sit behind different Paths: each target's copy carries its own binding's
+    /// Path as Route ([`Registrar::fork_routes`] gives them to the proxy core). The target's
+    /// destination is its Path's first hop when that is an IP address, so that without the
+    /// Route sets the copy still reaches that P-CSCF, which then finds the phone's flow by
+    /// the registered Contact in the Request-URI.
+    Split(Vec<(Target, Vec<String>)>),
 }
 
 /// The address a one-hop Path sends to: an IP literal host, its port (5060) and transport.
@@ -995,10 +997,12 @@ fn path_hop(path: &[String]) -> Option<Peer> {
 
 /// The targets of a terminating request: every current binding, but of several bindings of
 /// one `+sip.instance` only the most recently registered (RFC 5626 §5.3: one flow per
-/// instance). When the bindings' Paths differ and each is one hop with an IP address, all of
-/// them are reached ([`Fork::Split`]); otherwise the most recently registered contact decides
-/// the Path and only the contacts on it are targets, so a binding left over behind an older
-/// Path is never chosen over a newer one. `None` without contacts.
+/// instance). When the bindings' Paths differ and each is one hop (one P-CSCF flow per
+/// phone), each target goes with its own Path as Route ([`Fork::Split`], TS 24.229
+/// §5.4.3.3: the Path as Route, per contact); otherwise the most recently registered contact
+/// decides the Path, which is the request's Route set, and only the contacts on it are
+/// targets ([`Fork::Along`]), so a binding left over behind an older Path is never chosen
+/// over a newer one. `None` without contacts.
 fn fork_set(contacts: &[super::Contact]) -> Option<Fork> {
     // Ties (restored contacts) go to the later one in the list.
     let latest = contacts
@@ -1007,13 +1011,14 @@ fn fork_set(contacts: &[super::Contact]) -> Option<Fork> {
     let path = latest.binding.path.clone();
     let chosen = one_per_instance(contacts);
     let split = chosen.iter().any(|c| c.binding.path != path)
-        && chosen.iter().all(|c| path_hop(&c.binding.path).is_some());
+        && chosen.iter().all(|c| c.binding.path.len() == 1);
     if split {
         let targets = chosen
             .iter()
-            .filter_map(|c| {
-                let hop = path_hop(&c.binding.path)?;
-                Some(Target::uri(c.binding.contact.clone()).via(hop))
+            .map(|c| {
+                let mut t = Target::uri(c.binding.contact.clone());
+                t.destination = path_hop(&c.binding.path);
+                (t, c.binding.path.clone())
             })
             .collect();
         return Some(Fork::Split(targets));
@@ -1024,6 +1029,98 @@ fn fork_set(contacts: &[super::Contact]) -> Option<Fork> {
         .map(|c| Target::uri(c.binding.contact.clone()))
         .collect();
     Some(Fork::Along(path, targets))
+}
+
+/// How long an application server handed a request by an iFC has to answer with a final
+/// response or a provisional one above 100 before its DefaultHandling applies (TS 24.229
+/// §5.4.3.2 step 4 and §5.4.3.3 leave this timer to the operator; without it only Timer C,
+/// three minutes, would end the wait for an AS that answered 100 and died).
+/// `imslab_sip_node::Decided::no_answer` for hand-offs ([`Registrar::is_as_handoff`]).
+pub const AS_TIMEOUT: Duration = Duration::from_secs(4);
+
+impl Registrar {
+    /// Whether `forwarded`, the request of a [`Decision::Forward`] this registrar output, is
+    /// an iFC hand-off to an application server (it carries the Route back here with an
+    /// `odi-` token): the driver gives it [`AS_TIMEOUT`] (or `scscf.as_timeout`).
+    pub fn is_as_handoff(&self, forwarded: &Message) -> bool {
+        let own = self.s.uri.trim_start_matches("sip:");
+        forwarded.routes().filter_map(Result::ok).any(|r| {
+            r.uri.as_sip().is_some_and(|s| {
+                s.user.as_deref().is_some_and(|u| u.starts_with("odi-"))
+                    && hop_of(&format!("<sip:{own}>"))
+                        .is_some_and(|me| host_is(&s.host.to_string(), s.port_or_default(), &me))
+            })
+        })
+    }
+
+    /// `decision`, as this registrar output it, with what the SIP node applies with it
+    /// (`imslab_sip_node::Decided`): the DefaultHandling SESSION_CONTINUED fallback of an AS
+    /// hand-off ([`Registrar::take_as_fallback`]) and `as_timeout` as its no-answer time
+    /// ([`Registrar::is_as_handoff`]); the per-contact Route sets of a terminating fork
+    /// ([`Registrar::fork_routes`]); challenge answering for an INVITE to the breakout trunk
+    /// when trunk credentials are set ([`crate::breakout::is_trunk_invite`]).
+    pub fn decided(
+        &mut self,
+        decision: Decision,
+        as_timeout: Duration,
+    ) -> imslab_sip_node::Decided {
+        let Decision::Forward { request, .. } = &decision else {
+            return decision.into();
+        };
+        let fallback = self.take_as_fallback(request);
+        let no_answer = self.is_as_handoff(request).then_some(as_timeout);
+        let challenges = self.s.breakout_credentials.is_some()
+            && self
+                .s
+                .breakout
+                .as_deref()
+                .is_some_and(|t| crate::breakout::is_trunk_invite(t, request));
+        let routes = self.fork_routes(&decision);
+        imslab_sip_node::Decided::from(decision)
+            .with_fallback(fallback)
+            .with_routes(routes)
+            .with_no_answer(no_answer)
+            .with_answer_challenges(challenges)
+    }
+
+    /// The Route set of each target of `decision` when it is a terminating fork to contacts
+    /// behind different Paths ([`Fork::Split`]): each contact's own Path (TS 24.229
+    /// §5.4.3.3, RFC 3327 §5.3), for `imslab_sip_node::Decided::routes`. Empty for any
+    /// other decision (the request's own Route set then serves every target).
+    pub fn fork_routes(&self, decision: &Decision) -> Vec<Option<Vec<bytes::Bytes>>> {
+        let Decision::Forward {
+            request, targets, ..
+        } = decision
+        else {
+            return Vec::new();
+        };
+        if request.has_header(&HeaderName::ROUTE) || targets.iter().all(|t| t.uri.is_none()) {
+            return Vec::new();
+        }
+        let Some(aor) = request
+            .request_uri_str()
+            .and_then(|u| Uri::parse(u).ok())
+            .and_then(|u| aor_of(&u))
+            .and_then(|i| self.alias.get(&i))
+            .and_then(|k| self.aors.get(k))
+        else {
+            return Vec::new();
+        };
+        let Some(Fork::Split(split)) = fork_set(&aor.contacts) else {
+            return Vec::new();
+        };
+        targets
+            .iter()
+            .map(|t| {
+                let (_, path) = split.iter().find(|(s, _)| s.uri == t.uri)?;
+                Some(
+                    path.iter()
+                        .map(|p| bytes::Bytes::from(p.trim().to_owned()))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Of several contacts with one `+sip.instance`, the most recently registered (the later in
@@ -1295,7 +1392,7 @@ mod fork_tests {
     }
 
     #[test]
-    fn phones_behind_their_own_pcscf_flow_are_all_reached_at_the_pcscf_address() {
+    fn phones_behind_their_own_pcscf_flow_are_each_reached_along_their_own_path() {
         let t0 = Instant::now();
         let phone = contact(
             "sip:carol@127.0.0.3:5060",
@@ -1309,9 +1406,18 @@ mod fork_tests {
             Some("<urn:uuid:b>"),
             t0 + Duration::from_secs(1),
         );
-        let Some(Fork::Split(targets)) = fork_set(&[phone, tablet]) else {
+        let Some(Fork::Split(split)) = fork_set(&[phone, tablet]) else {
             panic!("expected a split fork");
         };
+        let paths: Vec<&[String]> = split.iter().map(|(_, p)| p.as_slice()).collect();
+        assert_eq!(
+            paths,
+            [
+                ["<sip:tokA@127.0.0.1:5070;lr>".to_owned()],
+                ["<sip:tokB@127.0.0.1:5070;lr;transport=tcp>".to_owned()]
+            ]
+        );
+        let targets: Vec<_> = split.into_iter().map(|(t, _)| t).collect();
         assert_eq!(
             uris(&targets),
             ["sip:carol@127.0.0.3:5060", "sip:carol@127.0.0.4:5060"]

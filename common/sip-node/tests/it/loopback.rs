@@ -539,10 +539,8 @@ impl Handler for ForwardOrContinue {
 
     async fn on_request_with_fallback(&self, incoming: Incoming, _node: NodeHandle) -> Decided {
         let req = incoming.request;
-        Decided {
-            decision: self.to(req.clone(), self.primary),
-            fallback: Some(self.to(req, self.fallback)),
-        }
+        Decided::from(self.to(req.clone(), self.primary))
+            .with_fallback(Some(self.to(req, self.fallback)))
     }
 
     fn on_fallback_applied(&self, _ctx: imslab_sip_node::ContextId, status: StatusCode) {
