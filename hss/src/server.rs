@@ -38,8 +38,11 @@ const AUTH_CACHE_MAX: usize = 100_000;
 /// An entry is only a guess: a MAR decided on it uses the result only when the statement that
 /// reserves its SQNs returns the same revision, i.e. when nothing MAR reads (keys, schemes,
 /// identities, serving S-CSCF) changed since, whoever changed it (a SAR here, the provisioning
-/// CLI in another process). The entry's SQN is stale by design: resynchronisation, the only
-/// step that reads it, never uses the cache. A hit costs one statement per MAR instead of two.
+/// CLI in another process). The entry's SQN and its identities' registration states are stale
+/// by design (the revision does not follow them): resynchronisation, the only step that reads
+/// the SQN, never uses the cache, and MAR does not read registration states. So a SAR, which
+/// sets them, leaves the entry current for the next registration's MAR unless it moved the
+/// subscriber to another S-CSCF. A hit costs one statement per MAR instead of two.
 #[derive(Default)]
 struct AuthCache {
     map: std::sync::Mutex<HashMap<Impi, (Subscriber, Revision)>>,

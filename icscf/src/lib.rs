@@ -7,7 +7,7 @@
 //!   [`routing::by_capabilities`] picks from Server-Capabilities and `icscf.scscfs`.
 //! - S-CSCF fail-over (§5.3.1.3): when the table has another S-CSCF, the I-CSCF sends the
 //!   REGISTER itself (a client transaction); if the chosen S-CSCF does not answer within
-//!   [`routing::FAILOVER_AFTER`], answers 503 or cannot be reached, a UAR
+//!   `icscf.failover_after` (default [`routing::FAILOVER_AFTER`]), answers 503 or cannot be reached, a UAR
 //!   REGISTRATION_AND_CAPABILITIES and [`routing::reselect_after_failure`] pick another
 //!   capable one and the REGISTER is forwarded once more (504 when none qualifies); per-UE
 //!   event `scscf-failover`.
@@ -40,9 +40,8 @@
 //!
 //! # Not here
 //!
-//! Fail-over for terminating requests (LIR; they fail with the proxy core's 408/503), a
-//! configurable fail-over delay (`icscf.failover_after` is not in the configuration yet),
-//! THIG topology hiding, and the SLF.
+//! Fail-over for terminating requests (LIR; they fail with the proxy core's 408/503), THIG
+//! topology hiding, and the SLF.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

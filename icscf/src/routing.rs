@@ -46,7 +46,8 @@ pub struct Settings {
     /// Static name resolution for S-CSCF URIs (host name → address).
     pub hosts: HashMap<String, Peer>,
     /// How long a REGISTER waits for the chosen S-CSCF's answer before the I-CSCF fails
-    /// over to another one ([`FAILOVER_AFTER`]); used only when the table has another.
+    /// over to another one (`icscf.failover_after`, default [`FAILOVER_AFTER`]); used only
+    /// when the table has another.
     pub failover_after: Duration,
 }
 
@@ -98,7 +99,7 @@ impl Settings {
             home_domain: domain.to_string(),
             scscfs,
             hosts,
-            failover_after: FAILOVER_AFTER,
+            failover_after: Duration::from_secs(u64::from(cfg.failover_after.max(1))),
         })
     }
 

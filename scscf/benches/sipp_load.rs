@@ -13,6 +13,16 @@
 //! (defaults 20000 calls at 3000/s, at most 300 in flight); `NO_EVENTS=1` drops the per-UE
 //! events instead of recording them, to see what the timeline costs.
 //!
+//! `SHARED=1` runs the three functions on one two-worker runtime (thread name `lab`), as
+//! `imslab up` does: the CPU is then reported for `lab` as a whole, not per function.
+//! `USERS=N` provisions N subscribers (default 5,000); with as many registrations as users,
+//! each phone registers once, and the process's resident-set growth over the run divided by
+//! the registered phones is the memory per registered phone (the HSS, I-CSCF and S-CSCF state,
+//! caches and store included; SIPp is another process), e.g. `USERS=100000 cargo bench -p
+//! imslab-scscf --bench sipp_load -- 100000 2000 300`.
+//!
+//! The bench process uses mimalloc as its global allocator, as the `imslab` binary does.
+//!
 //! `COUNT_SQL=1` counts the SQL statements sqlx runs (its `sqlx::query` events, by the
 //! statement's first words) and prints them per registration attempt; the count, not the
 //! timing, is what to read from such a run (the counting costs CPU).
@@ -33,11 +43,20 @@ use imslab_store::{EventRecorder, RecorderOptions, Store, StoreOptions};
 use imslab_test_support::peer;
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DOMAIN: &str = "ims.mnc001.mcc001.3gppnetwork.org";
 const K_HEX: &str = "465b5ce8b199b49faa5f0a2ee238a6bc";
 const OP_HEX: &str = "cdc202d5123e20f62b6d676ac72cb318";
 const AMF_HEX: &str = "b9b9";
-const USERS: u32 = 5000;
+/// Subscribers provisioned (`USERS`, default 5,000); SIPp's registrations cycle through them.
+fn users() -> u32 {
+    std::env::var("USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000)
+}
 const HSS_HOST: &str = "hss.ims.mnc001.mcc001.3gppnetwork.org";
 
 fn imsi(n: u32) -> String {
@@ -66,9 +85,9 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn provision(store: &Store) {
+async fn provision(store: &Store, users: u32) {
     let defaults = ProvisionDefaults::new(imslab_types::Realm::new(DOMAIN).expect("realm"));
-    let news: Vec<NewSubscriber> = (1..=USERS)
+    let news: Vec<NewSubscriber> = (1..=users)
         .map(|n| {
             let input = SubscriberInput {
                 imsi: imsi(n),
@@ -91,7 +110,7 @@ async fn provision(store: &Store) {
 /// CPU seconds (user + system) per thread-name group of this process, from
 /// /proc/self/task/*/stat; the last entry is this process's waited-for children (SIPp).
 fn cpu_by_group() -> Vec<(String, f64)> {
-    const GROUPS: [&str; 4] = ["icscf", "scscf", "hss", "sqlx-sqlite"];
+    const GROUPS: [&str; 5] = ["icscf", "scscf", "hss", "lab", "sqlx-sqlite"];
     let mut sums = vec![0.0; GROUPS.len() + 1];
     let fields = |stat: &str| -> Option<(String, Vec<f64>)> {
         let (head, tail) = stat.rsplit_once(')')?;
@@ -135,10 +154,11 @@ fn cpu_by_group() -> Vec<(String, f64)> {
     out
 }
 
-/// A one-worker runtime whose threads (worker and blocking pool) are named `name`.
-fn runtime(name: &str) -> tokio::runtime::Runtime {
+/// A runtime of `workers` worker threads whose threads (workers and blocking pool) are named
+/// `name`.
+fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(workers)
         .thread_name(name)
         .thread_keep_alive(Duration::from_secs(3600))
         .enable_all()
@@ -204,6 +224,7 @@ fn main() {
     let arg = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let (calls, rate, limit) = (arg(0, 20_000), arg(1, 3000), arg(2, 300));
     let sipp = peer("sipp", "sip-tester");
+    let users = users();
     let sql = std::env::var_os("COUNT_SQL").map(|_| {
         use tracing_subscriber::Layer as _;
         use tracing_subscriber::layer::SubscriberExt;
@@ -217,14 +238,21 @@ fn main() {
         tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
         counter
     });
-    let main_rt = runtime("bench");
-    let (hss_rt, icscf_rt, scscf_rt) = (runtime("hss"), runtime("icscf"), runtime("scscf"));
+    let main_rt = runtime("bench", 1);
+    let shared = std::env::var_os("SHARED").is_some();
+    let own = if shared {
+        vec![runtime("lab", 2)]
+    } else {
+        vec![runtime("hss", 1), runtime("icscf", 1), runtime("scscf", 1)]
+    };
+    let pick = |i: usize| own.get(i).or_else(|| own.first()).expect("a runtime");
+    let (hss_rt, icscf_rt, scscf_rt) = (pick(0), pick(1), pick(2));
     let dir = tempfile::tempdir().expect("dir");
     let (store, recorder, _rec) = main_rt.block_on(async {
         let store = Store::open(&StoreOptions::sqlite_file(&dir.path().join("imslab.db")))
             .await
             .expect("store");
-        provision(&store).await;
+        provision(&store, users).await;
         let (recorder, rec) = EventRecorder::spawn(store.clone(), RecorderOptions::default());
         (store, recorder, rec)
     });
@@ -290,7 +318,7 @@ fn main() {
         imslab_test_support::sipp::escaped(AMF_HEX)
     );
     let mut csv = String::from("SEQUENTIAL\n");
-    for n in 1..=USERS {
+    for n in 1..=users {
         csv.push_str(&format!(
             "{};{}\n",
             imsi(n),
@@ -355,17 +383,21 @@ fn main() {
     };
     let (ok, failed) = (count("Successful call"), count("Failed call"));
     let retrans = count("Retransmissions");
+    let rss_delta = rss_kib().saturating_sub(rss_before);
+    // With no more registrations than users each registered phone registered once; beyond,
+    // the last registration of each user counts.
+    let phones = u64::from(users).min(ok).max(1);
     println!(
         "SIPp {calls} registrations at {rate}/s (limit {limit}): {ok} registered, {failed} failed \
          ({:.1} %, SIPp's NUL-byte RES bug alone expects 3.1 %), {} retransmissions, \
-         {:.2?} wall, {:.0} registrations/s; process RSS +{} MiB for {} registered phones \
-         (the last registration of each of {USERS} users counts), events dropped: {}",
+         {:.2?} wall, {:.0} registrations/s; process RSS +{} MiB for {phones} registered \
+         phones of {users} users: {} bytes per registered phone; events dropped: {}",
         100.0 * failed as f64 / (ok + failed).max(1) as f64,
         retrans,
         took,
         ok as f64 / took.as_secs_f64(),
-        rss_kib().saturating_sub(rss_before) / 1024,
-        USERS.min(u32::try_from(ok).unwrap_or(u32::MAX)),
+        rss_delta / 1024,
+        rss_delta * 1024 / phones,
         recorder.dropped()
     );
     // Every attempt (registered or failed) ran both round trips.

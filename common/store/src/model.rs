@@ -253,8 +253,9 @@ pub struct PublicIdentity {
 }
 
 /// A subscriber's revision: a new value whenever anything [`Subscriber`] holds changes, except
-/// the SQN (database triggers, migration 0002). Values are never reused, even across deletion:
-/// a subscriber read at revision R is still current while its row is at revision R.
+/// the SQN and the identities' [`PublicIdentity::reg_state`] (database triggers, migrations 0002
+/// and 0003). Values are never reused, even across deletion: a subscriber read at revision R is
+/// still current, but for those two, while its row is at revision R.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Revision(pub(crate) i64);
 

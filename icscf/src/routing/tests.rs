@@ -373,3 +373,19 @@ fn failover_with_a_single_s_cscf_has_no_alternative_and_hss_refusals_still_map()
         .expect_err("refused");
     assert_eq!(r.status.as_u16(), 404);
 }
+
+#[test]
+fn failover_delay_defaults_to_four_seconds_and_follows_icscf_failover_after() {
+    assert_eq!(settings().failover_after, FAILOVER_AFTER);
+    let cfg = imslab_config::IcscfConfig {
+        failover_after: 9,
+        ..Default::default()
+    };
+    let s = Settings::from_config(
+        &cfg,
+        &Realm::new(DOMAIN).expect("realm"),
+        "hss.ims.mnc001.mcc001.3gppnetwork.org",
+    )
+    .expect("settings");
+    assert_eq!(s.failover_after, Duration::from_secs(9));
+}

@@ -48,8 +48,9 @@ use crate::reg_event::ContactEvent;
 
 pub use register::Registration;
 
-/// Default nonce lifetime ([`Settings::challenge_lifetime`]): five minutes, as Kamailio's
-/// `nonce_expire`; a phone re-registering later answers one more 401 (`stale=TRUE`).
+/// Default nonce lifetime ([`Settings::challenge_lifetime`], `scscf.nonce_lifetime`): five
+/// minutes, as Kamailio's `nonce_expire`; a phone re-registering later answers one more 401
+/// (`stale=TRUE`).
 pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The current time, monotonic (timers) and wall-clock (what the store records).
@@ -121,7 +122,7 @@ pub struct Settings {
     /// The nonce lifetime: how long a challenge stays answerable, counted from its 401 (a
     /// nonce also serves re-registrations within this time, with growing nonce counts). A
     /// right answer to an older nonce gets a fresh 401 with `stale=TRUE` (RFC 2617 §3.2.1).
-    /// [`NONCE_LIFETIME`], at most `scscf.reg_expires_max`.
+    /// `scscf.nonce_lifetime` (default [`NONCE_LIFETIME`]), at most `scscf.reg_expires_max`.
     pub challenge_lifetime: Duration,
     /// Where originating requests for the home domain go (`scscf.icscf`): the I-CSCF's URI.
     /// `None`: a callee registered here is served at once (terminating case), others get 404.
@@ -195,7 +196,7 @@ impl Settings {
             max_auth_failures: cfg.max_auth_failures.max(1),
             default_scheme,
             reg_event_expires_max: cfg.reg_event_expires_max.max(1),
-            challenge_lifetime: NONCE_LIFETIME
+            challenge_lifetime: Duration::from_secs(u64::from(cfg.nonce_lifetime.max(1)))
                 .min(Duration::from_secs(u64::from(cfg.reg_expires_max.max(60)))),
             icscf: cfg.icscf.clone().filter(|s| !s.trim().is_empty()),
             breakout: cfg.breakout.clone().filter(|s| !s.trim().is_empty()),

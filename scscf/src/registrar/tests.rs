@@ -1340,6 +1340,21 @@ fn nonce_lifetime_defaults_to_five_minutes_capped_by_reg_expires_max() {
     assert_eq!(s.challenge_lifetime, Duration::from_secs(120));
 }
 
+#[test]
+fn nonce_lifetime_comes_from_scscf_nonce_lifetime() {
+    let cfg = imslab_config::ScscfConfig {
+        nonce_lifetime: 30,
+        ..Default::default()
+    };
+    let s = Settings::from_config(
+        &cfg,
+        &Realm::new(DOMAIN).expect("realm"),
+        "hss.ims.mnc001.mcc001.3gppnetwork.org",
+    )
+    .expect("settings");
+    assert_eq!(s.challenge_lifetime, Duration::from_secs(30));
+}
+
 /// A terminating MESSAGE to the test identity and the registrar's decision.
 fn terminating_message(lab: &mut Lab) -> Decision {
     let text = format!(

@@ -142,3 +142,58 @@ on_both!(
     apply_many_matches_one_by_one_on,
     apply_many_matches_one_by_one
 );
+
+/// Registration states are not part of the revision (migration 0003): a SAR keeps the HSS's MAR
+/// cache current. The serving S-CSCF is.
+async fn registration_state_leaves_the_revision_alone(store: Store) {
+    let subs = provision(&store, "00101000000003").await;
+    let (id, impus) = subs[0].clone();
+    let key = SubscriberKey::Imsi(Imsi::new("001010000000030").unwrap());
+    let revision = |store: Store, key: SubscriberKey| async move {
+        store
+            .subscribers()
+            .get_with_revision(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+    };
+    let r0 = revision(store.clone(), key.clone()).await;
+    let registered = [HssChange::SetRegState {
+        impus: impus.clone(),
+        state: RegState::Registered,
+    }];
+    store
+        .hss_state()
+        .apply(id, &registered, SystemTime::now())
+        .await
+        .unwrap();
+    store
+        .hss_state()
+        .apply_many(&[(id, &registered)], SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(revision(store.clone(), key.clone()).await, r0);
+    assert!(
+        state(&store, "001010000000030")
+            .await
+            .2
+            .iter()
+            .all(|s| *s == RegState::Registered)
+    );
+    let moved = [HssChange::SetScscf(Some(ServingScscf {
+        name: "sip:other".into(),
+        origin_host: None,
+        origin_realm: None,
+    }))];
+    store
+        .hss_state()
+        .apply(id, &moved, SystemTime::now())
+        .await
+        .unwrap();
+    assert_ne!(revision(store.clone(), key).await, r0);
+}
+on_both!(
+    registration_state_leaves_the_revision_alone_on,
+    registration_state_leaves_the_revision_alone
+);
