@@ -978,3 +978,373 @@ async fn unreachable_originating_as_with_session_continued_still_delivers_the_me
     assert!(lab.events.has("as", "session continued"));
     lab.stop().await;
 }
+
+/// A breakout trunk that challenges the INVITE (CHALLENGE), checks the credentials of the
+/// INVITE sent again (CHECK: SIPp's `verifyauth`, or the header's presence where SIPp 3.6.1's
+/// `verifyauth` does not look: Proxy-Authorization), with CSeq 2, rings, answers, and takes
+/// the ACK (CSeq 2) and the BYE (CSeq 3): the caller's CSeq numbers 1 and 2 as the trunk sees
+/// them.
+const TRUNK_INVITE_UAS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="breakout-trunk-invite">
+  <recv request="INVITE">
+    <action>
+      <ereg regexp="^ *1 INVITE" search_in="hdr" header="CSeq:" check_it="true" assign_to="c1" />
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+CHALLENGE
+Content-Length: 0
+
+]]>
+  </send>
+  <recv request="ACK" />
+  <recv request="INVITE">
+    <action>
+      <ereg regexp="^ *2 INVITE" search_in="hdr" header="CSeq:" check_it="true" assign_to="c2" />
+      CHECK
+    </action>
+  </recv>
+  <nop test="authvalid" next="good" />
+  <send>
+    <![CDATA[
+SIP/2.0 403 Forbidden
+[last_Via:]
+[last_From:]
+[last_To:];tag=trunk[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]>
+  </send>
+  <recv request="ACK" next="end" />
+  <label id="good" />
+  <send>
+    <![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_Record-Route:]
+[last_From:]
+[last_To:];tag=trunk[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:trunk@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]>
+  </send>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_Record-Route:]
+[last_From:]
+[last_To:];tag=trunk[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:trunk@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=trunk 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [local_ip]
+t=0 0
+m=audio 41000 RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+
+]]>
+  </send>
+  <recv request="ACK">
+    <action>
+      <ereg regexp="^ *2 ACK" search_in="hdr" header="CSeq:" check_it="true" assign_to="c3" />
+    </action>
+  </recv>
+  <recv request="BYE">
+    <action>
+      <ereg regexp="^ *3 BYE" search_in="hdr" header="CSeq:" check_it="true" assign_to="c4" />
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]>
+  </send>
+  <label id="end" />
+  <Reference variables="c1,c2,c3,c4" />
+</scenario>
+"#;
+
+/// SIPp as the trunk on a free UDP port with `scenario`, tracing its messages into `dir`.
+fn sipp_trunk(dir: &std::path::Path, scenario: &str, port: u16) -> std::process::Child {
+    let sipp = imslab_test_support::peer("sipp", "sip-tester");
+    std::fs::write(dir.join("trunk.xml"), scenario).expect("xml");
+    std::process::Command::new(sipp)
+        .current_dir(dir)
+        .args([
+            "-sf",
+            "trunk.xml",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+        .args(["-trace_msg", "-message_file", "trunk_messages.log"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sipp starts")
+}
+
+/// The SIP messages SIPp logged as received or sent, in order.
+fn sipp_messages(log: &str) -> Vec<(bool, Message)> {
+    log.split("----------------------------------------------- ")
+        .filter_map(|chunk| {
+            let received = chunk.contains("message received");
+            let start = chunk.find("\n\n")? + 2;
+            let text = chunk[start..].trim_start_matches(['\r', '\n']);
+            let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+            let text = match text.find("\r\n\r\n") {
+                Some(i) => {
+                    let (head, body) = text.split_at(i + 4);
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            (name.eq_ignore_ascii_case("content-length")
+                                || name.eq_ignore_ascii_case("l"))
+                            .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    format!("{head}{}", &body[..len.min(body.len())])
+                }
+                None => text,
+            };
+            Message::parse(text.into_bytes())
+                .ok()
+                .map(|m| (received, m))
+        })
+        .collect()
+}
+
+/// How the SIPp trunk challenges the INVITE.
+#[derive(Clone, Copy)]
+enum TrunkChallenge {
+    /// 401 with WWW-Authenticate; SIPp's `verifyauth` checks the Authorization.
+    Www,
+    /// 407 with Proxy-Authenticate and `qop="auth"`; the test checks the digest.
+    Proxy,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breakout_invite_challenged_401_by_the_sipp_trunk_is_answered_by_the_scscf_with_cseq_straight_both_ways()
+ {
+    breakout_invite_through_a_challenging_trunk(TrunkChallenge::Www).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breakout_invite_challenged_407_by_the_sipp_trunk_is_answered_by_the_scscf_with_cseq_straight_both_ways()
+ {
+    breakout_invite_through_a_challenging_trunk(TrunkChallenge::Proxy).await;
+}
+
+async fn breakout_invite_through_a_challenging_trunk(kind: TrunkChallenge) {
+    let (challenge, check, answer_header, qop) = match kind {
+        TrunkChallenge::Www => (
+            "SIP/2.0 401 Unauthorized\n[last_Via:]\n[last_From:]\n[last_To:];tag=trunk[call_number]\n\
+             [last_Call-ID:]\n[last_CSeq:]\n\
+             WWW-Authenticate: Digest realm=\"trunk.example.net\", nonce=\"5e7a1b2c\", algorithm=MD5",
+            r#"<verifyauth assign_to="authvalid" username="lab-trunk" password="tr0nk" />"#,
+            HeaderName::AUTHORIZATION,
+            false,
+        ),
+        TrunkChallenge::Proxy => (
+            "SIP/2.0 407 Proxy Authentication Required\n[last_Via:]\n[last_From:]\n\
+             [last_To:];tag=trunk[call_number]\n[last_Call-ID:]\n[last_CSeq:]\n\
+             Proxy-Authenticate: Digest realm=\"trunk.example.net\", nonce=\"5e7a1b2c\", \
+             qop=\"auth\", algorithm=MD5",
+            r#"<ereg regexp="Digest" search_in="hdr" header="Proxy-Authorization:" assign_to="authvalid" />"#,
+            HeaderName::PROXY_AUTHORIZATION,
+            true,
+        ),
+    };
+    let scenario = TRUNK_INVITE_UAS
+        .replace("CHALLENGE", challenge)
+        .replace("CHECK", check);
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_udp_port();
+    let lab = Lab::start_with(|c| {
+        c.scscf.breakout = Some(format!("sip:127.0.0.1:{port}"));
+        c.scscf.breakout_username = Some("lab-trunk".into());
+        c.scscf.breakout_password = Some("tr0nk".into());
+    })
+    .await;
+    provision(&lab.store, 33, None, None).await;
+    let mut a = Ue::new(33, dir.path(), K_HEX).await;
+    assert_eq!(
+        crate::register_aka(&lab, &mut a).await.status(),
+        Some(StatusCode::OK)
+    );
+    let trunk = sipp_trunk(dir.path(), &scenario, port);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let text = initial(&a, &lab, "INVITE", "tel:+4930123456", "brk-inv", "", SDP);
+    a.send_text(lab.scscf, &text).await;
+    let mut ringing = None;
+    let ok = loop {
+        let (m, _) = a.next_message().await;
+        match m.status() {
+            Some(s) if s.as_u16() == 180 => ringing = Some(m),
+            Some(s) if s.is_final() => break m,
+            _ => {}
+        }
+    };
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+    let ringing = ringing.expect("the 180 reached the caller");
+    for r in [&ringing, &ok] {
+        assert_eq!(
+            values(r, &HeaderName::CSEQ),
+            ["1 INVITE"],
+            "the caller's CSeq"
+        );
+    }
+    assert!(
+        values(&ok, &HeaderName::RECORD_ROUTE)
+            .iter()
+            .any(|v| v.contains(&format!("127.0.0.1:{}", lab.scscf.port()))),
+        "the S-CSCF Record-Routes the breakout call: {:?}",
+        values(&ok, &HeaderName::RECORD_ROUTE)
+    );
+    let ack = in_dialog(&a, &ok, "ACK", 1, "brk-inv");
+    a.send_text(lab.scscf, &ack).await;
+    // The S-CSCF handles each request in its own task: let the ACK go first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let bye = in_dialog(&a, &ok, "BYE", 2, "brk-inv");
+    a.send_text(lab.scscf, &bye).await;
+    let done = a.next_final().await;
+    assert_eq!(done.status(), Some(StatusCode::OK), "{done:?}");
+    assert_eq!(values(&done, &HeaderName::CSEQ), ["2 BYE"]);
+
+    let out = tokio::task::spawn_blocking(move || trunk.wait_with_output())
+        .await
+        .expect("join")
+        .expect("sipp exits");
+    let log = std::fs::read_to_string(dir.path().join("trunk_messages.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "SIPp trunk (CSeq checks, verifyauth): {}\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The trunk's side, from its own trace: the CSeq numbers and the digest.
+    let msgs = sipp_messages(&log);
+    let got: Vec<String> = msgs
+        .iter()
+        .filter(|(rx, _)| *rx)
+        .map(|(_, m)| values(m, &HeaderName::CSEQ).join(","))
+        .collect();
+    assert_eq!(
+        got,
+        ["1 INVITE", "1 ACK", "2 INVITE", "2 ACK", "3 BYE"],
+        "{log}"
+    );
+    let (_, again) = msgs
+        .iter()
+        .find(|(rx, m)| {
+            *rx && m
+                .cseq()
+                .is_ok_and(|c| c.seq == 2 && c.method == Method::Invite)
+        })
+        .expect("the INVITE sent again");
+    let first = &msgs[0].1;
+    assert_eq!(
+        again.call_id().expect("Call-ID"),
+        first.call_id().expect("Call-ID")
+    );
+    assert_eq!(
+        again.from_header().expect("From").tag(),
+        first.from_header().expect("From").tag()
+    );
+    assert_ne!(
+        again.top_via().expect("Via").branch(),
+        first.top_via().expect("Via").branch()
+    );
+    let auth = values(again, &answer_header).join(",");
+    let auth = <imslab_sip::header::Auth<'_> as imslab_sip::TypedHeader>::parse_value(
+        &auth,
+        if qop {
+            "Proxy-Authorization"
+        } else {
+            "Authorization"
+        },
+    )
+    .expect("parses");
+    let uri = again.request_uri_str().expect("R-URI");
+    imslab_aka::digest::verify(
+        &imslab_aka::Ha1::new("lab-trunk", "trunk.example.net", b"tr0nk"),
+        &imslab_aka::DigestRequest {
+            nonce: "5e7a1b2c",
+            method: "INVITE",
+            uri,
+            qop: qop.then(|| imslab_aka::QopParams {
+                qop: imslab_aka::Qop::Auth,
+                nc: imslab_aka::NonceCount::new(1),
+                cnonce: auth.get("cnonce").unwrap_or_default(),
+            }),
+            body: again.body(),
+        },
+        auth.get("response").expect("response"),
+    )
+    .expect("the digest is right for the trunk's credentials");
+    assert!(
+        lab.events
+            .has("call", "sent again with the trunk credentials")
+    );
+    tshark_calls(&mut a, &lab);
+    tshark_sipp_trace(dir.path(), &msgs, port, lab.scscf);
+    lab.stop().await;
+}
+
+/// Writes the trunk's side of the exchange from SIPp's trace into a pcap (S-CSCF ↔ trunk)
+/// and decodes it with tshark: no malformed packet, every one SIP.
+fn tshark_sipp_trace(
+    dir: &std::path::Path,
+    msgs: &[(bool, Message)],
+    port: u16,
+    scscf: SocketAddr,
+) {
+    let path = dir.join("trunk.pcap");
+    let trunk: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut w = imslab_pcap::PcapWriter::new(std::fs::File::create(&path).expect("pcap"))
+        .expect("pcap header");
+    for (rx, m) in msgs {
+        let (src, dst) = if *rx { (scscf, trunk) } else { (trunk, scscf) };
+        w.udp(std::time::SystemTime::now(), src, dst, &m.to_bytes())
+            .expect("pcap");
+    }
+    w.flush().expect("flush");
+    drop(w);
+    let d = format!("udp.port=={port},sip");
+    let packets = imslab_test_support::tshark_check(
+        &path,
+        &["-d", &d],
+        &["sip.Method", "sip.Status-Code", "sip.CSeq"],
+    );
+    assert_eq!(packets.len(), msgs.len());
+    assert!(
+        packets
+            .iter()
+            .all(|p| p.fields.iter().any(|f| !f.is_empty())),
+        "every packet decodes as SIP: {packets:?}"
+    );
+}
