@@ -1348,3 +1348,73 @@ fn tshark_sipp_trace(
         "every packet decodes as SIP: {packets:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_contacts_behind_two_pcscf_paths_both_ring_along_their_own_path_and_the_unanswered_one_is_cancelled()
+ {
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    provision(&lab.store, 41, None, None).await;
+    provision(&lab.store, 42, None, None).await;
+    let mut a = Ue::new(41, dir.path(), K_HEX).await;
+    let mut phone = Ue::new(42, dir.path(), K_HEX).await;
+    let tablet_dir = dir.path().join("tablet");
+    std::fs::create_dir(&tablet_dir).expect("dir");
+    let mut tablet = Ue::new(42, &tablet_dir, K_HEX).await;
+    for ue in [&mut a, &mut phone, &mut tablet] {
+        let ok = crate::register_aka(&lab, ue).await;
+        assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+    }
+    assert_ne!(phone.path(), tablet.path());
+
+    let text = initial(&a, &lab, "INVITE", &impu(42), "call-fork", "", SDP);
+    a.send_text(lab.scscf, &text).await;
+    let (inv_p, from_p) = phone.next_request(&Method::Invite).await;
+    let (inv_t, from_t) = tablet.next_request(&Method::Invite).await;
+    for (inv, ue) in [(&inv_p, &phone), (&inv_t, &tablet)] {
+        assert_eq!(
+            values(inv, &HeaderName::ROUTE),
+            [ue.path()],
+            "each copy carries its own binding's Path"
+        );
+        assert_eq!(
+            inv.request_uri_str(),
+            Some(format!("sip:ue42@{}", ue.addr).as_str())
+        );
+    }
+    assert_ne!(
+        inv_p.top_via().expect("Via").branch(),
+        inv_t.top_via().expect("Via").branch()
+    );
+    phone
+        .send_msg(from_p, &answer(&phone, &inv_p, StatusCode::RINGING))
+        .await;
+    tablet
+        .send_msg(from_t, &answer(&tablet, &inv_t, StatusCode::RINGING))
+        .await;
+    tablet
+        .send_msg(from_t, &answer(&tablet, &inv_t, StatusCode::OK))
+        .await;
+    let ok = a.next_final().await;
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok:?}");
+    let (cancel, from) = phone.next_request(&Method::Cancel).await;
+    assert_eq!(
+        cancel.top_via().expect("Via").branch(),
+        inv_p.top_via().expect("Via").branch()
+    );
+    assert_eq!(values(&cancel, &HeaderName::ROUTE), [phone.path()]);
+    phone
+        .send_msg(from, &cancel.response(StatusCode::OK, None).expect("200"))
+        .await;
+    phone
+        .send_msg(
+            from,
+            &answer(&phone, &inv_p, StatusCode::REQUEST_TERMINATED),
+        )
+        .await;
+    assert!(lab.events.has("call", "forked to 2 contact(s)"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tshark_calls(&mut phone, &lab);
+    tshark_calls(&mut tablet, &lab);
+    lab.stop().await;
+}
