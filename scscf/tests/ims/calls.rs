@@ -834,6 +834,18 @@ async fn with_failing_originating_as(
     caller: u32,
     method: Option<&str>,
 ) -> (Ue, Ue, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    with_originating_as(lab, dir, handling, caller, method, failing_as).await
+}
+
+/// [`with_failing_originating_as`] with the AS played by `play`.
+async fn with_originating_as(
+    lab: &Lab,
+    dir: &std::path::Path,
+    handling: imslab_store::model::DefaultHandling,
+    caller: u32,
+    method: Option<&str>,
+    play: fn(tokio::net::UdpSocket) -> std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> (Ue, Ue, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use imslab_store::model::{SessionCase, SptKind};
     let mut spts = vec![SptKind::SessionCase(SessionCase::OriginatingRegistered)];
     spts.extend(method.map(|m| SptKind::Method(m.into())));
@@ -859,7 +871,7 @@ async fn with_failing_originating_as(
             Some(StatusCode::OK)
         );
     }
-    (a, b, failing_as(as_sock))
+    (a, b, play(as_sock))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1416,5 +1428,72 @@ async fn two_contacts_behind_two_pcscf_paths_both_ring_along_their_own_path_and_
     tokio::time::sleep(Duration::from_millis(50)).await;
     tshark_calls(&mut phone, &lab);
     tshark_calls(&mut tablet, &lab);
+    lab.stop().await;
+}
+
+/// An AS that answers an INVITE with 100 Trying and then says nothing more (it died);
+/// counts the INVITEs and, separately, the CANCELs it gets (in the thousands).
+fn trying_then_dead_as(
+    sock: tokio::net::UdpSocket,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            let Ok(m) = Message::parse(buf[..n].to_vec()) else {
+                continue;
+            };
+            match m.method() {
+                Some(Method::Invite) => {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if let Ok(r) = m.response(StatusCode::TRYING, None) {
+                        let _ = sock.send_to(&r.to_bytes(), from).await;
+                    }
+                }
+                Some(Method::Cancel) => {
+                    count.fetch_add(1000, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ => {}
+            }
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_as_that_sends_100_and_dies_is_passed_over_at_the_as_timeout_not_timer_c() {
+    use imslab_store::model::DefaultHandling;
+    let dir = tempfile::tempdir().expect("dir");
+    let lab = Lab::start().await;
+    let (mut a, mut b, seen) = with_originating_as(
+        &lab,
+        dir.path(),
+        DefaultHandling::SessionContinued,
+        77,
+        Some("INVITE"),
+        trying_then_dead_as,
+    )
+    .await;
+    let text = initial(&a, &lab, "INVITE", &impu(78), "dead-as-100", "", SDP);
+    let sent = std::time::Instant::now();
+    a.send_text(lab.scscf, &text).await;
+    // The callee's helper waits 10 s at most: the AS timeout (4 s), not Timer C (180 s).
+    let (inv, from) = b.next_request(&Method::Invite).await;
+    let waited = sent.elapsed();
+    assert!(
+        waited >= imslab_scscf::registrar::routing::AS_TIMEOUT,
+        "not before the AS timeout: {waited:?}"
+    );
+    assert_eq!(values(&inv, &HeaderName::ROUTE), [b.path()]);
+    b.send_msg(from, &answer(&b, &inv, StatusCode::OK)).await;
+    assert_eq!(a.next_final().await.status(), Some(StatusCode::OK));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        1001,
+        "one INVITE to the AS, then its CANCEL"
+    );
+    assert!(lab.events.has("as", "failed (408), session continued"));
     lab.stop().await;
 }
