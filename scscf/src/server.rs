@@ -253,6 +253,8 @@ pub struct Server {
     engine_rx: mpsc::UnboundedReceiver<Input>,
     hss: SocketAddr,
     enum_server: Option<SocketAddr>,
+    /// `scscf.as_timeout`: how long an iFC-triggered AS may stay silent.
+    as_timeout: Duration,
 }
 
 impl std::fmt::Debug for Server {
@@ -410,6 +412,7 @@ impl Server {
             engine_rx,
             hss: cfg.hss,
             enum_server: cfg.enum_server,
+            as_timeout: Duration::from_secs(u64::from(cfg.as_timeout)),
         })
     }
 
@@ -437,6 +440,7 @@ impl Server {
             mut engine_rx,
             hss,
             enum_server,
+            as_timeout,
         } = self;
         tracing::info!(addrs = ?node.local_addrs(), %hss, "S-CSCF running");
         let sip_stop = shutdown.child_token();
@@ -466,6 +470,7 @@ impl Server {
             pending: HashMap::new(),
             answers: HashMap::new(),
             enum_resolver: enum_server.map(enum_resolver),
+            as_timeout,
         };
         loop {
             let deadline = engine
@@ -538,6 +543,7 @@ struct Engine<'a> {
     next: u64,
     pending: HashMap<ReqId, oneshot::Sender<Decided>>,
     answers: HashMap<AnswerId, oneshot::Sender<imslab_diameter::Message>>,
+    as_timeout: Duration,
     enum_resolver: Option<hickory_resolver::TokioResolver>,
 }
 
@@ -608,9 +614,7 @@ impl Engine<'_> {
                     if let Some(reply) = self.pending.remove(&req) {
                         // An AS hand-off with SESSION_CONTINUED continues without that AS
                         // when it fails (TS 24.229 §5.4.3.2).
-                        let decision = self
-                            .registrar
-                            .decided(decision, crate::registrar::routing::AS_TIMEOUT);
+                        let decision = self.registrar.decided(decision, self.as_timeout);
                         if self.written > self.durable {
                             self.held.push_back((self.written, reply, decision));
                         } else {

@@ -1035,7 +1035,8 @@ fn fork_set(contacts: &[super::Contact]) -> Option<Fork> {
 /// response or a provisional one above 100 before its DefaultHandling applies (TS 24.229
 /// §5.4.3.2 step 4 and §5.4.3.3 leave this timer to the operator; without it only Timer C,
 /// three minutes, would end the wait for an AS that answered 100 and died).
-/// `imslab_sip_node::Decided::no_answer` for hand-offs ([`Registrar::is_as_handoff`]).
+/// The default of `scscf.as_timeout`, which the server passes to [`Registrar::decided`]
+/// (`imslab_sip_node::Decided::no_answer` for hand-offs, [`Registrar::is_as_handoff`]).
 pub const AS_TIMEOUT: Duration = Duration::from_secs(4);
 
 impl Registrar {
