@@ -361,6 +361,7 @@ impl Server {
                 tcp,
                 streams: HashMap::new(),
                 spis: HashMap::new(),
+                held: Vec::new(),
             });
         }
         d.execute(restored).await;
@@ -496,6 +497,8 @@ struct InnerTcp {
     streams: HashMap<ConnId, (StreamFramer, BytesMut)>,
     /// The inbound SA each (our port, phone address and port) last arrived on.
     spis: HashMap<(u16, SocketAddr), Spi>,
+    /// Events taken out early by [`Driver::flush_tcp_segments`], handled first next time.
+    held: Vec<TcpEvent>,
 }
 
 impl Driver {
@@ -656,34 +659,18 @@ impl Driver {
             let Some(x) = self.esp_tcp.as_mut() else {
                 return;
             };
-            let events = x.tcp.take_events();
+            let mut events = std::mem::take(&mut x.held);
+            events.extend(x.tcp.take_events());
             if events.is_empty() {
                 return;
             }
             let mut messages = Vec::new();
             let mut refused = Vec::new();
+            let mut segments = Vec::new();
             for ev in events {
                 match ev {
                     TcpEvent::Segment { from, to, segment } => {
-                        if let Some(tap) = &self.pcap
-                            && let Ok(mut w) = tap.lock()
-                        {
-                            let mut p = Vec::with_capacity(segment.len() + 40);
-                            imslab_ipsec::inner::build_ip_header(
-                                from.ip(),
-                                to.ip(),
-                                6,
-                                segment.len(),
-                                &mut p,
-                            );
-                            p.extend_from_slice(&segment);
-                            let _ = w.ip_packet(SystemTime::now(), &p);
-                        }
-                        if let Backend::Userspace(esp) = &self.backend
-                            && let Err(e) = esp.send_tcp_segment(from.port(), to, &segment).await
-                        {
-                            tracing::debug!("pcscf: TCP segment to {to} inside ESP not sent: {e}");
-                        }
+                        segments.push((from, to, segment));
                     }
                     TcpEvent::Opened {
                         conn,
@@ -741,6 +728,9 @@ impl Driver {
             let live: std::collections::HashSet<(u16, SocketAddr)> =
                 x.tcp.connections().map(|(_, l, r)| (l.port(), r)).collect();
             x.spis.retain(|k, _| live.contains(k));
+            for (from, to, segment) in segments {
+                self.send_segment(from, to, &segment).await;
+            }
             for (spi, from, why) in refused {
                 let outs = self
                     .core
@@ -765,6 +755,42 @@ impl Driver {
                 let outs = self.core.handle_message(Instant::now(), msg, ingress);
                 self.execute(outs).await;
             }
+        }
+    }
+
+    /// Sends the segments the TCP endpoint has ready now (what was queued before SAs go must
+    /// leave while they can still carry it); its other events wait for [`Driver::drive_tcp`].
+    async fn flush_tcp_segments(&mut self) {
+        let Some(x) = self.esp_tcp.as_mut() else {
+            return;
+        };
+        let mut segments = Vec::new();
+        for ev in x.tcp.take_events() {
+            match ev {
+                TcpEvent::Segment { from, to, segment } => segments.push((from, to, segment)),
+                other => x.held.push(other),
+            }
+        }
+        for (from, to, segment) in segments {
+            self.send_segment(from, to, &segment).await;
+        }
+    }
+
+    /// Records a TCP segment of the endpoint inside ESP in the capture (as the inner IP
+    /// packet), protects it with the outbound SA of its ports and sends it.
+    async fn send_segment(&self, from: SocketAddr, to: SocketAddr, segment: &[u8]) {
+        if let Some(tap) = &self.pcap
+            && let Ok(mut w) = tap.lock()
+        {
+            let mut p = Vec::with_capacity(segment.len() + 40);
+            imslab_ipsec::inner::build_ip_header(from.ip(), to.ip(), 6, segment.len(), &mut p);
+            p.extend_from_slice(segment);
+            let _ = w.ip_packet(SystemTime::now(), &p);
+        }
+        if let Backend::Userspace(esp) = &self.backend
+            && let Err(e) = esp.send_tcp_segment(from.port(), to, segment).await
+        {
+            tracing::debug!("pcscf: TCP segment to {to} inside ESP not sent: {e}");
         }
     }
 
@@ -843,6 +869,9 @@ impl Driver {
     }
 
     async fn apply_sa(&mut self, a: &SaAction) {
+        if matches!(a, SaAction::Remove { .. }) {
+            self.flush_tcp_segments().await;
+        }
         let r = match &self.backend {
             Backend::Userspace(esp) => esp.apply(a),
             Backend::Xfrm(x) => x.apply(a).await,

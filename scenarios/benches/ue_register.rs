@@ -69,14 +69,14 @@ fn register(seed: u64) -> bool {
             Output::Transmit { link, to, bytes } => {
                 let msg = Message::parse(bytes).unwrap();
                 let (protected, src) = match link {
-                    Link::Protected { src_port } => (true, src_port),
+                    Link::Protected { src_port, .. } => (true, src_port),
                     Link::Plain { .. } => (false, 5070),
                 };
                 let from = SocketAddr::new("127.0.0.2".parse().unwrap(), src);
                 for out in net.handle(&msg, from, protected) {
                     if let NetOut::Respond(r) = out {
                         let peer = if protected {
-                            Link::protected_peer(to, src)
+                            Link::protected_peer(to, src, Transport::Udp)
                         } else {
                             Peer::new(Transport::Udp, pcscf)
                         };

@@ -47,6 +47,9 @@ pub enum Error {
     /// IPsec setup failed.
     #[error("IPsec: {0}")]
     Ipsec(#[from] imslab_ipsec::Error),
+    /// SIP over TCP inside ESP could not be sent (connection limit, queue full, closed).
+    #[error("TCP inside ESP: {0}")]
+    EspTcp(#[from] imslab_ipsec::tcp::TcpError),
     /// The SIP transport failed.
     #[error("SIP transport: {0}")]
     Transport(#[from] imslab_sip_io::Error),

@@ -39,10 +39,12 @@ pub enum Link {
         /// The connection, for TCP.
         flow: Option<FlowId>,
     },
-    /// Inside ESP, from this protected port of the UE (UDP).
+    /// Inside ESP, from this protected port of the UE, over UDP or over TCP inside the SAs.
     Protected {
         /// The UE's source port (port-c for requests, port-s for responses to the network's).
         src_port: u16,
+        /// UDP or TCP.
+        transport: Transport,
     },
 }
 
@@ -52,6 +54,7 @@ impl Link {
         match peer.flow {
             Some(FlowId(f)) if f >= FLOW_PROTECTED => Self::Protected {
                 src_port: (f & 0xffff) as u16,
+                transport: peer.transport.clone(),
             },
             flow => Self::Plain {
                 transport: peer.transport.clone(),
@@ -60,10 +63,11 @@ impl Link {
         }
     }
 
-    /// The peer for a message received from `from` on a protected port.
-    pub fn protected_peer(from: SocketAddr, local_port: u16) -> Peer {
+    /// The peer for a message received from `from` on a protected port, over `transport`
+    /// inside ESP.
+    pub fn protected_peer(from: SocketAddr, local_port: u16, transport: Transport) -> Peer {
         Peer {
-            transport: Transport::Udp,
+            transport,
             addr: from,
             flow: Some(FlowId(FLOW_PROTECTED | u64::from(local_port))),
         }
@@ -438,10 +442,14 @@ impl UeCore {
         }
     }
 
-    /// Where requests go now: over the established SAs, else in the clear.
+    /// Where requests go now: over the established SAs, else in the clear. With IPsec the
+    /// unprotected requests go over UDP from the UE's address, where the SAs are bound (the
+    /// plain TCP connection's source address is the kernel's choice); `transport: tcp` then
+    /// applies inside the SAs.
     pub(crate) fn request_peer(&self) -> Peer {
         match &self.reg.sa {
             Some(sa) => self.protected_request_peer(sa),
+            None if self.cfg.ipsec.is_some() => Peer::new(Transport::Udp, self.cfg.pcscf),
             None => Peer::new(self.transport(), self.cfg.pcscf),
         }
     }
@@ -451,6 +459,7 @@ impl UeCore {
         Link::protected_peer(
             SocketAddr::new(remote.ip, remote.port_s),
             sa.bundle.local.port_c,
+            self.transport(),
         )
     }
 
@@ -458,7 +467,17 @@ impl UeCore {
     pub(crate) fn via(&mut self, peer: &Peer) -> String {
         let branch = self.ids.branch();
         let (t, port) = match Link::of_peer(peer) {
-            Link::Protected { src_port } => ("UDP", src_port),
+            Link::Protected {
+                src_port,
+                transport,
+            } => (
+                if transport == Transport::Tcp {
+                    "TCP"
+                } else {
+                    "UDP"
+                },
+                src_port,
+            ),
             Link::Plain { transport, .. } => (
                 if transport == Transport::Tcp {
                     "TCP"
@@ -582,7 +601,7 @@ impl UeCore {
         if let TxOutput::Transmit { to, bytes, .. } = o {
             let link = Link::of_peer(&to);
             let dest = match &link {
-                Link::Protected { src_port } => self.protected_destination(*src_port, to.addr),
+                Link::Protected { src_port, .. } => self.protected_destination(*src_port, to.addr),
                 Link::Plain { .. } => to.addr,
             };
             let line = bytes
@@ -1003,7 +1022,10 @@ impl UeCore {
         let peer = self.request_peer();
         let link = Link::of_peer(&peer);
         let (transport, port) = match link {
-            Link::Protected { src_port } => ("UDP".to_owned(), src_port),
+            Link::Protected {
+                src_port,
+                transport,
+            } => (transport.as_str().to_owned(), src_port),
             Link::Plain { transport, .. } => (transport.as_str().to_owned(), self.cfg.local_port),
         };
         vec![

@@ -123,9 +123,17 @@ async fn run(
                             tracing::warn!(ue = core.config().name, %to, "send failed: {e}");
                         }
                     }
-                    Link::Protected { src_port } => match &hub {
+                    Link::Protected {
+                        src_port,
+                        transport: t,
+                    } => match &hub {
                         Some(h) => {
-                            if let Err(e) = h.send_udp(src_port, to, &bytes).await {
+                            let r = if t == imslab_sip::header::Transport::Tcp {
+                                h.send_tcp(src_port, to, &bytes).await
+                            } else {
+                                h.send_udp(src_port, to, &bytes).await
+                            };
+                            if let Err(e) = r {
                                 tracing::warn!(ue = core.config().name, %to, "ESP send failed: {e}");
                             }
                         }
@@ -170,7 +178,7 @@ async fn run(
             },
             Some(d) = esp_rx.recv() => {
                 if let Ok(m) = Message::parse(d.payload) {
-                    core.handle_message(Instant::now(), m, Link::protected_peer(d.from, d.to_port));
+                    core.handle_message(Instant::now(), m, Link::protected_peer(d.from, d.to_port, d.transport));
                 }
             }
             cmd = cmds.recv() => match cmd {

@@ -87,7 +87,7 @@ impl Harness {
 
     fn deliver(&mut self, msg: Message, protected_from: Option<SocketAddr>, ue_port: u16) {
         let peer = match protected_from {
-            Some(from) => Link::protected_peer(from, ue_port),
+            Some(from) => Link::protected_peer(from, ue_port, Transport::Udp),
             None => Peer::new(Transport::Udp, pcscf()),
         };
         self.ue.handle_message(self.now, msg, peer);
@@ -99,7 +99,7 @@ impl Harness {
                 Output::Transmit { link, to, bytes } => {
                     let msg = Message::parse(bytes).unwrap();
                     let (protected, src_port) = match link {
-                        Link::Protected { src_port } => (true, src_port),
+                        Link::Protected { src_port, .. } => (true, src_port),
                         Link::Plain { .. } => (false, UE_PORT),
                     };
                     if protected {

@@ -284,3 +284,86 @@ async fn capture_of_a_library_run_decodes_in_tshark_with_the_expected_sequence()
     );
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_over_tcp_inside_userspace_esp_registers_calls_and_carries_a_large_message() {
+    let lab = TestLab::start(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("tcp.pcap");
+    let opts = ReplayOptions {
+        scenario: library("call-ipsec-tcp.yaml"),
+        lab: lab.lab.clone(),
+        store: Some(lab.store.clone()),
+        junit: None,
+        pcap: Some(pcap.clone()),
+        load: None,
+        print_log: false,
+    };
+    let report = tokio::time::timeout(Duration::from_secs(120), replay(opts))
+        .await
+        .expect("call-ipsec-tcp within 120 s")
+        .unwrap();
+    assert!(
+        report.passed(),
+        "{:?}\n{}\nUE events of the lab:\n{}",
+        report.failure,
+        report.log.join("\n"),
+        lab.events_text()
+    );
+    // tshark decrypts the ESP with the SA table beside the capture (aes-cbc and null) and
+    // decodes the inner TCP and the SIP it carries.
+    let keys = std::fs::read_to_string(report.esp_keys.clone().expect("ESP keys file")).unwrap();
+    assert!(keys.contains("AES-CBC") && keys.contains("NULL"), "{keys}");
+    let mut extra: Vec<String> = vec![
+        "-o".into(),
+        "esp.enable_encryption_decode:TRUE".into(),
+        "--enable-heuristic".into(),
+        "sip_tcp".into(),
+    ];
+    for line in keys
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        extra.push("-o".into());
+        extra.push(format!("uat:esp_sa:{line}"));
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let packets = tshark_check(
+        &pcap,
+        &extra,
+        &[
+            "esp.spi",
+            "tcp.srcport",
+            "sip.Method",
+            "sip.Status-Code",
+            "tcp.len",
+        ],
+    );
+    let inner_tcp: Vec<_> = packets
+        .iter()
+        .filter(|p| !p.fields[0].is_empty() && !p.fields[1].is_empty())
+        .collect();
+    assert!(
+        inner_tcp.len() >= 20,
+        "ESP packets with inner TCP: {}",
+        inner_tcp.len()
+    );
+    let methods: Vec<&str> = inner_tcp
+        .iter()
+        .map(|p| p.fields[2].as_str())
+        .filter(|m| !m.is_empty())
+        .collect();
+    for m in ["REGISTER", "INVITE", "ACK", "BYE", "MESSAGE"] {
+        assert!(
+            methods.contains(&m),
+            "{m} not decoded inside ESP/TCP: {methods:?}"
+        );
+    }
+    // The MESSAGE above 1300 bytes took more than one full segment.
+    let full = inner_tcp
+        .iter()
+        .filter(|p| p.fields[4].parse::<usize>().unwrap_or(0) > 1000)
+        .count();
+    assert!(full >= 2, "large segments inside ESP: {full}");
+    lab.stop().await;
+}

@@ -304,3 +304,65 @@ fn sip_over_userspace_esp_works_over_ipv6_in_a_fresh_namespace() {
         },
     );
 }
+
+/// Carries an [`EspTcp`]'s segments over its ESP socket.
+async fn flush(tcp: &mut imslab_ipsec::tcp::EspTcp, sock: &EspSocket, got: &mut Vec<u8>) {
+    use imslab_ipsec::tcp::TcpEvent;
+    for ev in tcp.take_events() {
+        match ev {
+            TcpEvent::Segment { from, to, segment } => {
+                sock.send_tcp_segment(from.port(), to, &segment)
+                    .await
+                    .unwrap();
+            }
+            TcpEvent::Data { data, .. } => got.extend(data),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn tcp_endpoints_exchange_a_large_sip_message_over_userspace_esp() {
+    use imslab_ipsec::tcp::{EspTcp, EspTcpConfig};
+    use std::time::Instant;
+    let pcscf = bind(PCSCF);
+    let ue = bind(UE);
+    let base = 0x30_0000;
+    let b = bundle_with_spis(CipherSuite::all().next().unwrap(), base);
+    let mine: Vec<u32> = (base..base + 4).collect();
+    pcscf.install(&b).unwrap();
+    ue.install(&b.mirrored()).unwrap();
+    let now = Instant::now();
+    let mut p = EspTcp::new(ip(PCSCF), EspTcpConfig::default(), 1, now);
+    p.listen(6100);
+    let mut u = EspTcp::new(ip(UE), EspTcpConfig::default(), 2, now);
+    let msg: Vec<u8> = format!(
+        "MESSAGE sip:bob@ims.example SIP/2.0\r\nContent-Length: 3000\r\n\r\n{}",
+        "y".repeat(3000)
+    )
+    .into_bytes();
+    let c = u
+        .connect(now, 5062, SocketAddr::new(ip(PCSCF), 6100))
+        .unwrap();
+    u.send(now, c, &msg).unwrap();
+    let (mut at_p, mut at_u) = (Vec::new(), Vec::new());
+    flush(&mut u, &ue, &mut at_u).await;
+    while at_p.len() < msg.len() {
+        tokio::select! {
+            i = next(&pcscf, &mine) => match i {
+                Incoming::Tcp(t) => p.handle_received(Instant::now(), &t).unwrap(),
+                other => panic!("expected TCP at the P-CSCF, got {other:?}"),
+            },
+            i = next(&ue, &mine) => match i {
+                Incoming::Tcp(t) => u.handle_received(Instant::now(), &t).unwrap(),
+                other => panic!("expected TCP at the UE, got {other:?}"),
+            },
+        }
+        flush(&mut p, &pcscf, &mut at_p).await;
+        flush(&mut u, &ue, &mut at_u).await;
+    }
+    assert!(at_p == msg, "got {} bytes", at_p.len());
+    assert_eq!(p.len(), 1);
+    pcscf.remove(&b);
+    ue.remove(&b.mirrored());
+}
