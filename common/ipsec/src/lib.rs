@@ -18,8 +18,10 @@
 //!    lifetimes) and a [`Preference`] from `pcscf.ipsec.algorithms`/`encryption`
 //!    ([`Preference::from_lists`]). Open the backend chosen by `pcscf.ipsec.mode`:
 //!    - `userspace`: [`socket::EspSocket::bind`] on the P-CSCF's address (needs `CAP_NET_RAW`);
-//!    - `xfrm`: [`xfrm::XfrmBackend::connect`], then [`xfrm::XfrmBackend::remove_stale`]
-//!      (removes what a crashed run left) and [`xfrm::XfrmBackend::probe_esp`]: on a kernel
+//!    - `xfrm`: [`xfrm::XfrmBackend::connect`], then [`xfrm::XfrmBackend::reconcile`] with
+//!      the SA sets restored from the store (keeps theirs, removes what else a crashed run
+//!      left; [`xfrm::XfrmBackend::remove_stale`] removes all) and
+//!      [`xfrm::XfrmBackend::probe_esp`]: on a kernel
 //!      without ESP it answers [`xfrm::EspSupport::Unavailable`]; say so plainly and refuse
 //!      (or fall back to `userspace`), never pretend;
 //!    - `off`: none of this crate.

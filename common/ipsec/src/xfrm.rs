@@ -15,7 +15,9 @@
 //!
 //! Every `reqid` carries a marker in its top byte ([`XfrmConfig::reqid_marker`]), so
 //! [`XfrmBackend::remove_stale`] can find and delete what a crashed run left behind without
-//! touching anyone else's IPsec.
+//! touching anyone else's IPsec, and [`XfrmBackend::reconcile`] ([`reconcile_plan`]) can keep
+//! the SAs of the registrations a restarted P-CSCF restores from its store and remove only the
+//! others.
 //!
 //! Kernels built without `CONFIG_INET_ESP` (this project's CI machine among them) accept
 //! policies but refuse ESP states with `EPROTONOSUPPORT`; the backend reports that as
@@ -113,6 +115,19 @@ pub fn sa_add_message(
     reqid: u32,
     replay_window: u32,
 ) -> NetlinkMessage<XfrmMessage> {
+    sa_add_message_resumed(sa, keys, reqid, replay_window, 0)
+}
+
+/// [`sa_add_message`] for an SA that continues after outbound sequence number `oseq` (an SA
+/// re-installed after a restart: the peer's replay window has seen lower numbers), as
+/// iproute2's `... replay-window W replay-oseq N ...` (for windows above 32 packets).
+pub fn sa_add_message_resumed(
+    sa: &SecurityAssociation,
+    keys: &EspKeys,
+    reqid: u32,
+    replay_window: u32,
+    oseq: u32,
+) -> NetlinkMessage<XfrmMessage> {
     let (src, dst) = (sa.src.ip(), sa.dst.ip());
     let mut m = state::ModifyMessage::default();
     let info = &mut m.user_sa_info;
@@ -142,7 +157,7 @@ pub fn sa_add_message(
     if replay_window > 32 {
         m.nlas.push(XfrmAttrs::ReplayStateEsn(ReplayEsn {
             bmp_len: replay_window.div_ceil(32),
-            oseq: 0,
+            oseq,
             seq: 0,
             oseq_hi: 0,
             seq_hi: 0,
@@ -219,6 +234,127 @@ pub fn policy_delete_message(
     m.user_policy_id.selector = policy_selector(sa, transport);
     m.user_policy_id.direction = policy_dir(sa);
     request(XfrmMessage::DeletePolicy(m), NLM_F_REQUEST | NLM_F_ACK)
+}
+
+/// `XFRM_MSG_DELPOLICY` by kernel index, as `ip xfrm policy delete index N dir out|in`.
+pub fn policy_delete_by_index_message(index: u32, direction: u8) -> NetlinkMessage<XfrmMessage> {
+    let mut m = policy::DelGetMessage::default();
+    m.user_policy_id.index = index;
+    m.user_policy_id.direction = direction;
+    // As iproute2: the (unused) selector names AF_INET; the kernel goes by the index.
+    m.user_policy_id.selector.family = 2;
+    request(XfrmMessage::DeletePolicy(m), NLM_F_REQUEST | NLM_F_ACK)
+}
+
+/// An SA set kept in the store that must stay in the kernel after a restart.
+#[derive(Debug, Clone)]
+pub struct StoredSet {
+    /// Its id in the restored SA table (gives the `reqid`s).
+    pub id: SaSetId,
+    /// Its SAs and keys, as the P-CSCF sees them.
+    pub bundle: SaBundle,
+    /// Outbound sequence number a re-installed outbound SA continues after.
+    pub resume_oseq: u32,
+}
+
+/// What [`reconcile_plan`] keeps, installs and removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReconcileReport {
+    /// Kernel states of stored sets left as they are (they survived the crash).
+    pub states_kept: usize,
+    /// States of stored sets (re-)installed from the store.
+    pub states_installed: usize,
+    /// Our states not in the store, removed.
+    pub states_removed: usize,
+    /// Policies of stored sets left as they are.
+    pub policies_kept: usize,
+    /// Policies of stored sets (re-)installed.
+    pub policies_installed: usize,
+    /// Our policies not in the store, removed.
+    pub policies_removed: usize,
+}
+
+/// The messages that make the kernel hold exactly the `stored` sets, given a dump of our
+/// `states` and `policies` (TS 33.203 §7.4: a restarted P-CSCF keeps the SAs of registered
+/// phones; kernel SAs survive a process crash). A state is kept when the kernel has its
+/// addresses, SPI and the `reqid` the restored set gives it; otherwise it is (deleted and)
+/// installed again from the stored keys. Policies likewise, by direction, protocol, ports
+/// and `reqid`. What is ours but not stored goes. Order: stale policies, stale states, new
+/// states, new policies.
+pub fn reconcile_plan(
+    cfg: &XfrmConfig,
+    stored: &[StoredSet],
+    states: &[StateInfo],
+    policies: &[PolicyInfo],
+) -> (Vec<NetlinkMessage<XfrmMessage>>, ReconcileReport) {
+    let mut report = ReconcileReport::default();
+    let mut want_states = Vec::new();
+    let mut want_policies = Vec::new();
+    for set in stored {
+        for sa in set.bundle.sas() {
+            let reqid = cfg.reqid(set.id, sa.role);
+            want_states.push((set, sa, reqid));
+            for t in TRANSPORTS {
+                want_policies.push((sa, t, reqid));
+            }
+        }
+    }
+    let state_kept = |s: &StateInfo| {
+        want_states.iter().any(|(_, sa, reqid)| {
+            (sa.src.ip(), sa.dst.ip(), sa.spi, *reqid) == (s.src, s.dst, s.spi, s.reqid)
+        })
+    };
+    let policy_key = |sa: &SecurityAssociation, t: u8, reqid: u32| {
+        (policy_dir(sa), t, sa.src.port(), sa.dst.port(), reqid)
+    };
+    let policy_kept = |p: &PolicyInfo| {
+        want_policies.iter().any(|(sa, t, reqid)| {
+            policy_key(sa, *t, *reqid) == (p.direction, p.transport, p.sport, p.dport, p.reqid)
+        })
+    };
+    let mut out = Vec::new();
+    for p in policies.iter().filter(|p| !policy_kept(p)) {
+        out.push(policy_delete_by_index_message(p.index, p.direction));
+        report.policies_removed += 1;
+    }
+    for s in states.iter().filter(|s| !state_kept(s)) {
+        out.push(sa_delete_message(s.src, s.dst, s.spi));
+        report.states_removed += 1;
+    }
+    for (set, sa, reqid) in &want_states {
+        let present = states
+            .iter()
+            .any(|s| (s.src, s.dst, s.spi, s.reqid) == (sa.src.ip(), sa.dst.ip(), sa.spi, *reqid));
+        if present {
+            report.states_kept += 1;
+            continue;
+        }
+        let oseq = match sa.direction() {
+            Direction::Outbound => set.resume_oseq,
+            Direction::Inbound => 0,
+        };
+        out.push(sa_add_message_resumed(
+            sa,
+            &set.bundle.keys,
+            *reqid,
+            cfg.replay_window,
+            oseq,
+        ));
+        report.states_installed += 1;
+    }
+    for (sa, t, reqid) in &want_policies {
+        let key = policy_key(sa, *t, *reqid);
+        let present = policies
+            .iter()
+            .any(|p| (p.direction, p.transport, p.sport, p.dport, p.reqid) == key);
+        if present {
+            report.policies_kept += 1;
+            continue;
+        }
+        out.push(policy_add_message(sa, *t, *reqid, cfg.priority));
+        report.policies_installed += 1;
+    }
+    (out, report)
 }
 
 /// `XFRM_MSG_ALLOCSPI`: the kernel picks an unused SPI in `range` and creates a larval state.
@@ -628,18 +764,46 @@ impl XfrmBackend {
             .collect())
     }
 
+    /// After a restart: keeps (or re-installs from the store) the kernel SAs and policies of
+    /// the `stored` sets and removes every other one of ours ([`reconcile_plan`] on a dump).
+    /// On a kernel without ESP a needed installation fails with
+    /// [`Error::KernelEspUnavailable`].
+    pub async fn reconcile(&self, stored: &[StoredSet]) -> Result<ReconcileReport, Error> {
+        let states = self.our_states().await?;
+        let policies = self.our_policies().await?;
+        let (messages, report) = reconcile_plan(&self.cfg, stored, &states, &policies);
+        for m in messages {
+            let deleting = matches!(
+                m.payload,
+                NetlinkPayload::InnerMessage(
+                    XfrmMessage::DeleteSa(_) | XfrmMessage::DeletePolicy(_)
+                )
+            );
+            match self.ack("reconcile", m).await {
+                Ok(()) => {}
+                Err(Error::Netlink {
+                    errno: Some(ENOENT | ESRCH),
+                    ..
+                }) if deleting => {}
+                Err(Error::Netlink {
+                    errno: Some(EPROTONOSUPPORT),
+                    ..
+                }) => return Err(Error::KernelEspUnavailable),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
     /// Deletes every state and policy a previous (crashed) run left behind: those whose reqid
     /// carries our marker. Call once at start, before installing anything.
     pub async fn remove_stale(&self) -> Result<StaleCleanup, Error> {
         let mut done = StaleCleanup::default();
         for p in self.our_policies().await? {
-            let mut m = policy::DelGetMessage::default();
-            m.user_policy_id.index = p.index;
-            m.user_policy_id.direction = p.direction;
             match self
                 .ack(
                     "delete stale policy",
-                    request(XfrmMessage::DeletePolicy(m), NLM_F_REQUEST | NLM_F_ACK),
+                    policy_delete_by_index_message(p.index, p.direction),
                 )
                 .await
             {

@@ -354,3 +354,245 @@ fn stale_states_and_policies_of_a_crashed_run_are_removed_and_others_kept() {
         },
     );
 }
+
+fn dir_name(sa: &imslab_ipsec::SecurityAssociation) -> &'static str {
+    if sa.direction() == imslab_ipsec::Direction::Outbound {
+        "out"
+    } else {
+        "in"
+    }
+}
+
+#[test]
+fn restart_keeps_stored_kernel_sas_reinstalls_missing_ones_and_removes_the_rest_like_iproute2() {
+    use imslab_ipsec::xfrm::{PolicyInfo, StateInfo, StoredSet, reconcile_plan};
+    let ns = Netns::create();
+    let cfg = XfrmConfig::default();
+    let suites: Vec<CipherSuite> = CipherSuite::all().collect();
+    // Stored: one registered phone's set (id 3 in the restored table).
+    let kept = pcscf_bundle(ip("127.0.0.1"), ip("127.0.0.2"), suites[1]);
+    let stored = [StoredSet {
+        id: SaSetId(3),
+        bundle: kept.clone(),
+        resume_oseq: 0x0100_0005,
+    }];
+    // Not stored: a set the crashed run had for a phone that de-registered meanwhile.
+    let mut gone = pcscf_bundle(ip("127.0.0.1"), ip("127.0.0.3"), suites[0]);
+    gone.local.spi_c.0 += 100;
+    gone.local.spi_s.0 += 100;
+    gone.remote.spi_c.0 += 100;
+    gone.remote.spi_s.0 += 100;
+    // The kernel dump: all of `gone`; `kept` without its P-CSCF port-c -> UE port-s SA and
+    // without that SA's TCP policy.
+    let mut states = Vec::new();
+    let mut policies = Vec::new();
+    let mut index = 0x100;
+    for (id, b) in [(SaSetId(3), &kept), (SaSetId(8), &gone)] {
+        for sa in b.sas() {
+            let reqid = cfg.reqid(id, sa.role);
+            if !(id == SaSetId(3) && sa.role == SaRole::OutboundFromClient) {
+                states.push(StateInfo {
+                    src: sa.src.ip(),
+                    dst: sa.dst.ip(),
+                    spi: sa.spi,
+                    reqid,
+                });
+            }
+            for t in TRANSPORTS {
+                index += 8;
+                if id == SaSetId(3) && sa.role == SaRole::OutboundFromClient && t == 6 {
+                    continue;
+                }
+                policies.push(PolicyInfo {
+                    index,
+                    direction: if sa.direction() == imslab_ipsec::Direction::Outbound {
+                        1
+                    } else {
+                        0
+                    },
+                    transport: t,
+                    sport: sa.src.port(),
+                    dport: sa.dst.port(),
+                    reqid,
+                });
+            }
+        }
+    }
+    let (messages, report) = reconcile_plan(&cfg, &stored, &states, &policies);
+    assert_eq!(
+        (
+            report.states_kept,
+            report.states_installed,
+            report.states_removed
+        ),
+        (3, 1, 4)
+    );
+    assert_eq!(
+        (
+            report.policies_kept,
+            report.policies_installed,
+            report.policies_removed
+        ),
+        (7, 1, 8)
+    );
+    // What iproute2 sends for the same operations, in the same order.
+    let mut expected: Vec<(Vec<String>, u16)> = Vec::new();
+    for p in policies.iter().filter(|p| p.index > 0x100 + 8 * 8) {
+        let dir = if p.direction == 1 { "out" } else { "in" };
+        expected.push((
+            args(&format!("xfrm policy delete index {} dir {dir}", p.index)),
+            XFRM_MSG_DELPOLICY,
+        ));
+    }
+    for sa in gone.sas() {
+        expected.push((
+            args(&format!(
+                "xfrm state delete src {} dst {} proto esp spi {:#x}",
+                sa.src.ip(),
+                sa.dst.ip(),
+                sa.spi.0
+            )),
+            XFRM_MSG_DELSA,
+        ));
+    }
+    let missing = kept.sa(SaRole::OutboundFromClient);
+    let reqid = cfg.reqid(SaSetId(3), missing.role);
+    let mut add = sa_add_args(&missing, &kept, reqid);
+    let at = add.iter().position(|a| a == "64").unwrap() + 1;
+    add.splice(at..at, ["replay-oseq".to_owned(), "0x1000005".to_owned()]);
+    expected.push((add, XFRM_MSG_NEWSA));
+    expected.push((
+        args(&format!(
+            "{} priority {} tmpl src {} dst {} proto esp reqid {reqid} mode transport",
+            policy_args("add", &missing, 6),
+            cfg.priority,
+            missing.src.ip(),
+            missing.dst.ip()
+        )),
+        XFRM_MSG_NEWPOLICY,
+    ));
+    assert_eq!(messages.len(), expected.len());
+    for (m, (a, ty)) in messages.iter().zip(&expected) {
+        assert_same_message(
+            &xfrm::to_bytes(m),
+            &iproute2_message(&ns, a, *ty),
+            &a.join(" "),
+        );
+    }
+    assert_eq!(dir_name(&missing), "out");
+    // A second start with everything in place changes nothing.
+    let all_states: Vec<StateInfo> = kept
+        .sas()
+        .iter()
+        .map(|sa| StateInfo {
+            src: sa.src.ip(),
+            dst: sa.dst.ip(),
+            spi: sa.spi,
+            reqid: cfg.reqid(SaSetId(3), sa.role),
+        })
+        .collect();
+    let all_policies: Vec<PolicyInfo> = kept
+        .sas()
+        .iter()
+        .flat_map(|sa| {
+            TRANSPORTS.map(|t| PolicyInfo {
+                index: 1,
+                direction: if dir_name(sa) == "out" { 1 } else { 0 },
+                transport: t,
+                sport: sa.src.port(),
+                dport: sa.dst.port(),
+                reqid: cfg.reqid(SaSetId(3), sa.role),
+            })
+        })
+        .collect();
+    let (messages, report) = reconcile_plan(&cfg, &stored, &all_states, &all_policies);
+    assert!(messages.is_empty());
+    assert_eq!((report.states_kept, report.policies_kept), (4, 8));
+}
+
+#[test]
+fn restart_with_a_renumbered_set_replaces_its_states_and_policies() {
+    use imslab_ipsec::xfrm::{StateInfo, StoredSet, reconcile_plan};
+    let cfg = XfrmConfig::default();
+    let b = pcscf_bundle(
+        ip("127.0.0.1"),
+        ip("127.0.0.2"),
+        CipherSuite::all().next().unwrap(),
+    );
+    // The kernel has the set under the crashed run's id 1; the restored table calls it 2.
+    let states: Vec<StateInfo> = b
+        .sas()
+        .iter()
+        .map(|sa| StateInfo {
+            src: sa.src.ip(),
+            dst: sa.dst.ip(),
+            spi: sa.spi,
+            reqid: cfg.reqid(SaSetId(1), sa.role),
+        })
+        .collect();
+    let stored = [StoredSet {
+        id: SaSetId(2),
+        bundle: b.clone(),
+        resume_oseq: 0,
+    }];
+    let (messages, report) = reconcile_plan(&cfg, &stored, &states, &[]);
+    assert_eq!(
+        (
+            report.states_removed,
+            report.states_installed,
+            report.policies_installed
+        ),
+        (4, 4, 8)
+    );
+    assert_eq!(messages.len(), 16);
+    // Deletions come before the additions that reuse the SPIs.
+    let first_add = messages
+        .iter()
+        .position(|m| xfrm::to_bytes(m)[4] == XFRM_MSG_NEWSA as u8)
+        .unwrap();
+    assert_eq!(first_add, 4);
+}
+
+#[test]
+fn reconcile_live_removes_unstored_policies_and_reports_the_missing_kernel_esp() {
+    use imslab_ipsec::xfrm::StoredSet;
+    in_fresh_netns(
+        "xfrm::reconcile_live_removes_unstored_policies_and_reports_the_missing_kernel_esp",
+        &[],
+        || {
+            runtime().block_on(async {
+                let cfg = XfrmConfig::default();
+                let x = XfrmBackend::connect(cfg).unwrap();
+                let suite = CipherSuite::all().next().unwrap();
+                let stale = pcscf_bundle(ip("127.0.0.1"), ip("127.0.0.3"), suite);
+                x.install_policies(SaSetId(7), &stale).await.unwrap();
+                assert_eq!(x.our_policies().await.unwrap().len(), 8);
+                // Nothing stored: the crashed run's policies go, nothing else is asked.
+                let r = x.reconcile(&[]).await.unwrap();
+                assert_eq!(r.policies_removed, 8);
+                assert!(x.our_policies().await.unwrap().is_empty());
+                // A stored set needs its states installed: this kernel has no ESP.
+                let kept = pcscf_bundle(ip("127.0.0.1"), ip("127.0.0.2"), suite);
+                let stored = [StoredSet {
+                    id: SaSetId(1),
+                    bundle: kept,
+                    resume_oseq: 1 << 24,
+                }];
+                match x.probe_esp().await.unwrap() {
+                    EspSupport::Unavailable => {
+                        assert!(matches!(
+                            x.reconcile(&stored).await,
+                            Err(Error::KernelEspUnavailable)
+                        ));
+                    }
+                    EspSupport::Available => {
+                        let r = x.reconcile(&stored).await.unwrap();
+                        assert_eq!((r.states_installed, r.policies_installed), (4, 8));
+                        let again = x.reconcile(&stored).await.unwrap();
+                        assert_eq!((again.states_kept, again.policies_kept), (4, 8));
+                    }
+                }
+            });
+        },
+    );
+}
