@@ -336,6 +336,7 @@ impl SipTransport {
         if let Err(e) = sock.set_send_buffer_size(size) {
             tracing::warn!(%local, error = %e, "cannot enlarge the UDP send buffer");
         }
+        udp::report_icmp_errors(&socket, local);
         let socket = Arc::new(socket);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         self.shared

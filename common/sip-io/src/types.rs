@@ -258,7 +258,10 @@ pub enum Event {
         /// The flow.
         flow: FlowId,
     },
-    /// A connection closed. A registrar treats this as a flow failure (RFC 5626 §5.5).
+    /// A connection closed, or, over UDP, an ICMP error said the peer cannot be reached
+    /// ([`CloseReason::Unreachable`]). A registrar treats this as a flow failure (RFC 5626
+    /// §5.5); the SIP element fails the client transactions toward that address at once
+    /// instead of at Timer B/F.
     FlowClosed {
         /// The flow.
         flow: FlowId,
@@ -291,6 +294,10 @@ pub enum CloseReason {
     WebSocket,
     /// [`SipTransport::close`](crate::SipTransport::close) was called.
     Local,
+    /// UDP: an ICMP error (port or host unreachable, RFC 1122 §4.1.3.3) came back for a
+    /// datagram sent to the peer; the `std::io::ErrorKind` the kernel reported. Linux only
+    /// (`IP_RECVERR`).
+    Unreachable(std::io::ErrorKind),
     /// The transport shut down.
     Shutdown,
 }

@@ -9,7 +9,7 @@ use imslab_sip::Message;
 use tokio::net::UdpSocket;
 
 use crate::transport::Shared;
-use crate::{Error, Event, FlowId, Payload, Received, TransportKind};
+use crate::{CloseReason, Error, Event, FlowId, Payload, Received, TransportKind};
 
 /// Largest UDP payload over IPv4 (65535 − 20 − 8).
 pub(crate) const MAX_DATAGRAM: usize = 65_507;
@@ -28,6 +28,23 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: Arc<UdpSocket>, id: u64, lo
     loop {
         let (n, source) = tokio::select! {
             () = shared.token.cancelled() => return,
+            r = socket.ready(tokio::io::Interest::ERROR) => {
+                if r.is_ok() {
+                    for (remote, kind) in take_icmp_errors(&socket) {
+                        tracing::debug!(%local, %remote, ?kind, "UDP peer unreachable (ICMP)");
+                        let event = Event::FlowClosed {
+                            flow: FlowId::datagram(id, remote),
+                            transport: TransportKind::Udp,
+                            remote,
+                            reason: CloseReason::Unreachable(kind),
+                        };
+                        if !shared.emit(event).await {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
             r = socket.recv_from(&mut buf) => match r {
                 Ok(r) => r,
                 Err(e) => {
@@ -93,3 +110,81 @@ pub(crate) async fn send(
     shared.record(TransportKind::Udp, local, remote, bytes);
     Ok(())
 }
+
+/// Asks the kernel to queue ICMP errors for datagrams this socket sends, with their
+/// destination (`IP_RECVERR`/`IPV6_RECVERR`, Linux): an unconnected UDP socket otherwise
+/// never learns that a peer's port is closed, and a request to a dead AS or peer would wait
+/// for Timer B/F (32 s). Elsewhere a no-op.
+pub(crate) fn report_icmp_errors(socket: &UdpSocket, local: SocketAddr) {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let r = if local.is_ipv4() {
+            setsockopt(socket, sockopt::Ipv4RecvErr, &true)
+        } else {
+            setsockopt(socket, sockopt::Ipv6RecvErr, &true)
+        };
+        if let Err(e) = r {
+            tracing::warn!(%local, error = %e, "cannot ask for ICMP errors on the UDP socket");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (socket, local);
+}
+
+/// The ICMP errors queued on `socket` (each with the destination of the datagram it is
+/// about and the error kind), at most 64 per call; clears the socket's pending error and,
+/// when the queue is empty, the error readiness.
+fn take_icmp_errors(socket: &UdpSocket) -> Vec<(SocketAddr, std::io::ErrorKind)> {
+    let mut found = Vec::new();
+    let _ = socket.try_io(tokio::io::Interest::ERROR, || {
+        // SO_ERROR: the error the ICMP message also left pending on the socket.
+        let _ = socket2::SockRef::from(socket).take_error();
+        drain_error_queue(socket, &mut found);
+        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+    });
+    found
+}
+
+#[cfg(target_os = "linux")]
+fn drain_error_queue(socket: &UdpSocket, found: &mut Vec<(SocketAddr, std::io::ErrorKind)>) {
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, recvmsg};
+    for _ in 0..64 {
+        let mut data = [0u8; 64];
+        let mut iov = [std::io::IoSliceMut::new(&mut data)];
+        let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+        let Ok(msg) = recvmsg::<SockaddrStorage>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+        ) else {
+            return;
+        };
+        let errno = msg.cmsgs().ok().and_then(|mut c| {
+            c.find_map(|m| match m {
+                ControlMessageOwned::Ipv4RecvErr(e, _) | ControlMessageOwned::Ipv6RecvErr(e, _) => {
+                    i32::try_from(e.ee_errno).ok()
+                }
+                _ => None,
+            })
+        });
+        let remote = msg.address.and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::from((v4.ip(), v4.port())))
+                .or_else(|| {
+                    a.as_sockaddr_in6()
+                        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+                })
+                .filter(|_| a.len() > 0)
+        });
+        if let (Some(remote), Some(errno)) = (remote, errno) {
+            found.push((remote, std::io::Error::from_raw_os_error(errno).kind()));
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drain_error_queue(_: &UdpSocket, _: &mut Vec<(SocketAddr, std::io::ErrorKind)>) {}

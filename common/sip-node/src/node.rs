@@ -515,6 +515,10 @@ impl<H: Handler> Loop<H> {
                 remote,
                 reason,
             } => {
+                if matches!(reason, imslab_sip_io::CloseReason::Unreachable(_)) {
+                    let ev = self.proxy.handle_unreachable(Instant::now(), remote);
+                    self.process(ev).await;
+                }
                 self.handler.on_flow_closed(FlowClosed {
                     flow: flow.transaction_flow(),
                     transport,

@@ -152,3 +152,47 @@ async fn large_request_falls_back_to_udp_when_tcp_is_refused() {
     assert_eq!(parsed(&got).top_via().unwrap().transport, Transport::Udp);
     assert_eq!(parsed(&got).body(), body.as_bytes());
 }
+
+#[tokio::test]
+async fn a_datagram_to_a_closed_udp_port_is_reported_unreachable_for_that_peer() {
+    let (client, mut client_rx, client_addr) = udp_transport(Config::default()).await;
+    // A port with nothing bound to it: the kernel answers ICMP port unreachable.
+    let closed = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap()
+    };
+    let req = request("OPTIONS", "UDP", client_addr, "nobody");
+    client
+        .send(&Target::address(TransportKind::Udp, closed), req)
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            if let imslab_sip_io::Event::FlowClosed {
+                flow,
+                transport,
+                remote,
+                reason,
+            } = next_event(&mut client_rx).await
+            {
+                return (flow, transport, remote, reason);
+            }
+        }
+    })
+    .await
+    .expect("the ICMP error is reported at once");
+    assert_eq!(event.0, client.udp_flow(client_addr, closed).unwrap());
+    assert_eq!((event.1, event.2), (TransportKind::Udp, closed));
+    assert_eq!(
+        event.3,
+        imslab_sip_io::CloseReason::Unreachable(std::io::ErrorKind::ConnectionRefused)
+    );
+    // The socket still works afterwards.
+    let (_server, mut server_rx, server_addr) = udp_transport(Config::default()).await;
+    let req = request("OPTIONS", "UDP", client_addr, "somebody");
+    client
+        .send(&Target::address(TransportKind::Udp, server_addr), req)
+        .await
+        .unwrap();
+    assert_eq!(next_received(&mut server_rx).await.source, client_addr);
+}

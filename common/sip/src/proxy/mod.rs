@@ -546,6 +546,32 @@ impl Proxy {
         ev
     }
 
+    /// The peer at `remote` over UDP cannot be reached (an ICMP port or host unreachable came
+    /// back for a datagram sent to it): every client transaction toward it fails as if its
+    /// send had failed (503 for a branch, so RFC 3263 failover or a fallback decision
+    /// applies at once; RFC 3261 §18.4 lets the transport report ICMP errors), instead of at
+    /// Timer B/F.
+    pub fn handle_unreachable(&mut self, now: Instant, remote: SocketAddr) -> Vec<ProxyEvent> {
+        let failed: Vec<ClientId> = self
+            .by_client
+            .keys()
+            .chain(self.uac.keys())
+            .chain(self.cancels.keys())
+            .copied()
+            .filter(|cid| {
+                self.layer
+                    .client_peer(*cid)
+                    .is_some_and(|p| p.transport == Transport::Udp && p.addr == remote)
+            })
+            .collect();
+        let mut ev = Vec::new();
+        for cid in failed {
+            let outputs = self.layer.handle_send_failure(now, TxRef::Client(cid));
+            self.absorb(now, outputs, InterfaceId(0), &mut ev);
+        }
+        ev
+    }
+
     /// The Route values naming this proxy that §16.4 preprocessing removed from the request of
     /// `ctx`, in their order, as received (`<sip:orig@scscf;lr>`): the S-CSCF tells the
     /// originating case and its AS hand-off returns from them (TS 24.229 §5.4.3.2). Kept until

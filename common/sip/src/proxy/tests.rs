@@ -1568,3 +1568,24 @@ fn a_silent_as_for_a_message_fails_at_the_no_answer_timeout_not_timer_f() {
         [(ctx, StatusCode::REQUEST_TIMEOUT)]
     );
 }
+
+#[test]
+fn an_unreachable_udp_peer_fails_its_branches_at_once_and_the_fallback_applies() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, ev) = forward_with_fallback(&mut p, t0, "z9hG4bKicmp1");
+    assert_eq!(sent_to(&ev, UAS_A).len(), 1);
+    let ev = p.handle_unreachable(t0, "192.0.2.99:5080".parse().unwrap());
+    assert!(sent(&ev).is_empty(), "another peer: nothing happens");
+    let ev = p.handle_unreachable(t0, UAS_A.parse().unwrap());
+    assert!(responses(&ev).is_empty(), "the 503 does not go upstream");
+    assert_eq!(
+        sent_to(&ev, UAS_B).len(),
+        1,
+        "the fallback goes out at once"
+    );
+    assert_eq!(
+        p.take_fallbacks_applied(),
+        [(ctx, StatusCode::SERVICE_UNAVAILABLE)]
+    );
+}
