@@ -953,41 +953,69 @@ async fn failing_originating_as_with_session_terminated_ends_the_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_originating_as_with_session_continued_still_delivers_the_message() {
+    // Over TCP the connection is refused at once.
+    message_past_a_dead_as(";transport=tcp", 75).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_udp_as_is_given_up_on_the_icmp_error_not_at_timer_f() {
+    // Over UDP the kernel's ICMP port unreachable fails the branch (503) at once, before the
+    // AS timeout (which would be a 408) and Timer F (32 s).
+    message_past_a_dead_as("", 79).await;
+}
+
+/// An originating iFC for MESSAGE to an AS where nothing listens (`transport` param),
+/// SESSION_CONTINUED: the MESSAGE reaches the callee `caller + 1` and the per-UE `as` event
+/// says the AS failed with 503.
+async fn message_past_a_dead_as(transport: &str, caller: u32) {
     use imslab_store::model::{DefaultHandling, SessionCase, SptKind};
     let dir = tempfile::tempdir().expect("dir");
     let lab = Lab::start().await;
-    // Nothing listens there: the AS is down (over TCP the connection is refused at once; over
-    // UDP the S-CSCF would wait for Timer F, 32 s).
-    let dead = free_port().await;
+    let dead = if transport.is_empty() {
+        free_udp_port()
+    } else {
+        free_port().await
+    };
     provision_with_ifc_handling(
         &lab,
-        75,
+        caller,
         "dead-as",
         vec![
             SptKind::SessionCase(SessionCase::OriginatingRegistered),
             SptKind::Method("MESSAGE".into()),
         ],
-        &format!("sip:127.0.0.1:{dead};transport=tcp"),
+        &format!("sip:127.0.0.1:{dead}{transport}"),
         DefaultHandling::SessionContinued,
     )
     .await;
-    provision(&lab.store, 76, None, None).await;
-    let mut a = Ue::new(75, dir.path(), K_HEX).await;
-    let mut b = Ue::new(76, dir.path(), K_HEX).await;
+    provision(&lab.store, caller + 1, None, None).await;
+    let mut a = Ue::new(caller, dir.path(), K_HEX).await;
+    let mut b = Ue::new(caller + 1, dir.path(), K_HEX).await;
     for ue in [&mut a, &mut b] {
         assert_eq!(
             crate::register_aka(&lab, ue).await.status(),
             Some(StatusCode::OK)
         );
     }
-    let text = initial(&a, &lab, "MESSAGE", &impu(76), "closed-as", "", "AS down");
+    let text = initial(
+        &a,
+        &lab,
+        "MESSAGE",
+        &impu(caller + 1),
+        "closed-as",
+        "",
+        "AS down",
+    );
     a.send_text(lab.scscf, &text).await;
     let (m, from) = b.next_request(&Method::Message).await;
     assert_eq!(body(&m), "AS down");
     b.send_msg(from, &answer(&b, &m, StatusCode::OK)).await;
     assert_eq!(a.next_final().await.status(), Some(StatusCode::OK));
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(lab.events.has("as", "session continued"));
+    assert!(
+        lab.events.has("as", "failed (503), session continued"),
+        "a transport failure, not the AS timeout"
+    );
     lab.stop().await;
 }
 
