@@ -570,8 +570,10 @@ impl Pcscf {
 
     /// Reloads registrations and subscriptions from the store after a restart. `wall` is the
     /// current wall time. Registrations whose flow token no longer decodes (a connection of the
-    /// previous run) are dropped; IPsec registrations come back without SAs (the SA keys are
-    /// not kept), so those phones must register again to be reachable.
+    /// previous run) are dropped; IPsec registrations come back with their SA sets from the
+    /// stored `sa_info` (an `Output::Sa` install and an `Output::ResumeEsp` each: userspace ESP
+    /// installs them, XFRM reconciles the kernel's with them), or without SAs when nothing
+    /// usable was stored, and then the phone must register again.
     pub fn restore(
         &mut self,
         now: Instant,
@@ -622,13 +624,11 @@ impl Pcscf {
             };
             if protected {
                 let restored = match (&row.sa_info, self.s.mode) {
-                    (Some(info), IpsecMode::Userspace) => {
+                    (Some(info), IpsecMode::Userspace | IpsecMode::Xfrm) => {
                         self.restore_sas(now, &reg.key, info, remaining)
                     }
                     (None, _) => Err("no SA data stored".into()),
-                    (Some(_), mode) => Err(format!(
-                        "SAs are restored with userspace ESP only (mode {mode:?})"
-                    )),
+                    (Some(_), IpsecMode::Off) => Err("IPsec is off".into()),
                 };
                 match restored {
                     Ok(info) => {

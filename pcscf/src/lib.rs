@@ -60,8 +60,9 @@
 //! phone speaks TCP over those SAs (connections capped per phone and in all, reset when idle
 //! or when their SAs go; a refused one is an `esp` event in the phone's timeline). With XFRM
 //! such requests stay on UDP over the SAs. With userspace ESP the SA sets are kept in the store (keys, SPIs, ports) and restored at start,
-//! outbound sequence numbers jumping 2^24 ahead of the previous run; with XFRM the stale
-//! kernel SAs are removed at start and IPsec phones must register again.
+//! outbound sequence numbers jumping 2^24 ahead of the previous run; with XFRM the kernel SAs
+//! of restored registrations are kept (re-installed from the store when missing, outbound
+//! sequence numbers continuing after that base) and only the others are removed at start.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -37,7 +37,7 @@ use imslab_config::{Config, IpsecMode};
 use imslab_ipsec::Spi;
 use imslab_ipsec::socket::{EspSocket, EspStats, Incoming};
 use imslab_ipsec::tcp::{ConnId, EspTcp, EspTcpConfig, TcpEvent};
-use imslab_ipsec::xfrm::{EspSupport, XfrmBackend, XfrmConfig};
+use imslab_ipsec::xfrm::{EspSupport, StoredSet, XfrmBackend, XfrmConfig};
 use imslab_ipsec::{Diagnosis, SaAction};
 use imslab_sip::header::Transport;
 use imslab_sip::transaction::{Peer, TxRef};
@@ -249,14 +249,6 @@ impl Server {
                 if x.probe_esp().await? == EspSupport::Unavailable {
                     return Err(Error::KernelHasNoEsp);
                 }
-                let stale = x.remove_stale().await?;
-                if stale.states + stale.policies > 0 {
-                    tracing::info!(
-                        "pcscf: removed {} stale SAs and {} policies of an earlier run",
-                        stale.states,
-                        stale.policies
-                    );
-                }
                 for (what, port) in [("IPsec port-c", pc.port_c), ("IPsec port-s", pc.port_s)] {
                     let a = SocketAddr::new(ip, port);
                     transport.add_udp(bind_udp(what, a).await?)?;
@@ -274,7 +266,24 @@ impl Server {
         let mut core = Pcscf::new(settings, rand::rng().random(), now, wall)?;
         let regs = deps.store.pcscf(&owner).all().await?;
         let subs = deps.store.reg_subscriptions(&owner).all().await?;
-        let restored = core.restore(now, wall, regs, subs);
+        let mut restored = core.restore(now, wall, regs, subs);
+        if let Backend::Xfrm(x) = &backend {
+            // Kernel SAs survive a crash: keep those of the restored registrations, remove
+            // the rest of what the earlier run left.
+            let (sets, rest) = xfrm_restored_sets(restored);
+            restored = rest;
+            let r = x.reconcile(&sets).await?;
+            tracing::info!(
+                "pcscf: XFRM after restart: {} SAs and {} policies kept, {} and {} re-installed, \
+                 {} and {} of an earlier run removed",
+                r.states_kept,
+                r.policies_kept,
+                r.states_installed,
+                r.policies_installed,
+                r.states_removed,
+                r.policies_removed
+            );
+        }
         let esp_sa_path =
             (pc.pcap && mode != IpsecMode::Off).then(|| deps.data_dir.join(ESP_SA_FILE));
         Ok(Self {
@@ -428,6 +437,30 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Splits the outputs of [`Pcscf::restore`] for the XFRM backend: the SA sets to keep in the
+/// kernel (with the sequence base their outbound SAs continue after, if re-installed), and
+/// everything else (events, store writes).
+pub(crate) fn xfrm_restored_sets(outs: Vec<Output>) -> (Vec<StoredSet>, Vec<Output>) {
+    let mut sets: Vec<StoredSet> = Vec::new();
+    let mut rest = Vec::new();
+    for o in outs {
+        match o {
+            Output::Sa(SaAction::Install { id, bundle }) => sets.push(StoredSet {
+                id,
+                bundle,
+                resume_oseq: 0,
+            }),
+            Output::ResumeEsp { bundle, last } => {
+                if let Some(s) = sets.iter_mut().find(|s| s.bundle == bundle) {
+                    s.resume_oseq = last;
+                }
+            }
+            other => rest.push(other),
+        }
+    }
+    (sets, rest)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

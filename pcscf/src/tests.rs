@@ -1989,3 +1989,67 @@ fn in_dialog_requests_between_ipsec_phones_when_the_core_did_not_record_route_go
 fn in_dialog_requests_between_ipsec_phones_when_the_2xx_lacked_record_route_go_over_their_sas() {
     in_dialog_between_two_ipsec_phones(true, false);
 }
+
+#[test]
+fn xfrm_restart_restores_the_sa_set_for_the_kernel_to_keep_and_accepts_the_phone_on_it() {
+    let mut lab = Lab::new(IpsecMode::Xfrm);
+    let reg = lab.register_ipsec(&UE, &[("hmac-sha-1-96", "aes-cbc")]);
+    let rows: Vec<PcscfRegistration> = reg
+        .outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Store(StoreOp::PutRegistration(r)) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(rows.iter().all(|r| r.sa_info.is_some()), "{rows:?}");
+    let wall = lab.p.wall(lab.now + Duration::from_secs(10));
+    let mut again = Lab::with(settings(IpsecMode::Xfrm, 2));
+    again.now += Duration::from_secs(10);
+    let outs = again.p.restore(again.now, wall, rows, vec![]);
+    assert!(
+        events(&outs)
+            .iter()
+            .any(|(s, _, r)| *s == "registered" && r.contains("with its IPsec SAs")),
+        "{:?}",
+        events(&outs)
+    );
+    let (sets, rest) = crate::server::xfrm_restored_sets(outs);
+    assert_eq!(sets.len(), 1);
+    assert_eq!(sets[0].bundle.local.spi_s, Spi(reg.pcscf_spi_s));
+    assert!(sets[0].resume_oseq >= 1 << 24);
+    assert!(
+        rest.iter()
+            .all(|o| !matches!(o, Output::Sa(_) | Output::ResumeEsp { .. }))
+    );
+    // The phone goes on over the kept kernel SAs: its request on port-s is its own.
+    let msg = Message::parse(
+        format!(
+            "MESSAGE sip:bob@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {}:{};branch=z9hG4bKx1\r\n\
+             Max-Forwards: 70\r\nFrom: <{IMPU}>;tag=x\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: x1\r\n\
+             CSeq: 1 MESSAGE\r\n{}Content-Length: 0\r\n\r\n",
+            UE.ip,
+            UE.port_c,
+            sec_agree_headers(
+                &UE,
+                &[("hmac-sha-1-96", "aes-cbc")],
+                Some(&reg.security_server)
+            ),
+        )
+        .into_bytes(),
+    )
+    .unwrap();
+    let ingress = Ingress {
+        transport: Transport::Udp,
+        source: UE.client(),
+        local: SocketAddr::new(listen().ip(), again.p.settings().ports.port_s),
+        flow: None,
+        protection: Protection::Kernel,
+    };
+    let outs = again.p.handle_message(again.now, msg, ingress);
+    let fwd = sent_to(&outs, scscf());
+    assert_eq!(
+        header(&fwd, &HeaderName::P_ASSERTED_IDENTITY),
+        format!("<{IMPU}>")
+    );
+}
