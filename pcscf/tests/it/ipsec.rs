@@ -295,3 +295,67 @@ async fn a_restarted_pcscf_restores_the_sas_and_the_phone_keeps_working_over_ips
     assert_eq!(ue.esp.stats().replay, replays_before);
     assert_eq!(lab.status().stats.forbidden, 0);
 }
+
+/// Sends what the UE's TCP endpoint has for the wire over its ESP socket; returns stream data.
+async fn ue_tcp_flush(ue: &TestUe, t: &mut imslab_ipsec::tcp::EspTcp, got: &mut Vec<u8>) {
+    use imslab_ipsec::tcp::TcpEvent;
+    for ev in t.take_events() {
+        match ev {
+            TcpEvent::Segment { from, to, segment } => ue
+                .esp
+                .send_tcp_segment(from.port(), to, &segment)
+                .await
+                .unwrap(),
+            TcpEvent::Data { data, .. } => got.extend(data),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn phone_tcp_inside_userspace_esp_reaches_the_core_and_ends_with_the_sas() {
+    use imslab_ipsec::socket::Incoming;
+    use imslab_ipsec::tcp::{EspTcp, EspTcpConfig};
+    use std::net::SocketAddr;
+    use std::time::Instant;
+    let _g = lab_lock().await;
+    let lab = Lab::start(IpsecMode::Userspace).await;
+    let mut ue = TestUe::new(&lab, 3).await;
+    assert_eq!(ue.register().await.status(), Some(StatusCode::OK));
+    let mut t = EspTcp::new(ue.ip, EspTcpConfig::default(), 7, Instant::now());
+    let pcscf_s = SocketAddr::new(lab.pcscf.ip(), 6100);
+    let c = t.connect(Instant::now(), ue.port_c, pcscf_s).unwrap();
+    let text = String::from_utf8(ue.message(None).to_bytes().to_vec())
+        .unwrap()
+        .replacen("SIP/2.0/UDP", "SIP/2.0/TCP", 1);
+    t.send(Instant::now(), c, text.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    ue_tcp_flush(&ue, &mut t, &mut got).await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !String::from_utf8_lossy(&got).contains("SIP/2.0 200") {
+            if let Incoming::Tcp(seg) = ue.esp.recv().await.unwrap() {
+                t.handle_received(Instant::now(), &seg).unwrap();
+            }
+            ue_tcp_flush(&ue, &mut t, &mut got).await;
+        }
+    })
+    .await
+    .expect("the MESSAGE's 200 back over TCP inside ESP");
+    let answer = String::from_utf8_lossy(&got).into_owned();
+    assert!(answer.contains("Via: SIP/2.0/TCP"), "{answer}");
+    let forwarded = lab.core_log.lock().unwrap().requests.clone();
+    assert!(
+        forwarded
+            .iter()
+            .any(|m| m.header_str(&HeaderName::P_ASSERTED_IDENTITY).is_some()),
+        "the core got the phone's MESSAGE with its asserted identity"
+    );
+    let s = lab.wait_status("connected", |s| s.esp_tcp == 1).await;
+    assert_eq!(s.esp.unwrap().bad_inner, 0);
+    // De-registration removes the SAs, and the connection they carried goes with them.
+    assert_eq!(ue.deregister().await.status(), Some(StatusCode::OK));
+    lab.wait_status("SAs and connection gone", |s| {
+        s.sa_sets == 0 && s.esp_tcp == 0
+    })
+    .await;
+}
