@@ -1,4 +1,4 @@
-//! Entry points for the cargo-fuzz targets `esp_packet` and `sec_agree_header`
+//! Entry points for the cargo-fuzz targets `esp_packet`, `sec_agree_header` and `esp_tcp`
 //! (`/work/main/fuzz`). Each decodes arbitrary bytes, and whatever decodes is re-encoded and
 //! decoded again, asserting equality. Anything else must return an error, never panic. The unit
 //! tests replay the committed seed corpus through the same functions.
@@ -140,6 +140,106 @@ pub fn sec_agree_header(data: &[u8]) {
     let _ = negotiate::choose(&mechs, &Preference::default());
 }
 
+/// Drives a [`crate::tcp::EspTcp`] (listening on 6100 of 127.0.0.1, small limits) with
+/// operations read from the input: byte 0 of each picks one. `0`/`1`: a segment from
+/// 127.0.0.2 (port 5062 + 0..3) built from the next 13 bytes (seq, ack, flags, window) and a
+/// payload of the length in the 14th, with a correct checksum; `2`: time advances (next byte
+/// × 10 ms) and the timer fires; `3`: bytes are sent on the first connection, or a connection
+/// is opened from 5100 to 127.0.0.2:5064. Every segment it emits must parse with a valid
+/// checksum over its addresses and rebuild byte for byte; the limits must hold.
+pub fn esp_tcp(data: &[u8]) {
+    use crate::tcp::{EspTcp, EspTcpConfig, TcpEvent};
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::{Duration, Instant};
+    let local: IpAddr = [127, 0, 0, 1].into();
+    let peer: IpAddr = [127, 0, 0, 2].into();
+    let cfg = EspTcpConfig {
+        max_per_peer: 2,
+        max_total: 3,
+        ..EspTcpConfig::default()
+    };
+    let mut now = Instant::now();
+    let mut t = EspTcp::new(local, cfg, 1, now);
+    t.listen(6100);
+    let mut rest = data;
+    while let Some((&op, tail)) = rest.split_first() {
+        rest = tail;
+        match op % 4 {
+            0 | 1 => {
+                let Some((h, tail)) = rest.split_first_chunk::<14>() else {
+                    return;
+                };
+                let len = usize::from(h[13]).min(tail.len());
+                let (payload, tail) = tail.split_at(len);
+                rest = tail;
+                let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+                let seg = inner::TcpSegment {
+                    src_port: 5062 + u16::from(h[0] % 4),
+                    dst_port: 6100,
+                    seq: be32(1),
+                    ack: be32(5),
+                    flags: u16::from_be_bytes([h[9], h[10]]) & 0x0fff,
+                    window: u16::from_be_bytes([h[11], h[12]]),
+                    urgent: 0,
+                    options: &[],
+                    payload,
+                };
+                let mut bytes = Vec::new();
+                if inner::build_tcp(peer, local, &seg, &mut bytes).is_ok() {
+                    let from = SocketAddr::new(peer, seg.src_port);
+                    let to = SocketAddr::new(local, 6100);
+                    assert!(t.handle_segment(now, from, to, &bytes).is_ok());
+                }
+            }
+            2 => {
+                let Some((&d, tail)) = rest.split_first() else {
+                    return;
+                };
+                rest = tail;
+                now += Duration::from_millis(u64::from(d) * 10);
+                t.handle_timeout(now);
+            }
+            _ => {
+                let first = t.connections().map(|(id, _, _)| id).min();
+                let r = match first {
+                    Some(c) => t.send(now, c, b"OPTIONS sip:x SIP/2.0\r\n\r\n"),
+                    None => t
+                        .connect(now, 5100, SocketAddr::new(peer, 5064))
+                        .map(|_| ()),
+                };
+                let _ = r;
+            }
+        }
+        assert!(t.len() <= cfg.max_total);
+        for ev in t.take_events() {
+            if let TcpEvent::Segment { from, to, segment } = ev {
+                let parsed = inner::parse_tcp(from.ip(), to.ip(), &segment)
+                    .unwrap_or_else(|e| panic!("emitted segment does not parse: {e}"));
+                let mut again = Vec::new();
+                assert!(inner::build_tcp(from.ip(), to.ip(), &parsed, &mut again).is_ok());
+                assert_eq!(again, segment);
+            }
+        }
+    }
+}
+
+/// Seed inputs for `esp_tcp`: a SYN, a SYN and a timer, an own connection with data.
+pub fn esp_tcp_seeds() -> Vec<(String, Vec<u8>)> {
+    // op 0, port selector, seq, ack, flags (SYN), window, payload length.
+    let syn = |port: u8| vec![0, port, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0x02, 0xff, 0xff, 0];
+    let mut two = syn(0);
+    two.extend(syn(1));
+    two.extend(syn(2));
+    let mut timed = syn(0);
+    timed.extend([2, 100, 2, 250]);
+    vec![
+        ("syn".into(), syn(0)),
+        ("three-syns".into(), two),
+        ("syn-timer".into(), timed),
+        ("connect-send-timer".into(), vec![3, 3, 2, 20, 3, 2, 200]),
+    ]
+}
+
 /// Seed inputs for `esp_packet`: valid packets of every suite and edge-case lengths.
 pub fn esp_packet_seeds() -> Vec<(String, Vec<u8>)> {
     let mut seeds = Vec::new();
@@ -231,6 +331,11 @@ mod tests {
     }
 
     #[test]
+    fn esp_tcp_corpus_replays_without_failure() {
+        replay("esp_tcp", esp_tcp_seeds(), esp_tcp);
+    }
+
+    #[test]
     fn sec_agree_header_corpus_replays_without_failure() {
         replay(
             "sec_agree_header",
@@ -261,6 +366,11 @@ mod tests {
                 let u = rx.unprotect(&mut p).unwrap();
                 prop_assert_eq!((u.seq, u.next_header, u.payload), (n as u32, nh, payload.as_slice()));
             }
+        }
+
+        #[test]
+        fn arbitrary_operations_never_panic_the_tcp_endpoint(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            esp_tcp(&data);
         }
 
         #[test]
