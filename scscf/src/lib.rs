@@ -71,16 +71,19 @@
 //!   and the request goes to `scscf.icscf` (home callee; with no I-CSCF configured the
 //!   terminating case runs here at once), `scscf.breakout` (numbers and domains outside the
 //!   lab; MESSAGE and other standalone requests are relayed by the S-CSCF, which answers the
-//!   trunk's 401/407 with `scscf.breakout_username`/`breakout_password`), or its own next
+//!   trunk's 401/407 with `scscf.breakout_username`/`breakout_password`; an INVITE is proxied
+//!   with Record-Route and its 401/407 answered the same way, the INVITE re-sent with CSeq + 1
+//!   and [`dialogs`] keeping that offset for the caller's later requests), or its own next
 //!   hop. Other initial requests are terminating: terminating iFCs (session case 1, or 2 for
 //!   an identity without contacts, assigned by SAR UNREGISTERED_USER), then parallel forking
 //!   with P-Called-Party-ID and Record-Route to every contact (one per `+sip.instance`, the
 //!   most recently registered): along their shared Path as Route, or, when the contacts sit
-//!   behind different one-hop Paths (one P-CSCF flow per phone), straight to each Path's
-//!   address with the Contact as Request-URI; otherwise only the contacts on the newest
-//!   contact's Path. 480 without contacts or service, 404 unknown or barred. In-dialog requests, 2xx ACKs and
-//!   CANCELs follow their route; no dialog state is kept. Each decision is a per-UE event
-//!   (`call`, `message`, `session`).
+//!   behind different one-hop Paths (one P-CSCF flow per phone), each with its own Path as
+//!   Route in one forked transaction; otherwise only the contacts on the newest contact's
+//!   Path. 480 without contacts or service, 404 unknown or barred. In-dialog requests, 2xx
+//!   ACKs and CANCELs follow their route. An iFC-triggered AS that sends nothing but 100
+//!   within `scscf.as_timeout` (4 s) has failed for its DefaultHandling. Each decision is a
+//!   per-UE event (`call`, `message`, `session`).
 //! - Every failure becomes a SIP answer (400, 403, 404, 423, 480, 500, 504) and a per-UE
 //!   event (`mar`, `challenge`, `auth-response`, `aka-resync`, `sar`, `registered`,
 //!   `re-registered`, `deregistered`, `reg-subscribe`, `reg-notify`, `rtr`, `ppr`,
@@ -91,9 +94,9 @@
 //! DefaultHandling SESSION_CONTINUED when the continuation without the AS needs a lookup (a
 //! further AS, SAR, ENUM, breakout relay): then an AS that fails gives the caller its
 //! 408/5xx; otherwise the continuation is the proxy core's fallback
-//! (`imslab_sip_node::Decided::fallback`) and its use is a per-UE `as` event. Digest answers
-//! to a trunk's challenge of an INVITE (it goes back to the phone), charging, emergency
-//! sessions, and re-selection after an S-CSCF change.
+//! (`imslab_sip_node::Decided::fallback`) and its use is a per-UE `as` event. A trunk's
+//! challenge of an in-dialog request (a re-INVITE; it goes back to the phone), charging,
+//! emergency sessions, and re-selection after an S-CSCF change.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -11,8 +11,11 @@
 //!   terminating case when no I-CSCF is configured), to `scscf.breakout` for a number or
 //!   domain outside the lab, else along its own next hop.
 //! - Terminating case (§5.4.3.3): terminating iFCs (session case 1 registered, 2 without
-//!   contacts), then parallel forking to every contact sharing the most recently registered contact's Path (one per `+sip.instance`), the
-//!   Path as Route, P-Called-Party-ID and Record-Route (dialog-creating methods). No contact:
+//!   contacts), then one parallel fork (P-Called-Party-ID, Record-Route for
+//!   dialog-creating methods) to the contacts, one per `+sip.instance`: each with its own
+//!   binding's Path as Route when they sit behind different one-hop Paths
+//!   ([`Registrar::fork_routes`], the proxy core's per-target Route sets), else those sharing
+//!   the most recently registered contact's Path, which is the request's Route. No contact:
 //!   480; an identity unknown here in the home domain: 404; a barred one: 404.
 //! - iFC hand-off: the request goes to the AS with a Route back to this S-CSCF carrying an
 //!   original dialog identifier (`odi-…`). The returning request is recognised by that token
@@ -23,13 +26,15 @@
 //!   SESSION_CONTINUED skips it, SESSION_TERMINATED answers 500. For an AS with an address and
 //!   SESSION_CONTINUED, the decision to continue without it is computed at hand-off time
 //!   ([`Registrar::take_as_fallback`], for `imslab_sip_node::Decided::fallback`): the proxy
-//!   core applies it when the AS does not answer (408, Timer C for an INVITE) or fails (5xx,
-//!   transport error). Limit: when that continuation needs a lookup (another AS hand-off,
+//!   core applies it when the AS does not answer (408: nothing but 100 within
+//!   `scscf.as_timeout`, [`AS_TIMEOUT`] by default) or fails (5xx, transport error, an ICMP
+//!   port unreachable over UDP). Limit: when that continuation needs a lookup (another AS hand-off,
 //!   a SAR, ENUM, a relayed breakout) none is prepared and the failure goes upstream as
 //!   before. With SESSION_TERMINATED the failure goes upstream.
 //! - Requests inside a dialog, 2xx ACKs, unmatched CANCELs and requests with a Route left
-//!   follow their route. No dialog state is kept: the S-CSCF stays on the path by
-//!   Record-Route only, so nothing is left to release on BYE, failure or timeout.
+//!   follow their route; the S-CSCF stays on the path by Record-Route. The only dialog state
+//!   is the CSeq offset of breakout calls whose INVITE the S-CSCF re-sent with the trunk's
+//!   credentials ([`crate::dialogs`], applied by the server to the decided request).
 //!   Session-Expires and Min-SE (RFC 4028) pass through untouched.
 
 use std::net::IpAddr;
@@ -1085,7 +1090,7 @@ impl Registrar {
     }
 
     /// The Route set of each target of `decision` when it is a terminating fork to contacts
-    /// behind different Paths ([`Fork::Split`]): each contact's own Path (TS 24.229
+    /// behind different one-hop Paths: each contact's own Path (TS 24.229
     /// §5.4.3.3, RFC 3327 §5.3), for `imslab_sip_node::Decided::routes`. Empty for any
     /// other decision (the request's own Route set then serves every target).
     pub fn fork_routes(&self, decision: &Decision) -> Vec<Option<Vec<bytes::Bytes>>> {
