@@ -11,9 +11,9 @@
 //! core matches it to the INVITE's server transaction and cancels the re-sent branch.
 //!
 //! Pure and bounded: [`BreakoutDialogs`] takes the time as an argument, holds at most
-//! [`MAX_BREAKOUT_DIALOGS`] (the oldest goes first), forgets a dialog on BYE, on a failure
-//! answer to its INVITE, when the INVITE is not ACKed within [`EARLY_LIFETIME`], and after
-//! [`IDLE_LIFETIME`] without a request from the caller.
+//! [`MAX_BREAKOUT_DIALOGS`] (the oldest goes first), forgets a dialog on BYE (from either
+//! side), on a failure answer to its INVITE, when the INVITE is not ACKed within
+//! [`EARLY_LIFETIME`], and after [`IDLE_LIFETIME`] without a request from the caller.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -148,6 +148,15 @@ impl BreakoutDialogs {
             return Rewrite::Untouched;
         };
         let Some(r) = self.by_key.get_mut(&key) else {
+            // The trunk hanging up: its BYE names the caller's tag in To.
+            if request.method() == Some(&Method::Bye)
+                && let Some(tag) = request
+                    .to_header()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_owned))
+            {
+                self.forget(&(key.0, tag));
+            }
             return Rewrite::Untouched;
         };
         let method = request.method().cloned();
@@ -344,6 +353,26 @@ mod tests {
         let mut bye = req("BYE", 3, "a1", "");
         assert_eq!(d.outbound(t0, &mut bye), Rewrite::Released(1));
         assert_eq!(cseq(&bye), 4);
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn a_bye_from_the_trunk_releases_the_dialog_untouched() {
+        let t0 = Instant::now();
+        let mut d = BreakoutDialogs::new();
+        let c = ctx(&mut d, t0);
+        d.final_response(c, StatusCode::OK);
+        let mut bye = Message::parse(
+            "BYE sip:alice@127.0.0.1:5062 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKtb\r\nMax-Forwards: 70\r\n\
+             From: <tel:+4930123>;tag=trunk1\r\nTo: <sip:alice@ims.example>;tag=a1\r\n\
+             Call-ID: brk-1@ue\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n"
+                .as_bytes()
+                .to_vec(),
+        )
+        .expect("parses");
+        assert_eq!(d.outbound(t0, &mut bye), Rewrite::Untouched);
+        assert_eq!(cseq(&bye), 9);
         assert!(d.is_empty());
     }
 

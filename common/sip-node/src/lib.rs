@@ -58,7 +58,11 @@
 //!   initiated NOTIFY/BYE...): the node adds its Via and a client transaction, and the call
 //!   returns the final response, or [`Error::NoResponse`] with 408/503 on Timer F or a
 //!   transport failure.
-//! - Connection closures are reported to [`Handler::on_flow_closed`].
+//! - Connection closures are reported to [`Handler::on_flow_closed`]. Over UDP an ICMP port
+//!   or host unreachable for a datagram sent to a peer (`imslab_sip_io::CloseReason::Unreachable`)
+//!   is reported the same way, and the client transactions toward that address fail at once
+//!   (`Proxy::handle_unreachable`: 503, so failover or a fallback applies) instead of at
+//!   Timer B/F.
 //! - Next hops are IP literals, entries of [`NodeConfig::hosts`] ([`resolve_uri`]), or, when
 //!   [`NodeConfig::dns`] names servers, located by RFC 3263 (NAPTR → SRV → A/AAAA,
 //!   [`DnsResolver`] over the pure `imslab_sip::locate`): forward targets without a
