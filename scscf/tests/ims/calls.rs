@@ -1525,3 +1525,166 @@ async fn an_as_that_sends_100_and_dies_is_passed_over_at_the_as_timeout_not_time
     assert!(lab.events.has("as", "failed (408), session continued"));
     lab.stop().await;
 }
+
+/// A trunk that challenges the INVITE with 401, rings on the authenticated one, and then gets
+/// the caller's CANCEL, which must name the re-sent INVITE (CSeq 2, its branch).
+const TRUNK_CANCEL_UAS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="breakout-trunk-cancel">
+  <recv request="INVITE" />
+  <send>
+    <![CDATA[
+SIP/2.0 401 Unauthorized
+[last_Via:]
+[last_From:]
+[last_To:];tag=trunk[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+WWW-Authenticate: Digest realm="trunk.example.net", nonce="77aa11bb", algorithm=MD5
+Content-Length: 0
+
+]]>
+  </send>
+  <recv request="ACK" />
+  <recv request="INVITE">
+    <action>
+      <ereg regexp="branch=([^;,]*)" search_in="hdr" header="Via:" check_it="true" assign_to="v,br" />
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_Record-Route:]
+[last_From:]
+[last_To:];tag=trunk[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:trunk@[local_ip]:[local_port]>
+Content-Length: 0
+
+]]>
+  </send>
+  <recv request="CANCEL">
+    <action>
+      <ereg regexp="^ *2 CANCEL" search_in="hdr" header="CSeq:" check_it="true" assign_to="c1" />
+      <ereg regexp="branch=([^;,]*)" search_in="hdr" header="Via:" check_it="true" assign_to="v2,br2" />
+    </action>
+  </recv>
+  <nop>
+    <action>
+      <strcmp assign_to="same" variable="br" variable2="br2" />
+      <test assign_to="samebranch" variable="same" compare="equal" value="0" />
+    </action>
+  </nop>
+  <nop test="samebranch" next="ok" />
+  <send>
+    <![CDATA[
+SIP/2.0 481 Call/Transaction Does Not Exist
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]>
+  </send>
+  <label id="ok" />
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]>
+  </send>
+  <send>
+    <![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=trunk[call_number]
+[last_Call-ID:]
+CSeq: 2 INVITE
+Content-Length: 0
+
+]]>
+  </send>
+  <recv request="ACK" />
+  <Reference variables="v,v2,c1,same" />
+</scenario>
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_cancel_of_a_challenged_breakout_invite_cancels_the_resent_transaction() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_udp_port();
+    let lab = Lab::start_with(|c| {
+        c.scscf.breakout = Some(format!("sip:127.0.0.1:{port}"));
+        c.scscf.breakout_username = Some("lab-trunk".into());
+        c.scscf.breakout_password = Some("tr0nk".into());
+    })
+    .await;
+    provision(&lab.store, 35, None, None).await;
+    let mut a = Ue::new(35, dir.path(), K_HEX).await;
+    assert_eq!(
+        crate::register_aka(&lab, &mut a).await.status(),
+        Some(StatusCode::OK)
+    );
+    let trunk = sipp_trunk(dir.path(), TRUNK_CANCEL_UAS, port);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let text = initial(&a, &lab, "INVITE", "tel:+4930123456", "brk-can", "", SDP);
+    a.send_text(lab.scscf, &text).await;
+    loop {
+        let (m, _) = a.next_message().await;
+        if m.status().is_some_and(|s| s.as_u16() == 180) {
+            assert_eq!(values(&m, &HeaderName::CSEQ), ["1 INVITE"]);
+            break;
+        }
+    }
+    let invite = Message::parse(text.into_bytes()).expect("parses");
+    let cancel = imslab_sip::transaction::build_cancel(&invite).expect("CANCEL");
+    a.send_msg(lab.scscf, &cancel).await;
+    let mut finals = Vec::new();
+    while finals.len() < 2 {
+        let m = a.next_final().await;
+        finals.push((
+            m.status().map_or(0, |s| s.as_u16()),
+            values(&m, &HeaderName::CSEQ).join(","),
+        ));
+    }
+    finals.sort();
+    assert_eq!(
+        finals,
+        [(200, "1 CANCEL".to_owned()), (487, "1 INVITE".to_owned())]
+    );
+    let out = tokio::task::spawn_blocking(move || trunk.wait_with_output())
+        .await
+        .expect("join")
+        .expect("sipp exits");
+    let log = std::fs::read_to_string(dir.path().join("trunk_messages.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "SIPp trunk (CANCEL CSeq and branch): {}\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msgs = sipp_messages(&log);
+    let cancel_status: Vec<u16> = msgs
+        .iter()
+        .filter(|(rx, m)| !*rx && m.cseq().is_ok_and(|c| c.method == Method::Cancel))
+        .filter_map(|(_, m)| m.status().map(|s| s.as_u16()))
+        .collect();
+    assert_eq!(
+        cancel_status,
+        [200],
+        "the CANCEL matched the re-sent INVITE"
+    );
+    tshark_calls(&mut a, &lab);
+    tshark_sipp_trace(dir.path(), &msgs, port, lab.scscf);
+    lab.stop().await;
+}
