@@ -378,7 +378,12 @@ impl Inner {
         )
         .await?;
         let out = sar::handle(r, &lookup, &self.settings, SystemTime::now());
-        self.apply(out.subscriber_id, &out.changes).await?;
+        // A re-registration changes nothing: no write.
+        let changes = match &lookup.subscription {
+            Some(s) => crate::cx::effective_changes(&out.changes, &s.subscriber),
+            None => out.changes.clone(),
+        };
+        self.apply(out.subscriber_id, &changes).await?;
         self.emit(out.events);
         Ok(out.answer.to_message())
     }

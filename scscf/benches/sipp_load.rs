@@ -21,6 +21,9 @@
 //! caches and store included; SIPp is another process), e.g. `USERS=100000 cargo bench -p
 //! imslab-scscf --bench sipp_load -- 100000 2000 300`.
 //!
+//! `SETTLE_SECS=N` reads the resident set again after N quiet seconds (past the SIP
+//! transactions' Timer J, 32 s), which is the state the phones themselves keep.
+//!
 //! The bench process uses mimalloc as its global allocator, as the `imslab` binary does.
 //!
 //! `COUNT_SQL=1` counts the SQL statements sqlx runs (its `sqlx::query` events, by the
@@ -400,6 +403,20 @@ fn main() {
         rss_delta * 1024 / phones,
         recorder.dropped()
     );
+    // SIP transactions (Timer J, 32 s over UDP) and challenges hold memory for a while after
+    // the load: with SETTLE_SECS=N the resident set is read again after N quiet seconds.
+    if let Some(settle) = std::env::var("SETTLE_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_secs(settle));
+        let settled = rss_kib().saturating_sub(rss_before);
+        println!(
+            "after {settle} s quiet: process RSS +{} MiB: {} bytes per registered phone",
+            settled / 1024,
+            settled * 1024 / phones
+        );
+    }
     // Every attempt (registered or failed) ran both round trips.
     let attempts = (ok + failed).max(1) as f64;
     let mut total = 0.0;

@@ -92,6 +92,38 @@ pub struct CxOutcome<A> {
     pub events: Vec<UeEvent>,
 }
 
+/// The part of `changes` that changes something in `subscriber` as it was read: identities
+/// already in the target state and an S-CSCF assignment already stored are left out, so a
+/// re-registration's SAR writes nothing. `subscriber` is the snapshot the decision was made
+/// on; an identity it does not hold is kept.
+pub fn effective_changes(
+    changes: &[HssChange],
+    subscriber: &imslab_store::Subscriber,
+) -> Vec<HssChange> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            HssChange::SetScscf(s) if &subscriber.scscf == s => None,
+            HssChange::SetRegState { impus, state } => {
+                let moved: Vec<Impu> = impus
+                    .iter()
+                    .filter(|i| {
+                        subscriber
+                            .public_identity(i)
+                            .is_none_or(|p| p.reg_state != *state)
+                    })
+                    .cloned()
+                    .collect();
+                (!moved.is_empty()).then_some(HssChange::SetRegState {
+                    impus: moved,
+                    state: *state,
+                })
+            }
+            other => Some(other.clone()),
+        })
+        .collect()
+}
+
 /// A refusal: the result to answer with and why, for the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {

@@ -386,3 +386,29 @@ fn registration_profile_lists_the_implicit_set_default_first_with_charging() {
         "ccf.ims.example"
     );
 }
+
+#[test]
+fn effective_changes_leave_out_what_the_subscriber_already_has() {
+    let sub = reg(subscription(), &[ALICE], SCSCF);
+    let re_registration = [
+        set_scscf(SCSCF),
+        state(&[ALICE, ALICE_TEL], RegState::Registered),
+    ];
+    assert_eq!(
+        imslab_hss::cx::effective_changes(&re_registration, &sub.subscriber),
+        vec![]
+    );
+    let mixed = [
+        set_scscf("sip:other.ims.example:6060"),
+        state(&[ALICE, PEER_OF_BARRED], RegState::Registered),
+        state(&[ALICE], RegState::NotRegistered),
+    ];
+    assert_eq!(
+        imslab_hss::cx::effective_changes(&mixed, &sub.subscriber),
+        vec![
+            set_scscf("sip:other.ims.example:6060"),
+            state(&[PEER_OF_BARRED], RegState::Registered),
+            state(&[ALICE], RegState::NotRegistered),
+        ]
+    );
+}

@@ -646,6 +646,14 @@ impl Registrar {
         }
     }
 
+    /// [`Self::index`] from the registration's record (its implicit set).
+    fn index_record(&mut self, r: &ScscfRegistration) {
+        self.alias.insert(r.impu.clone(), r.impu.clone());
+        for i in &r.implicit_set {
+            self.alias.insert(i.clone(), r.impu.clone());
+        }
+    }
+
     fn unindex(&mut self, aor: &Aor) {
         for (i, _) in &aor.implicit {
             if self.alias.get(i) == Some(&aor.impu) {

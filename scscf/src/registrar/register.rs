@@ -1045,6 +1045,8 @@ impl Registrar {
                     .as_ref()
                     .map(ToString::to_string),
             });
+            // What the store holds for it: an unchanged registration is not written again.
+            let stored = self.aors.get(&p.impu).map(Aor::record);
             let aor = self.aors.entry(p.impu.clone()).or_insert_with(|| Aor {
                 impi: p.impi.clone(),
                 impu: p.impu.clone(),
@@ -1072,9 +1074,11 @@ impl Registrar {
             if charging.is_some() {
                 aor.charging = charging;
             }
-            let snapshot = aor.clone();
-            self.index(&snapshot);
-            self.persist(Persist::PutRegistration(snapshot.record()));
+            let record = aor.record();
+            self.index_record(&record);
+            if stored.as_ref() != Some(&record) {
+                self.persist(Persist::PutRegistration(record));
+            }
         }
         let Some(aor) = self.aors.get_mut(&p.impu) else {
             let r = self.ok_response(now, &p, None);

@@ -1240,6 +1240,40 @@ fn options_to_the_scscf_itself_is_answered_200() {
 }
 
 #[test]
+fn re_registration_with_the_same_profile_writes_the_binding_but_not_the_registration_again() {
+    let mut lab = Lab::new();
+    lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
+    let puts = |lab: &Lab| {
+        lab.persisted
+            .iter()
+            .filter(|p| matches!(p, Persist::PutRegistration(_)))
+            .count()
+    };
+    let bindings = |lab: &Lab| {
+        lab.persisted
+            .iter()
+            .filter(|p| matches!(p, Persist::PutBinding(_)))
+            .count()
+    };
+    let (regs_before, bindings_before) = (puts(&lab), bindings(&lab));
+    assert_eq!(regs_before, 1);
+    // A full AKA re-registration: the SAR answers the same profile.
+    let ok = lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
+    assert_eq!(ok.status(), Some(StatusCode::OK));
+    assert!(lab.hss.sars.len() >= 2, "{:?}", lab.hss.sars);
+    assert_eq!(
+        puts(&lab),
+        regs_before,
+        "unchanged registration not rewritten"
+    );
+    assert_eq!(
+        bindings(&lab),
+        bindings_before + 1,
+        "the refreshed binding is"
+    );
+}
+
+#[test]
 fn refresh_moves_the_expiry_and_the_old_timer_does_nothing() {
     let mut lab = Lab::new();
     lab.aka_register("<sip:ue@10.45.0.2:5060>", 600);
