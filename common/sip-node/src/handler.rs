@@ -51,6 +51,8 @@ pub struct Decided {
     /// Per forward target, a Route set of its own (RFC 3261 §16.6 on each copy): forking to
     /// contacts behind different Paths.
     pub routes: Vec<Option<Vec<Bytes>>>,
+    /// [`Decided::routes`] for the targets of [`Decided::fallback`].
+    pub fallback_routes: Vec<Option<Vec<Bytes>>>,
     /// A branch with neither a final response nor a provisional one above 100 after this
     /// long counts as 408 (an AS that answered 100 and died).
     pub no_answer: Option<Duration>,
@@ -64,6 +66,7 @@ impl From<Decision> for Decided {
             decision,
             fallback: None,
             routes: Vec::new(),
+            fallback_routes: Vec::new(),
             no_answer: None,
             answer_challenges: false,
         }
@@ -82,6 +85,13 @@ impl Decided {
     #[must_use]
     pub fn with_routes(mut self, routes: Vec<Option<Vec<Bytes>>>) -> Self {
         self.routes = routes;
+        self
+    }
+
+    /// Sets [`Decided::fallback_routes`].
+    #[must_use]
+    pub fn with_fallback_routes(mut self, routes: Vec<Option<Vec<Bytes>>>) -> Self {
+        self.fallback_routes = routes;
         self
     }
 

@@ -33,6 +33,7 @@ enum Cmd {
         fallback: Option<Box<Decision>>,
         /// The rest of [`Decided`].
         routes: Vec<Option<Vec<Bytes>>>,
+        fallback_routes: Vec<Option<Vec<Bytes>>>,
         no_answer: Option<std::time::Duration>,
         answer_challenges: bool,
     },
@@ -539,12 +540,14 @@ impl<H: Handler> Loop<H> {
                 alternates,
                 fallback,
                 routes,
+                fallback_routes,
                 no_answer,
                 answer_challenges,
             } => {
                 let opts = DecideOptions::default()
                     .alternates(alternates)
                     .fallback(fallback.map(|f| *f))
+                    .fallback_routes(fallback_routes)
                     .routes(routes)
                     .no_answer(no_answer)
                     .answer_challenges(answer_challenges);
@@ -634,7 +637,9 @@ impl<H: Handler> Loop<H> {
                         let (decision, alternates) =
                             node.locate_targets(decided.decision, &decided.routes).await;
                         let fallback = match decided.fallback {
-                            Some(f) => Some(Box::new(node.locate_targets(f, &[]).await.0)),
+                            Some(f) => Some(Box::new(
+                                node.locate_targets(f, &decided.fallback_routes).await.0,
+                            )),
                             None => None,
                         };
                         let _ = node.shared.cmds.send(Cmd::Decide {
@@ -643,6 +648,7 @@ impl<H: Handler> Loop<H> {
                             alternates,
                             fallback,
                             routes: decided.routes,
+                            fallback_routes: decided.fallback_routes,
                             no_answer: decided.no_answer,
                             answer_challenges: decided.answer_challenges,
                         });

@@ -1082,8 +1082,13 @@ impl Registrar {
                 .as_deref()
                 .is_some_and(|t| crate::breakout::is_trunk_invite(t, request));
         let routes = self.fork_routes(&decision);
+        let fallback_routes = fallback
+            .as_ref()
+            .map(|f| self.fork_routes(f))
+            .unwrap_or_default();
         imslab_sip_node::Decided::from(decision)
             .with_fallback(fallback)
+            .with_fallback_routes(fallback_routes)
             .with_routes(routes)
             .with_no_answer(no_answer)
             .with_answer_challenges(challenges)

@@ -189,6 +189,10 @@ impl Decision {
     }
 }
 
+/// Per forward target, in order, a Route set of its own (`None`: the request's), values as
+/// on the wire (`<sip:pcscf1;lr>`), first hop first: see [`DecideOptions::routes`].
+pub type RouteSets = Vec<Option<Vec<Bytes>>>;
+
 /// What goes with a [`Decision`] beyond its targets: see [`Proxy::decide_with`].
 #[derive(Debug, Default)]
 #[non_exhaustive]
@@ -198,13 +202,15 @@ pub struct DecideOptions {
     pub alternates: Vec<Vec<Peer>>,
     /// Applied instead when every branch fails; see [`Proxy::decide_with_fallback`].
     pub fallback: Option<Decision>,
+    /// [`DecideOptions::routes`] for the fallback decision's targets.
+    pub fallback_routes: RouteSets,
     /// Per forward target, in order, a Route set replacing the request's Route values on that
     /// target's branch only (`None`: the request's own). RFC 3261 §16.6 works on one copy of
     /// the request per target, so each copy may carry its own pre-loaded Route set: the
     /// S-CSCF forks to contacts behind different P-CSCFs, each with its binding's Path as
     /// Route (TS 24.229 §5.4.3.3, RFC 3327 §5.3). Values as they go on the wire
     /// (`<sip:pcscf1;lr>`), first hop first.
-    pub routes: Vec<Option<Vec<Bytes>>>,
+    pub routes: RouteSets,
     /// A branch that has neither a final response nor a provisional response other than
     /// 100 after this long is given up as if it had answered 408 (an INVITE branch with a
     /// 100 is also cancelled): the S-CSCF's response timeout toward an application server,
@@ -233,9 +239,16 @@ impl DecideOptions {
         self
     }
 
+    /// Sets [`DecideOptions::fallback_routes`] (builder style).
+    #[must_use]
+    pub fn fallback_routes(mut self, routes: RouteSets) -> Self {
+        self.fallback_routes = routes;
+        self
+    }
+
     /// Sets [`DecideOptions::routes`] (builder style).
     #[must_use]
-    pub fn routes(mut self, routes: Vec<Option<Vec<Bytes>>>) -> Self {
+    pub fn routes(mut self, routes: RouteSets) -> Self {
         self.routes = routes;
         self
     }
@@ -371,8 +384,9 @@ struct Context {
     finals: Vec<Message>,
     /// Route values naming this proxy that §16.4 removed, in order (until the decision).
     consumed_routes: Vec<Bytes>,
-    /// What to do instead when every branch fails (see [`Proxy::decide_with_fallback`]).
-    fallback: Option<Box<Decision>>,
+    /// What to do instead when every branch fails (see [`Proxy::decide_with_fallback`]),
+    /// with its per-target Route sets.
+    fallback: Option<Box<(Decision, RouteSets)>>,
     /// The CSeq number as received: responses carry it upstream even when the forwarded
     /// copy had another one.
     cseq: Option<u32>,
@@ -629,6 +643,7 @@ impl Proxy {
         let DecideOptions {
             alternates,
             fallback,
+            fallback_routes,
             routes,
             no_answer,
             answer_challenges,
@@ -636,7 +651,7 @@ impl Proxy {
         let c = self.contexts.get_mut(&ctx).ok_or(Error::UnknownContext)?;
         if !c.decided && c.server.is_some() {
             if let Some(f) = fallback {
-                c.fallback = Some(Box::new(f));
+                c.fallback = Some(Box::new((f, fallback_routes)));
             }
             c.no_answer = no_answer;
             c.answer_challenges = answer_challenges;
@@ -691,7 +706,7 @@ impl Proxy {
         now: Instant,
         ctx: ContextId,
         decision: Decision,
-        routes: Vec<Option<Vec<Bytes>>>,
+        routes: RouteSets,
     ) -> Result<Vec<ProxyEvent>, Error> {
         let mut ev = Vec::new();
         let c = self.contexts.get_mut(&ctx).ok_or(Error::UnknownContext)?;
@@ -1901,7 +1916,9 @@ impl Proxy {
             }
             self.fallbacks_applied.push((ctx, why));
             if let Some(f) = fallback {
-                match self.decide(now, ctx, *f) {
+                let (decision, routes) = *f;
+                let opts = DecideOptions::default().routes(routes);
+                match self.decide_with(now, ctx, decision, opts) {
                     Ok(more) => ev.extend(more),
                     Err(error) => ev.push(ProxyEvent::Rejected {
                         status: StatusCode::SERVER_INTERNAL_ERROR,

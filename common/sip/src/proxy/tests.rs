@@ -1589,3 +1589,46 @@ fn an_unreachable_udp_peer_fails_its_branches_at_once_and_the_fallback_applies()
         [(ctx, StatusCode::SERVICE_UNAVAILABLE)]
     );
 }
+
+#[test]
+fn a_fallback_fork_carries_its_own_route_sets() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let ev = p.handle_message(
+        t0,
+        request("INVITE", "z9hG4bKfr1", ""),
+        udp(UAC),
+        InterfaceId(0),
+    );
+    let (ctx, req) = new_request(&ev);
+    let fallback = Decision::Forward {
+        request: req.clone(),
+        targets: vec![
+            Target::uri("sip:ue1@10.45.0.2:5060"),
+            Target::uri("sip:ue2@10.45.0.3:5060"),
+        ],
+        mode: ForkMode::Parallel,
+        record_route: None,
+    };
+    let opts = DecideOptions::default()
+        .fallback(Some(fallback))
+        .fallback_routes(vec![
+            Some(vec![Bytes::from_static(b"<sip:192.0.2.21:5080;lr>")]),
+            Some(vec![Bytes::from_static(b"<sip:192.0.2.22:5080;lr>")]),
+        ]);
+    let ev = p
+        .decide_with(
+            t0,
+            ctx,
+            Decision::forward(req, to("sip:as@192.0.2.20:5080", UAS_A)),
+            opts,
+        )
+        .unwrap();
+    let to_as = sent_to(&ev, UAS_A).remove(0);
+    let ev = p.handle_message(t0, reply(&to_as, 500, "as"), udp(UAS_A), InterfaceId(0));
+    let b = sent_to(&ev, UAS_B);
+    let c = sent_to(&ev, "192.0.2.22:5080");
+    assert_eq!((b.len(), c.len()), (1, 1));
+    assert_eq!(route_values(&b[0]), ["<sip:192.0.2.21:5080;lr>"]);
+    assert_eq!(route_values(&c[0]), ["<sip:192.0.2.22:5080;lr>"]);
+}
