@@ -8,7 +8,9 @@
 //! with its CSeq, and a PRACK's RAck CSeq, raised by the offset; the proxy core
 //! (`imslab_sip::proxy`) puts the caller's number back into the responses. Requests from the
 //! trunk keep their own CSeq space and are not touched. A CANCEL never gets here: the proxy
-//! core matches it to the INVITE's server transaction and cancels the re-sent branch.
+//! core matches it to the INVITE's server transaction and cancels the re-sent branch. The
+//! trunk may challenge the caller's requests inside the dialog too ([`Rewrite::answerable`]):
+//! each answered challenge adds one to the offset.
 //!
 //! Pure and bounded: [`BreakoutDialogs`] takes the time as an argument, holds at most
 //! [`MAX_BREAKOUT_DIALOGS`] (the oldest goes first), forgets a dialog on BYE (from either
@@ -54,6 +56,14 @@ pub enum Rewrite {
     Shifted(u32),
     /// The BYE: shifted, and the dialog forgotten.
     Released(u32),
+}
+
+impl Rewrite {
+    /// Whether the request belongs to a tracked breakout dialog from its caller, so that a
+    /// challenge of the trunk to it may be answered as well (which adds to the offset).
+    pub fn answerable(self) -> bool {
+        !matches!(self, Self::Untouched)
+    }
 }
 
 /// The breakout dialogs with a CSeq offset. See the module documentation.
@@ -374,6 +384,30 @@ mod tests {
         assert_eq!(d.outbound(t0, &mut bye), Rewrite::Untouched);
         assert_eq!(cseq(&bye), 9);
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn a_challenged_reinvite_adds_to_the_offset_and_its_failure_keeps_the_dialog() {
+        let t0 = Instant::now();
+        let mut d = BreakoutDialogs::new();
+        let c = ctx(&mut d, t0);
+        d.final_response(c, StatusCode::OK);
+        let mut ack = req("ACK", 1, "a1", "");
+        d.outbound(t0, &mut ack);
+        let mut reinvite = req("INVITE", 2, "a1", "");
+        assert!(d.outbound(t0, &mut reinvite).answerable());
+        assert_eq!(cseq(&reinvite), 3);
+        // The trunk challenges it; the S-CSCF sends it again with CSeq 4.
+        let mut again = reinvite.clone();
+        again
+            .set_header(HeaderName::CSEQ, "4 INVITE")
+            .expect("CSeq");
+        d.challenged(t0, c, &again);
+        d.final_response(c, StatusCode::REQUEST_PENDING);
+        assert_eq!(d.len(), 1, "a confirmed dialog outlives a failed re-INVITE");
+        let mut bye = req("BYE", 3, "a1", "");
+        assert_eq!(d.outbound(t0, &mut bye), Rewrite::Released(2));
+        assert_eq!(cseq(&bye), 5);
     }
 
     #[test]

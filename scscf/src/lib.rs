@@ -95,8 +95,8 @@
 //! further AS, SAR, ENUM, breakout relay): then an AS that fails gives the caller its
 //! 408/5xx; otherwise the continuation is the proxy core's fallback
 //! (`imslab_sip_node::Decided::fallback`) and its use is a per-UE `as` event. A trunk's
-//! challenge of an in-dialog request (a re-INVITE; it goes back to the phone), charging,
-//! emergency sessions, and re-selection after an S-CSCF change.
+//! second challenge of one request (it goes back to the phone), charging, emergency
+//! sessions, and re-selection after an S-CSCF change.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

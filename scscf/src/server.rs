@@ -215,10 +215,16 @@ impl Handler for SipHandler {
         let mut decided = rx
             .await
             .unwrap_or_else(|_| Decision::Respond(fallback).into());
+        let mut in_breakout_dialog = false;
         if let Decision::Forward { request, .. } = &mut decided.decision
             && let Ok(mut d) = self.dialogs.lock()
         {
-            d.outbound(std::time::Instant::now(), request);
+            in_breakout_dialog = d.outbound(std::time::Instant::now(), request).answerable()
+                && request.method() != Some(&Method::Ack);
+        }
+        // The trunk may challenge the caller's requests inside the dialog too (a re-INVITE).
+        if in_breakout_dialog && self.trunk_credentials.is_some() {
+            decided.answer_challenges = true;
         }
         if let (Some(_), Decision::Forward { request, .. }) = (&decided.fallback, &decided.decision)
         {
