@@ -414,6 +414,10 @@ pub struct Proxy {
     uac: HashMap<ClientId, ()>,
     timer_c: BinaryHeap<Reverse<(Instant, ClientId)>>,
     timer_c_at: HashMap<ClientId, Instant>,
+    /// Finished INVITE contexts forwarded with another CSeq number than received (Call-ID,
+    /// CSeq sent, CSeq received), newest last, at most [`MAX_SHIFTED_INVITES`]: their 2xx
+    /// retransmissions go upstream statelessly with the received number.
+    shifted_invites: std::collections::VecDeque<(Bytes, u32, u32)>,
     /// [`DecideOptions::no_answer`] timers per branch.
     no_answer: BinaryHeap<Reverse<(Instant, ClientId)>>,
     no_answer_at: HashMap<ClientId, Instant>,
@@ -423,6 +427,10 @@ pub struct Proxy {
     /// taken (at most [`MAX_FALLBACK_REPORTS`]).
     fallbacks_applied: Vec<(ContextId, StatusCode)>,
 }
+
+/// Most finished INVITE contexts whose CSeq was shifted remembered for their 2xx
+/// retransmissions (the oldest go first).
+pub const MAX_SHIFTED_INVITES: usize = 1024;
 
 /// Most unread reports of applied fallbacks kept (the oldest go first).
 pub const MAX_FALLBACK_REPORTS: usize = 1024;
@@ -460,6 +468,7 @@ impl Proxy {
             timer_c_at: HashMap::new(),
             no_answer: BinaryHeap::new(),
             no_answer_at: HashMap::new(),
+            shifted_invites: std::collections::VecDeque::new(),
             failover: HashMap::new(),
             fallbacks_applied: Vec::new(),
         }
@@ -2070,6 +2079,18 @@ impl Proxy {
             return;
         }
         response.pop_first_value(&HeaderName::VIA);
+        if !self.shifted_invites.is_empty()
+            && let Ok(cseq) = response.cseq()
+            && cseq.method == Method::Invite
+            && let Some(call) = response.header(&HeaderName::CALL_ID)
+            && let Some(&(_, _, orig)) = self
+                .shifted_invites
+                .iter()
+                .rev()
+                .find(|(c, sent, _)| *sent == cseq.seq && c.as_ref() == call)
+        {
+            restore_cseq(&mut response, Some(orig));
+        }
         let Ok(next) = response.top_via() else { return };
         let ip = next.received().or_else(|| next.host.ip());
         let port = next
@@ -2140,6 +2161,17 @@ impl Proxy {
         };
         if let Some(s) = c.server {
             self.by_server.remove(&s);
+        }
+        if c.cseq_shifted
+            && c.method == Method::Invite
+            && let (Some(orig), Some(req)) = (c.cseq, c.request.as_ref())
+            && let (Some(call), Ok(sent)) = (req.header(&HeaderName::CALL_ID), req.cseq())
+        {
+            if self.shifted_invites.len() >= MAX_SHIFTED_INVITES {
+                self.shifted_invites.pop_front();
+            }
+            self.shifted_invites
+                .push_back((Bytes::copy_from_slice(call), sent.seq, orig));
         }
         for b in &c.branches {
             if let Some(cid) = b.client {

@@ -1632,3 +1632,22 @@ fn a_fallback_fork_carries_its_own_route_sets() {
     assert_eq!(route_values(&b[0]), ["<sip:192.0.2.21:5080;lr>"]);
     assert_eq!(route_values(&c[0]), ["<sip:192.0.2.22:5080;lr>"]);
 }
+
+#[test]
+fn a_2xx_retransmission_after_the_retried_invite_finished_still_carries_the_received_cseq() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (ctx, first, _) = challenged_invite(&mut p, t0, "z9hG4bKch5");
+    p.handle_message(t0, reply(&first, 407, "trunk"), udp(UAS_A), InterfaceId(0));
+    let ev = p.retry(t0, ctx, with_credentials(&p, ctx)).unwrap();
+    let again = sent_to(&ev, UAS_A).remove(0);
+    let ok = reply(&again, 200, "trunk");
+    let ev = p.handle_message(t0, ok.clone(), udp(UAS_A), InterfaceId(0));
+    let r = responses(&ev).remove(0).1;
+    let ev = p.forward_response(t0, ctx, r).unwrap();
+    assert!(ev.iter().any(|e| matches!(e, ProxyEvent::Finished { .. })));
+    let ev = p.handle_message(t0 + SEC, ok, udp(UAS_A), InterfaceId(0));
+    let up = sent_to(&ev, UAC);
+    assert_eq!(up.len(), 1, "the retransmission goes upstream statelessly");
+    assert_eq!((status(&up[0]), up[0].cseq().unwrap().seq), (200, 1));
+}
