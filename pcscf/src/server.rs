@@ -463,6 +463,25 @@ pub(crate) fn xfrm_restored_sets(outs: Vec<Output>) -> (Vec<StoredSet>, Vec<Outp
     (sets, rest)
 }
 
+/// Writes a TCP segment carried inside ESP to the capture as its inner IP packet (the capture
+/// holds what the P-CSCF sends and receives in the clear, as for UDP).
+fn record_inner_tcp(pcap: Option<&PcapTap>, from: SocketAddr, to: SocketAddr, segment: &[u8]) {
+    if let Some(tap) = pcap
+        && let Ok(mut w) = tap.lock()
+    {
+        let mut p = Vec::with_capacity(segment.len() + 40);
+        imslab_ipsec::inner::build_ip_header(
+            from.ip(),
+            to.ip(),
+            imslab_ipsec::esp::next_header::TCP,
+            segment.len(),
+            &mut p,
+        );
+        p.extend_from_slice(segment);
+        let _ = w.ip_packet(SystemTime::now(), &p);
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -631,38 +650,10 @@ impl Driver {
                 let Some(x) = self.esp_tcp.as_mut() else {
                     return;
                 };
-                if let Some(tap) = &self.pcap
-                    && let Ok(mut w) = tap.lock()
-                {
-                    let mut p = Vec::new();
-                    let seg = imslab_ipsec::inner::TcpSegment {
-                        src_port: t.from.port(),
-                        dst_port: t.to.port(),
-                        seq: t.seq,
-                        ack: t.ack,
-                        flags: t.flags,
-                        window: t.window,
-                        urgent: 0,
-                        options: &t.options,
-                        payload: &t.payload,
-                    };
-                    let mut tcp = Vec::new();
-                    if imslab_ipsec::inner::build_tcp(t.from.ip(), t.to.ip(), &seg, &mut tcp)
-                        .is_ok()
-                    {
-                        imslab_ipsec::inner::build_ip_header(
-                            t.from.ip(),
-                            t.to.ip(),
-                            6,
-                            tcp.len(),
-                            &mut p,
-                        );
-                        p.extend(tcp);
-                        let _ = w.ip_packet(SystemTime::now(), &p);
-                    }
-                }
+                let segment = t.segment_bytes();
+                record_inner_tcp(self.pcap.as_ref(), t.from, t.to, &segment);
                 x.spis.insert((t.to.port(), t.from), t.spi);
-                if let Err(e) = x.tcp.handle_received(Instant::now(), &t) {
+                if let Err(e) = x.tcp.handle_segment(Instant::now(), t.from, t.to, &segment) {
                     tracing::debug!("pcscf: TCP segment inside ESP from {} dropped: {e}", t.from);
                 }
             }
@@ -812,14 +803,7 @@ impl Driver {
     /// Records a TCP segment of the endpoint inside ESP in the capture (as the inner IP
     /// packet), protects it with the outbound SA of its ports and sends it.
     async fn send_segment(&self, from: SocketAddr, to: SocketAddr, segment: &[u8]) {
-        if let Some(tap) = &self.pcap
-            && let Ok(mut w) = tap.lock()
-        {
-            let mut p = Vec::with_capacity(segment.len() + 40);
-            imslab_ipsec::inner::build_ip_header(from.ip(), to.ip(), 6, segment.len(), &mut p);
-            p.extend_from_slice(segment);
-            let _ = w.ip_packet(SystemTime::now(), &p);
-        }
+        record_inner_tcp(self.pcap.as_ref(), from, to, segment);
         if let Backend::Userspace(esp) = &self.backend
             && let Err(e) = esp.send_tcp_segment(from.port(), to, segment).await
         {

@@ -84,6 +84,29 @@ pub struct ReceivedTcp {
     pub payload: Vec<u8>,
 }
 
+impl ReceivedTcp {
+    /// The segment as it was on the wire inside ESP (header, options, data; checksum over the
+    /// outer addresses), for a TCP endpoint ([`crate::tcp::EspTcp::handle_segment`]) or a
+    /// capture.
+    pub fn segment_bytes(&self) -> Vec<u8> {
+        let seg = TcpSegment {
+            src_port: self.from.port(),
+            dst_port: self.to.port(),
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            urgent: 0,
+            options: &self.options,
+            payload: &self.payload,
+        };
+        let mut bytes = Vec::with_capacity(self.payload.len() + 20 + self.options.len());
+        // The options parsed from a valid segment are at most 40 bytes, in 4-byte words.
+        let _ = inner::build_tcp(self.from.ip(), self.to.ip(), &seg, &mut bytes);
+        bytes
+    }
+}
+
 /// A packet the socket dropped, with the sender's address: the caller maps
 /// `reason.spi()` to a UE and reports it ([`crate::Diagnosis`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

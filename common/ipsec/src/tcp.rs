@@ -441,20 +441,7 @@ impl EspTcp {
         now: Instant,
         r: &crate::socket::ReceivedTcp,
     ) -> Result<(), TcpError> {
-        let seg = TcpSegment {
-            src_port: r.from.port(),
-            dst_port: r.to.port(),
-            seq: r.seq,
-            ack: r.ack,
-            flags: r.flags,
-            window: r.window,
-            urgent: 0,
-            options: &r.options,
-            payload: &r.payload,
-        };
-        let mut bytes = Vec::with_capacity(r.payload.len() + 20 + r.options.len());
-        inner::build_tcp(r.from.ip(), r.to.ip(), &seg, &mut bytes)?;
-        self.handle_segment(now, r.from, r.to, &bytes)
+        self.handle_segment(now, r.from, r.to, &r.segment_bytes())
     }
 
     fn accept_segment(

@@ -319,7 +319,7 @@ async fn phone_tcp_inside_userspace_esp_reaches_the_core_and_ends_with_the_sas()
     use std::net::SocketAddr;
     use std::time::Instant;
     let _g = lab_lock().await;
-    let lab = Lab::start(IpsecMode::Userspace).await;
+    let mut lab = Lab::start_with(IpsecMode::Userspace, |c| c.pcscf.pcap = true).await;
     let mut ue = TestUe::new(&lab, 3).await;
     assert_eq!(ue.register().await.status(), Some(StatusCode::OK));
     let mut t = EspTcp::new(ue.ip, EspTcpConfig::default(), 7, Instant::now());
@@ -358,4 +358,29 @@ async fn phone_tcp_inside_userspace_esp_reaches_the_core_and_ends_with_the_sas()
         s.sa_sets == 0 && s.esp_tcp == 0
     })
     .await;
+    // The capture holds the connection's segments in the clear: tshark decodes TCP and SIP.
+    let dir = lab.dir.path().to_owned();
+    lab.stop().await;
+    let packets = imslab_test_support::tshark_check(
+        &dir.join(imslab_pcscf::PCAP_FILE),
+        &["-d", "tcp.port==6100,sip"],
+        &[
+            "tcp.dstport",
+            "sip.Method",
+            "sip.Status-Code",
+            "tcp.flags.syn",
+        ],
+    );
+    assert!(
+        packets
+            .iter()
+            .any(|p| p.fields[0] == "6100" && p.fields[3] == "1"),
+        "SYN to port-s in the capture"
+    );
+    assert!(
+        packets
+            .iter()
+            .any(|p| p.fields[0] == "6100" && p.fields[1] == "MESSAGE")
+    );
+    assert!(packets.iter().any(|p| p.fields[2] == "200"));
 }
