@@ -111,6 +111,10 @@ pub(crate) async fn send(
     Ok(())
 }
 
+/// Most queued ICMP errors read per wake-up (the queue counts against the receive buffer,
+/// so it is emptied rather than left for later).
+const MAX_ICMP_ERRORS: usize = 1024;
+
 /// Asks the kernel to queue ICMP errors for datagrams this socket sends, with their
 /// destination (`IP_RECVERR`/`IPV6_RECVERR`, Linux): an unconnected UDP socket otherwise
 /// never learns that a peer's port is closed, and a request to a dead AS or peer would wait
@@ -133,7 +137,7 @@ pub(crate) fn report_icmp_errors(socket: &UdpSocket, local: SocketAddr) {
 }
 
 /// The ICMP errors queued on `socket` (each with the destination of the datagram it is
-/// about and the error kind), at most 64 per call; clears the socket's pending error and,
+/// about and the error kind), at most [`MAX_ICMP_ERRORS`] per call; clears the socket's pending error and,
 /// when the queue is empty, the error readiness.
 fn take_icmp_errors(socket: &UdpSocket) -> Vec<(SocketAddr, std::io::ErrorKind)> {
     let mut found = Vec::new();
@@ -151,7 +155,7 @@ fn drain_error_queue(socket: &UdpSocket, found: &mut Vec<(SocketAddr, std::io::E
     use std::os::fd::AsRawFd;
 
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, recvmsg};
-    for _ in 0..64 {
+    for _ in 0..MAX_ICMP_ERRORS {
         let mut data = [0u8; 64];
         let mut iov = [std::io::IoSliceMut::new(&mut data)];
         let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);

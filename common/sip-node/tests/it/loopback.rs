@@ -589,3 +589,109 @@ async fn when_the_first_branch_answers_403_it_goes_upstream_and_the_fallback_is_
         n.stop.cancel();
     }
 }
+
+/// Answers 401 to a request without Authorization, else 200 saying in `X-Seen-CSeq` the CSeq
+/// number it got.
+struct ChallengeOnce;
+
+impl Handler for ChallengeOnce {
+    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        let req = incoming.request;
+        if !req.has_header(&HeaderName::AUTHORIZATION) {
+            let mut r = req
+                .response(StatusCode::UNAUTHORIZED, Some("uas"))
+                .expect("response");
+            r.push_header(
+                HeaderName::WWW_AUTHENTICATE,
+                "Digest realm=\"t\", nonce=\"n\"",
+            )
+            .expect("header");
+            return Decision::Respond(r);
+        }
+        let mut ok = req.response(StatusCode::OK, Some("uas")).expect("response");
+        let seq = req.cseq().expect("CSeq").seq;
+        ok.push_header(
+            HeaderName::new("X-Seen-CSeq").expect("header name"),
+            seq.to_string(),
+        )
+        .expect("header");
+        Decision::Respond(ok)
+    }
+}
+
+/// Forwards to `next` and answers its challenges with the next CSeq and an Authorization.
+struct AnswerChallenges {
+    next: SocketAddr,
+}
+
+impl Handler for AnswerChallenges {
+    async fn on_request(&self, incoming: Incoming, _node: NodeHandle) -> Decision {
+        Decision::forward(
+            incoming.request,
+            Target::next_hop().via(Peer::new(TransportKind::Udp.to_sip(), self.next)),
+        )
+    }
+
+    async fn on_request_with_fallback(&self, incoming: Incoming, node: NodeHandle) -> Decided {
+        Decided::from(self.on_request(incoming, node).await).with_answer_challenges(true)
+    }
+
+    fn on_challenge(
+        &self,
+        _ctx: imslab_sip_node::ContextId,
+        mut request: Message,
+        challenge: &Message,
+    ) -> Option<Message> {
+        assert_eq!(challenge.status(), Some(StatusCode::UNAUTHORIZED));
+        let cseq = request.cseq().ok()?;
+        let next = format!("{} {}", cseq.seq + 1, cseq.method.as_str());
+        request.set_header(HeaderName::CSEQ, next).ok()?;
+        request
+            .push_header(HeaderName::AUTHORIZATION, "Digest username=\"lab\"")
+            .ok()?;
+        Some(request)
+    }
+
+    fn wants_responses(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn the_handler_answers_a_challenge_and_the_answer_goes_upstream_with_the_callers_cseq() {
+    let uas = start(ChallengeOnce).await;
+    let proxy = start(AnswerChallenges { next: uas.addr }).await;
+    let resp = udp_exchange(proxy.addr, &options(uas.addr, "ch1")).await;
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(header(&resp, "X-Seen-CSeq").as_deref(), Some("2"));
+    assert_eq!(resp.cseq().expect("CSeq").seq, 1, "the caller's CSeq");
+    for n in [uas, proxy] {
+        n.stop.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_udp_peer_whose_port_is_closed_fails_on_the_icmp_error_and_the_fallback_answers() {
+    let closed = {
+        let s = std::net::UdpSocket::bind(loopback()).expect("bind");
+        s.local_addr().expect("addr")
+    };
+    let uas = start(Answer("fallback")).await;
+    let applied = std::sync::Arc::default();
+    let proxy = start(ForwardOrContinue {
+        primary: closed,
+        fallback: uas.addr,
+        applied: std::sync::Arc::clone(&applied),
+    })
+    .await;
+    let resp = udp_exchange(proxy.addr, &options(uas.addr, "icmp1")).await;
+    assert_eq!(resp.status(), Some(StatusCode::OK));
+    assert_eq!(
+        *applied.lock().expect("lock"),
+        [StatusCode::SERVICE_UNAVAILABLE],
+        "a transport failure (ICMP), not a timeout (408)"
+    );
+    for n in [uas, proxy] {
+        n.stop.cancel();
+    }
+}
