@@ -377,10 +377,13 @@ impl Server {
         loop {
             d.drive_tcp().await;
             d.publish(&status);
+            let now = Instant::now();
+            // At least 1 ms ahead, so a stack that is due at once cannot spin the loop.
             let tcp_due = d
                 .esp_tcp
                 .as_mut()
-                .and_then(|t| t.tcp.poll_timeout(Instant::now()));
+                .and_then(|t| t.tcp.poll_timeout(now))
+                .map(|at| at.max(now + Duration::from_millis(1)));
             let deadline = d
                 .core
                 .poll_timeout()
@@ -719,6 +722,10 @@ impl Driver {
                         loop {
                             match framer.decode(buf) {
                                 Ok(Some(Frame::Message(m))) => messages.push((local, remote, m)),
+                                Ok(Some(Frame::Ping)) => {
+                                    // RFC 5626 §3.5.1: a CRLF keep-alive gets a CRLF pong.
+                                    let _ = x.tcp.send(Instant::now(), conn, b"\r\n");
+                                }
                                 Ok(Some(_)) => {}
                                 Ok(None) => break,
                                 Err(e) => {

@@ -350,6 +350,21 @@ async fn phone_tcp_inside_userspace_esp_reaches_the_core_and_ends_with_the_sas()
             .any(|m| m.header_str(&HeaderName::P_ASSERTED_IDENTITY).is_some()),
         "the core got the phone's MESSAGE with its asserted identity"
     );
+    // A CRLF keep-alive on the connection gets its CRLF pong (RFC 5626 §3.5.1).
+    got.clear();
+    t.send(Instant::now(), c, b"\r\n\r\n").unwrap();
+    ue_tcp_flush(&ue, &mut t, &mut got).await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while got.is_empty() {
+            if let Incoming::Tcp(seg) = ue.esp.recv().await.unwrap() {
+                t.handle_received(Instant::now(), &seg).unwrap();
+            }
+            ue_tcp_flush(&ue, &mut t, &mut got).await;
+        }
+    })
+    .await
+    .expect("the pong over TCP inside ESP");
+    assert_eq!(got, b"\r\n");
     let s = lab.wait_status("connected", |s| s.esp_tcp == 1).await;
     assert_eq!(s.esp.unwrap().bad_inner, 0);
     // De-registration removes the SAs, and the connection they carried goes with them.
