@@ -348,7 +348,13 @@ impl EspHub {
                 }
             }
             for (tx, d) in deliver {
-                let _ = tx.send(d).await;
+                // The UE itself may be the caller (sending through `send_tcp`): never wait on
+                // its own full channel.
+                if let Err(mpsc::error::TrySendError::Full(d)) = tx.try_send(d) {
+                    tokio::spawn(async move {
+                        let _ = tx.send(d).await;
+                    });
+                }
             }
         }
     }
