@@ -137,7 +137,10 @@ pub struct FlowClosed {
 /// (a Diameter round trip, a database write) never holds up other messages.
 ///
 /// Responses of one context are handed to [`Handler::on_response`] one at a time and in
-/// arrival order; requests are independent of each other.
+/// arrival order. Requests of one Call-ID are handed to [`Handler::on_request`] one at a time
+/// and in arrival order: the next goes once the previous one's decision is applied (a
+/// handler must not wait, inside a decision, for another request of the same Call-ID).
+/// Requests of different Call-IDs are decided concurrently.
 pub trait Handler: Send + Sync + 'static {
     /// Decides what to do with a new request: forward it (edited as needed) to targets, or
     /// answer it. Called exactly once per context.

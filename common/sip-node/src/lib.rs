@@ -38,9 +38,9 @@
 //!   proxy core with one interface per socket. [`SipNode::run`] then loops until its
 //!   cancellation token fires, and returns at once after closing the sockets.
 //! - Each new request that passes the core's checks (§16.3, §16.4) goes to
-//!   [`Handler::on_request`] in its own task, as an [`Incoming`] with its source [`Peer`]
-//!   (whose `flow` names the connection or UDP socket it came on). The handler returns a
-//!   [`Decision`]: [`Decision::Respond`] with a response built by
+//!   [`Handler::on_request`] in its own task (in Call-ID order, below), as an [`Incoming`]
+//!   with its source [`Peer`] (whose `flow` names the connection or UDP socket it came on).
+//!   The handler returns a [`Decision`]: [`Decision::Respond`] with a response built by
 //!   [`Message::response`](imslab_sip::Message::response), or [`Decision::Forward`] to
 //!   [`Target`]s (a destination `Peer` with a `flow` goes back over that flow: how a P-CSCF
 //!   reaches a phone behind NAT). Requests that the core refuses itself (400, 482, 483...)
@@ -51,6 +51,16 @@
 //!   other [`Decided`] options: a Route set per target, a no-answer timeout per branch, and
 //!   challenge answering ([`Handler::on_challenge`] turns a 401/407 into a retry with
 //!   credentials, the proxy core keeps the CSeq numbers straight toward the caller).
+//! - Requests of one Call-ID are decided one at a time, in arrival order: while one is with
+//!   the handler (and its targets with DNS), later ones of that Call-ID wait, and go to the
+//!   handler when its decision has been applied. A dialog is Call-ID plus tags (RFC 3261 §12),
+//!   so this keeps an ACK for a 2xx behind the INVITE's decision and a BYE behind the ACK,
+//!   and a REGISTER refresh behind the previous REGISTER of the Call-ID (§10.2.4). Other
+//!   Call-IDs are decided concurrently. A CANCEL never waits (the core answers one for a
+//!   known INVITE itself, §16.10). At most 32 requests wait per Call-ID; beyond that a
+//!   request is answered 500 with Retry-After (§21.5.1, as §14.2 does for a request that must
+//!   wait for another of its dialog; not 503, which fails the whole server over, RFC 3263
+//!   §4.3) and an ACK is dropped.
 //! - Each response the core selects for forwarding goes to [`Handler::on_response`] (one at a
 //!   time per context, in order) and is forwarded as returned. Handlers that never edit
 //!   responses return false from [`Handler::wants_responses`].
@@ -83,6 +93,7 @@ mod dns;
 mod error;
 mod handler;
 mod node;
+mod order;
 
 pub use config::{Listen, NodeConfig, resolve_uri};
 pub use dns::{DnsConfig, DnsResolver};

@@ -18,10 +18,37 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Listen, NodeConfig, resolve_uri};
 use crate::handler::{FlowClosed, Handler, Incoming, Outgoing};
+use crate::order::{Admit, DecisionOrder, MAX_WAITING_PER_KEY};
 use crate::{DnsResolver, Error};
 
 /// Transport events handled per wake-up before timers and commands get a turn.
 const EVENT_BATCH: usize = 64;
+
+/// Retry-After (seconds) of the 500 refusing a request when too many of its Call-ID wait.
+const OVERFLOW_RETRY_AFTER: &str = "1";
+
+/// Tells the loop that a decision task ended without a decision, so the requests of its
+/// Call-ID behind it are not stuck.
+struct AbandonGuard {
+    ctx: ContextId,
+    /// Taken once the decision is sent.
+    cmds: Option<mpsc::UnboundedSender<Cmd>>,
+}
+
+impl AbandonGuard {
+    /// The decision is on its way: nothing to report.
+    fn disarm(&mut self) {
+        self.cmds = None;
+    }
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if let Some(cmds) = self.cmds.take() {
+            let _ = cmds.send(Cmd::Abandoned { ctx: self.ctx });
+        }
+    }
+}
 
 enum Cmd {
     Decide {
@@ -52,6 +79,11 @@ enum Cmd {
     },
     SendFailed {
         tx: TxRef,
+    },
+    /// A decision task ended without deciding (it panicked): the next request of its
+    /// Call-ID may go.
+    Abandoned {
+        ctx: ContextId,
     },
 }
 
@@ -377,6 +409,7 @@ impl SipNode {
             iface_by_local: self.iface_by_local,
             uac: HashMap::new(),
             responses: HashMap::new(),
+            order: DecisionOrder::new(MAX_WAITING_PER_KEY),
             work: VecDeque::new(),
         };
         let mut events = self.events;
@@ -439,6 +472,8 @@ struct Loop<H> {
     /// Responses waiting for [`Handler::on_response`], per context; the flag says one is being
     /// handled.
     responses: HashMap<ContextId, (bool, VecDeque<Message>)>,
+    /// Requests of one Call-ID are decided one at a time, in arrival order.
+    order: DecisionOrder<ContextId, Box<str>, Incoming>,
     work: VecDeque<ProxyEvent>,
 }
 
@@ -555,6 +590,7 @@ impl<H: Handler> Loop<H> {
                     Ok(ev) => self.process(ev).await,
                     Err(e) => tracing::debug!(?ctx, error = %e, "decision for a finished context"),
                 }
+                self.next_decision(ctx);
             }
             Cmd::Retry { ctx, request } => match self.proxy.retry(now, ctx, request) {
                 Ok(ev) => self.process(ev).await,
@@ -595,6 +631,7 @@ impl<H: Handler> Loop<H> {
                 let ev = self.proxy.handle_transport_error(now, tx);
                 self.process(ev).await;
             }
+            Cmd::Abandoned { ctx } => self.next_decision(ctx),
         }
     }
 
@@ -628,31 +665,7 @@ impl<H: Handler> Loop<H> {
                         interface,
                         stateless,
                     };
-                    let handler = Arc::clone(&self.handler);
-                    let node = self.handle.clone();
-                    tokio::spawn(async move {
-                        let decided = handler
-                            .on_request_with_fallback(incoming, node.clone())
-                            .await;
-                        let (decision, alternates) =
-                            node.locate_targets(decided.decision, &decided.routes).await;
-                        let fallback = match decided.fallback {
-                            Some(f) => Some(Box::new(
-                                node.locate_targets(f, &decided.fallback_routes).await.0,
-                            )),
-                            None => None,
-                        };
-                        let _ = node.shared.cmds.send(Cmd::Decide {
-                            ctx,
-                            decision,
-                            alternates,
-                            fallback,
-                            routes: decided.routes,
-                            fallback_routes: decided.fallback_routes,
-                            no_answer: decided.no_answer,
-                            answer_challenges: decided.answer_challenges,
-                        });
-                    });
+                    self.admit(incoming);
                 }
                 ProxyEvent::Response { ctx, response } => {
                     if let Some(status) = response.status().filter(|s| s.is_final()) {
@@ -716,6 +729,102 @@ impl<H: Handler> Loop<H> {
         for (ctx, status) in self.proxy.take_fallbacks_applied() {
             self.handler.on_fallback_applied(ctx, status);
         }
+    }
+
+    /// A new request: to the handler now, or behind the request of its Call-ID being decided
+    /// ([`DecisionOrder`]). A CANCEL never waits: the core answers a CANCEL of a known INVITE
+    /// itself (§16.10), and one that matches nothing is hop-by-hop and unrelated to the
+    /// requests of its Call-ID that are being decided.
+    fn admit(&mut self, incoming: Incoming) {
+        let key = match incoming.request.method() {
+            Some(imslab_sip::Method::Cancel) | None => None,
+            Some(_) => incoming
+                .request
+                .call_id()
+                .ok()
+                .map(|c| Box::<str>::from(c.as_str())),
+        };
+        let ctx = incoming.ctx;
+        match self.order.admit(ctx, key, incoming) {
+            Admit::Start(incoming) => self.spawn_decision(incoming),
+            Admit::Queued => {}
+            Admit::Full(incoming) => self.refuse_overflow(incoming),
+        }
+    }
+
+    /// Too many requests of one Call-ID wait already: 500 with Retry-After (RFC 3261 §21.5.1,
+    /// as §14.2 answers a request that cannot be taken now because of another one in the same
+    /// dialog). Not 503: that would make the previous hop fail this whole server over (RFC 3263
+    /// §4.3) for the doing of one call. An ACK is dropped (it cannot be answered).
+    fn refuse_overflow(&mut self, incoming: Incoming) {
+        let ctx = incoming.ctx;
+        tracing::debug!(?ctx, call_id = ?incoming.request.call_id().ok().map(|c| c.as_str().to_owned()),
+            "too many requests of one Call-ID waiting for a decision");
+        if incoming.stateless {
+            return;
+        }
+        let Ok(mut resp) = incoming
+            .request
+            .response(imslab_sip::StatusCode::SERVER_INTERNAL_ERROR, None)
+        else {
+            return;
+        };
+        if resp
+            .set_header(HeaderName::RETRY_AFTER, OVERFLOW_RETRY_AFTER)
+            .is_err()
+        {
+            return;
+        }
+        match self
+            .proxy
+            .decide(Instant::now(), ctx, Decision::Respond(resp))
+        {
+            Ok(ev) => self.work.extend(ev),
+            Err(e) => tracing::debug!(?ctx, error = %e, "cannot refuse a request"),
+        }
+    }
+
+    /// The decision for `ctx` is applied: hand the next request of its Call-ID to the handler.
+    fn next_decision(&mut self, ctx: ContextId) {
+        if let Some((_, incoming)) = self.order.decided(ctx) {
+            self.spawn_decision(incoming);
+        }
+    }
+
+    /// Runs the handler (and DNS for its targets) on a request in a task of its own; the
+    /// decision comes back as [`Cmd::Decide`], or [`Cmd::Abandoned`] if the task dies.
+    fn spawn_decision(&self, incoming: Incoming) {
+        let ctx = incoming.ctx;
+        let handler = Arc::clone(&self.handler);
+        let node = self.handle.clone();
+        let mut guard = AbandonGuard {
+            ctx,
+            cmds: Some(node.shared.cmds.clone()),
+        };
+        tokio::spawn(async move {
+            let decided = handler
+                .on_request_with_fallback(incoming, node.clone())
+                .await;
+            let (decision, alternates) =
+                node.locate_targets(decided.decision, &decided.routes).await;
+            let fallback = match decided.fallback {
+                Some(f) => Some(Box::new(
+                    node.locate_targets(f, &decided.fallback_routes).await.0,
+                )),
+                None => None,
+            };
+            guard.disarm();
+            let _ = node.shared.cmds.send(Cmd::Decide {
+                ctx,
+                decision,
+                alternates,
+                fallback,
+                routes: decided.routes,
+                fallback_routes: decided.fallback_routes,
+                no_answer: decided.no_answer,
+                answer_challenges: decided.answer_challenges,
+            });
+        });
     }
 
     /// Starts the handler on the next queued response of `ctx`.

@@ -3,4 +3,5 @@
 
 mod dns;
 mod loopback;
+mod order;
 mod sipp;
