@@ -712,6 +712,9 @@ impl Driver {
                         remote,
                         data,
                     } => {
+                        // The inbound SA the bytes came on (taken now: the connection may end
+                        // in this same batch).
+                        let spi = x.spis.get(&(local.port(), remote)).copied();
                         let (framer, buf) = x.streams.entry(conn).or_insert_with(|| {
                             (
                                 StreamFramer::new(imslab_sip::Limits::default()),
@@ -721,7 +724,11 @@ impl Driver {
                         buf.extend_from_slice(&data);
                         loop {
                             match framer.decode(buf) {
-                                Ok(Some(Frame::Message(m))) => messages.push((local, remote, m)),
+                                Ok(Some(Frame::Message(m))) => {
+                                    if let Some(spi) = spi {
+                                        messages.push((local, remote, spi, m));
+                                    }
+                                }
                                 Ok(Some(Frame::Ping)) => {
                                     // RFC 5626 §3.5.1: a CRLF keep-alive gets a CRLF pong.
                                     let _ = x.tcp.send(Instant::now(), conn, b"\r\n");
@@ -768,14 +775,7 @@ impl Driver {
                     .handle_esp_tcp_refused(Instant::now(), spi, from, &why);
                 self.execute(outs).await;
             }
-            for (local, remote, msg) in messages {
-                let spi = self
-                    .esp_tcp
-                    .as_ref()
-                    .and_then(|x| x.spis.get(&(local.port(), remote)).copied());
-                let Some(spi) = spi else {
-                    continue;
-                };
+            for (local, remote, spi, msg) in messages {
                 let ingress = Ingress {
                     transport: Transport::Tcp,
                     source: remote,
