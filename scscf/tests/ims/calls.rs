@@ -1268,8 +1268,7 @@ async fn breakout_invite_through_a_challenging_trunk(kind: TrunkChallenge) {
     );
     let ack = in_dialog(&a, &ok, "ACK", 1, "brk-inv");
     a.send_text(lab.scscf, &ack).await;
-    // The S-CSCF handles each request in its own task: let the ACK go first.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Back to back: the node decides requests of one Call-ID in arrival order.
     let bye = in_dialog(&a, &ok, "BYE", 2, "brk-inv");
     a.send_text(lab.scscf, &bye).await;
     let done = a.next_final().await;
