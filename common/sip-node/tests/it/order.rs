@@ -209,7 +209,7 @@ async fn a_cancel_is_answered_while_the_decision_for_its_invite_is_pending() {
         .send_to(cancel.as_bytes(), proxy)
         .await
         .expect("send");
-    let mut got = vec![next_answer(&caller).await, next_answer(&caller).await];
+    let mut got = [next_answer(&caller).await, next_answer(&caller).await];
     got.sort_by_key(|m| m.status().map(|s| s.as_u16()));
     let seen: Vec<(Option<u16>, String)> = got
         .iter()
