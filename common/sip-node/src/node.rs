@@ -760,9 +760,7 @@ impl<H: Handler> Loop<H> {
         let ctx = incoming.ctx;
         tracing::debug!(?ctx, call_id = ?incoming.request.call_id().ok().map(|c| c.as_str().to_owned()),
             "too many requests of one Call-ID waiting for a decision");
-        if incoming.stateless {
-            return;
-        }
+        // For an ACK the core drops the answer and the context ends: it is not forwarded.
         let Ok(mut resp) = incoming
             .request
             .response(imslab_sip::StatusCode::SERVER_INTERNAL_ERROR, None)
