@@ -1,11 +1,11 @@
 //! Outgoing connections: TCP, TLS, WS and WSS, under
 //! [`Config::connect_timeout`](crate::Config::connect_timeout).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -34,7 +34,8 @@ pub(crate) async fn open(
             remote,
             source,
         };
-        let tcp = TcpStream::connect(remote).await.map_err(connect_err)?;
+        let from = shared.source_ip(transport, remote);
+        let tcp = tcp_connect(from, remote).await.map_err(connect_err)?;
         let _ = tcp.set_nodelay(true);
         let local = tcp.local_addr().map_err(connect_err)?;
         let info = FlowInfo {
@@ -77,6 +78,19 @@ pub(crate) async fn open(
     timeout(limit, connect)
         .await
         .map_err(|_| Error::ConnectTimeout { transport, remote })?
+}
+
+/// Connects from `from` (an ephemeral port) when given, else from the kernel's choice.
+async fn tcp_connect(from: Option<IpAddr>, remote: SocketAddr) -> std::io::Result<TcpStream> {
+    let Some(ip) = from else {
+        return TcpStream::connect(remote).await;
+    };
+    let socket = match remote {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
+    socket.connect(remote).await
 }
 
 async fn tls_connect(

@@ -51,7 +51,10 @@
 //!   frame type.
 //! - **Connection reuse**: every connection is reachable by its [`FlowId`] and by its peer
 //!   address; [`SipTransport::alias`] adds addresses (RFC 5923 style), so requests back to a
-//!   registered UE go over the UE's own connection. Outgoing connections are opened on demand.
+//!   registered UE go over the UE's own connection. Outgoing connections are opened on demand,
+//!   from the IP of a bound socket when it is not a wildcard (the transport's own listener
+//!   first, then the others; an ephemeral port), so a peer sees the address the element is
+//!   reachable at (RFC 3261 §18.1.1).
 //! - **Transaction layer**: [`Received::peer`] gives the `imslab_sip::transaction::Peer` to feed
 //!   `TransactionLayer::handle_message` / `Proxy::handle_message`; each `Output::Transmit { to,
 //!   bytes, .. }` goes out with [`SipTransport::send_to_peer`]; a send error is the layer's

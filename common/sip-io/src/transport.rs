@@ -1,7 +1,7 @@
 //! The transport handle: binding, the flow table, sending.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::SystemTime;
@@ -139,6 +139,23 @@ impl Shared {
             })
             .ok()
             .map(|_| Slot(Arc::clone(self)))
+    }
+
+    /// The address an outgoing connection to `remote` leaves from: the IP of a bound socket
+    /// (RFC 3261 §18.1.1: from the address the element is reachable at), that of `transport`'s
+    /// listener first, then the others in the order added. Wildcards, another address family, and
+    /// a loopback address toward a non-loopback peer are skipped; `None` leaves the choice to
+    /// the kernel.
+    pub(crate) fn source_ip(&self, transport: TransportKind, remote: SocketAddr) -> Option<IpAddr> {
+        let bound = lock(&self.bound);
+        let usable = |ip: &IpAddr| {
+            !ip.is_unspecified()
+                && ip.is_ipv4() == remote.is_ipv4()
+                && (!ip.is_loopback() || remote.ip().is_loopback())
+        };
+        let own = bound.iter().filter(|(t, _)| *t == transport);
+        let others = bound.iter().filter(|(t, _)| *t != transport);
+        own.chain(others).map(|(_, a)| a.ip()).find(usable)
     }
 
     /// Adds a connection to the flow table, under its peer address too.

@@ -369,3 +369,76 @@ async fn framed_but_unparseable_request_is_handed_up_and_the_connection_goes_on(
     assert_eq!(parsed(&second).body(), b"y");
     assert_eq!(second.flow, first.flow, "same connection, still open");
 }
+
+#[tokio::test]
+async fn outgoing_tcp_leaves_from_the_address_of_the_interfaces_own_listener() {
+    let (_server, mut server_rx, server_addr) = tcp_transport(Config::default()).await;
+    let (client, _client_rx) = SipTransport::new(Config::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let client_addr = client.add_tcp(listener).unwrap();
+
+    let sent = client
+        .send(
+            &Target::address(TransportKind::Tcp, server_addr),
+            request("OPTIONS", "TCP", client_addr, ""),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.local.ip(), client_addr.ip(), "bound before connecting");
+    assert_ne!(sent.local.port(), 0);
+    let got = next_received(&mut server_rx).await;
+    assert_eq!(got.transport, TransportKind::Tcp);
+    assert_eq!(got.source, sent.local, "the peer accepted 127.0.0.2");
+}
+
+#[tokio::test]
+async fn large_udp_request_moved_to_tcp_leaves_from_the_udp_sockets_address() {
+    let (udp, listener) = udp_and_tcp().await;
+    let (server, mut server_rx) = SipTransport::new(Config::default());
+    server.add_udp(udp).unwrap();
+    let server_addr = server.add_tcp(listener).unwrap();
+    let (client, _client_rx) = SipTransport::new(Config {
+        udp_request_limit: 200,
+        ..Config::default()
+    });
+    let client_addr = client
+        .add_udp(tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap())
+        .unwrap();
+
+    let big = "x".repeat(400);
+    let sent = client
+        .send(
+            &Target::address(TransportKind::Udp, server_addr),
+            request("MESSAGE", "UDP", client_addr, &big),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.transport, TransportKind::Tcp);
+    let got = next_received(&mut server_rx).await;
+    assert_eq!(got.transport, TransportKind::Tcp);
+    assert_eq!(got.source.ip(), client_addr.ip());
+    assert_eq!(parsed(&got).body(), big.as_bytes());
+}
+
+#[tokio::test]
+async fn outgoing_tcp_from_a_wildcard_listener_lets_the_kernel_pick_the_source() {
+    let (_server, mut server_rx, server_addr) = tcp_transport(Config::default()).await;
+    let (client, _client_rx) = SipTransport::new(Config::default());
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let client_addr = client.add_tcp(listener).unwrap();
+
+    let sent = client
+        .send(
+            &Target::address(TransportKind::Tcp, server_addr),
+            request("OPTIONS", "TCP", client_addr, ""),
+        )
+        .await
+        .unwrap();
+    let got = next_received(&mut server_rx).await;
+    assert_eq!(got.source, sent.local);
+    assert_eq!(
+        got.source.ip(),
+        server_addr.ip(),
+        "loopback source toward 127.0.0.1"
+    );
+}
