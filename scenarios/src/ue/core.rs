@@ -442,14 +442,13 @@ impl UeCore {
         }
     }
 
-    /// Where requests go now: over the established SAs, else in the clear. With IPsec the
-    /// unprotected requests go over UDP from the UE's address, where the SAs are bound (the
-    /// plain TCP connection's source address is the kernel's choice); `transport: tcp` then
-    /// applies inside the SAs.
+    /// Where requests go now: over the established SAs, else in the clear over the UE's
+    /// transport. A plain TCP connection leaves from the UE's address (sip-io binds it to the
+    /// UDP socket's IP), so with IPsec the P-CSCF ties the SAs to the address the ESP comes
+    /// from, as with a phone's first REGISTER over TCP.
     pub(crate) fn request_peer(&self) -> Peer {
         match &self.reg.sa {
             Some(sa) => self.protected_request_peer(sa),
-            None if self.cfg.ipsec.is_some() => Peer::new(Transport::Udp, self.cfg.pcscf),
             None => Peer::new(self.transport(), self.cfg.pcscf),
         }
     }

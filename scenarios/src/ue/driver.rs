@@ -47,8 +47,8 @@ impl UeHandle {
             })?;
         let cfg = IoConfig {
             pcap: capture.as_ref().map(|c| c.tap()),
-            // Phones keep a large REGISTER (six Security-Client offers) on UDP: a switch to TCP
-            // (RFC 3261 §18.1.1) would leave from another source address than the SAs use.
+            // The scenario's `transport` decides UDP or TCP, not the size rule of RFC 3261
+            // §18.1.1: a UDP UE keeps its large REGISTER (six Security-Client offers) on UDP.
             udp_request_limit: 65_000,
             ..IoConfig::default()
         };

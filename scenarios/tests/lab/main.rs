@@ -337,8 +337,24 @@ async fn sip_over_tcp_inside_userspace_esp_registers_calls_and_carries_a_large_m
             "sip.Method",
             "sip.Status-Code",
             "tcp.len",
+            "ip.src",
+            "ip.dst",
         ],
     );
+    // Each UE's first REGISTER goes over plain TCP from its own address, where the P-CSCF
+    // then binds its SAs (127.0.0.2 and 127.0.0.3 → the P-CSCF on 127.0.0.1).
+    for ue in ["127.0.0.2", "127.0.0.3"] {
+        let first = packets
+            .iter()
+            .find(|p| p.fields[2] == "REGISTER" && p.fields[5] == ue)
+            .unwrap_or_else(|| panic!("no REGISTER from {ue}"));
+        assert!(
+            first.fields[0].is_empty() && !first.fields[1].is_empty(),
+            "{ue}'s first REGISTER is plain TCP: {:?}",
+            first.fields
+        );
+        assert_eq!(first.fields[6], "127.0.0.1", "to the P-CSCF");
+    }
     let inner_tcp: Vec<_> = packets
         .iter()
         .filter(|p| !p.fields[0].is_empty() && !p.fields[1].is_empty())

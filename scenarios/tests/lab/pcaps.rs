@@ -72,15 +72,53 @@ const PLAIN_CAPTURES: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// IPsec captures whose protected SIP is TCP inside ESP (no clear copies): decoded with the
+/// `.esp_sa` table beside them.
+const ESP_TCP_CAPTURES: &[(&str, &str, &[&str])] = &[(
+    "call-ipsec-tcp.yaml",
+    "call-ipsec-tcp",
+    &[
+        "REGISTER", "401", "REGISTER", "200", "INVITE", "180", "200", "ACK", "BYE", "200",
+        "MESSAGE", "200", "REGISTER", "200", "OPTIONS", "REGISTER", "200",
+    ],
+)];
+
 fn pcaps_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
 }
 
 /// The SIP requests and status codes of a capture, in order.
 pub(crate) fn sip_sequence(pcap: &Path) -> Vec<String> {
+    sip_sequence_with(pcap, &[])
+}
+
+/// [`sip_sequence`] of a capture whose SIP is TCP inside ESP: tshark decrypts the ESP with the
+/// SA table beside it (`x.esp_sa`, one `uat:esp_sa` entry per line) and decodes the inner TCP.
+fn esp_tcp_sip_sequence(pcap: &Path) -> Vec<String> {
+    let keys_path = pcap.with_extension("esp_sa");
+    let keys = std::fs::read_to_string(&keys_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", keys_path.display()));
+    let mut args: Vec<String> = vec![
+        "-o".into(),
+        "esp.enable_encryption_decode:TRUE".into(),
+        "--enable-heuristic".into(),
+        "sip_tcp".into(),
+    ];
+    for line in keys
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        args.push("-o".into());
+        args.push(format!("uat:esp_sa:{line}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sip_sequence_with(pcap, &args)
+}
+
+fn sip_sequence_with(pcap: &Path, args: &[&str]) -> Vec<String> {
     tshark_check(
         pcap,
-        &[],
+        args,
         &["sip.Method", "sip.Status-Code", "sip.CSeq.method"],
     )
     .into_iter()
@@ -123,12 +161,18 @@ async fn produce(lab: &TestLab, file: &str, out: &Path) {
     );
 }
 
-async fn check_set(lab: &TestLab, set: &[(&str, &str, &[&str])], regen: bool, tmp: &Path) {
+async fn check_set(
+    lab: &TestLab,
+    set: &[(&str, &str, &[&str])],
+    decode: fn(&Path) -> Vec<String>,
+    regen: bool,
+    tmp: &Path,
+) {
     for (file, name, want) in set {
         let dir = if regen { pcaps_dir() } else { tmp.to_owned() };
         let fresh = dir.join(format!("{name}.pcap"));
         produce(lab, file, &fresh).await;
-        let got = sip_sequence(&fresh);
+        let got = decode(&fresh);
         assert!(
             in_order(&got, want),
             "{name} (fresh): {got:?} lacks {want:?}"
@@ -139,7 +183,7 @@ async fn check_set(lab: &TestLab, set: &[(&str, &str, &[&str])], regen: bool, tm
             "{} is missing: run IMSLAB_REGEN_PCAPS=1 cargo test -p imslab-scenarios --test lab reference_captures",
             committed.display()
         );
-        let got = sip_sequence(&committed);
+        let got = decode(&committed);
         assert!(
             in_order(&got, want),
             "{name} (committed): {got:?} lacks {want:?}"
@@ -152,11 +196,20 @@ async fn reference_captures_decode_cleanly_with_the_expected_sequences() {
     let regen = std::env::var_os("IMSLAB_REGEN_PCAPS").is_some();
     let tmp = tempfile::tempdir().unwrap();
     let lab = TestLab::start(|_| {}).await;
-    check_set(&lab, CAPTURES, regen, tmp.path()).await;
+    check_set(&lab, CAPTURES, sip_sequence, regen, tmp.path()).await;
+    check_set(
+        &lab,
+        ESP_TCP_CAPTURES,
+        esp_tcp_sip_sequence,
+        regen,
+        tmp.path(),
+    )
+    .await;
     lab.stop().await;
     let lab = TestLab::start(|c| c.pcscf.ipsec.mode = IpsecMode::Off).await;
-    check_set(&lab, PLAIN_CAPTURES, regen, tmp.path()).await;
+    check_set(&lab, PLAIN_CAPTURES, sip_sequence, regen, tmp.path()).await;
     lab.stop().await;
     // The IPsec captures come with their Wireshark keys.
     assert!(pcaps_dir().join("aka-ipsec-sha1-aes-cbc.esp_sa").exists());
+    assert!(pcaps_dir().join("call-ipsec-tcp.esp_sa").exists());
 }
