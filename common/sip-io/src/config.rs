@@ -14,7 +14,9 @@ use rustls::pki_types::ServerName;
 /// recorded decrypted, and WebSocket messages as their SIP payload only: the TLS records, the
 /// HTTP upgrade and the WebSocket framing are not reproduced, so tshark decodes the capture as
 /// SIP over TCP (add `-d tcp.port==N,sip` for ports other than 5060). CRLF keep-alives are not
-/// recorded.
+/// recorded. An outgoing message is recorded as it is handed to the socket, before the write
+/// (so the capture never shows an answer ahead of its request); one whose write then fails is
+/// still in the capture.
 pub type PcapTap = Arc<Mutex<PcapWriter<Box<dyn Write + Send>>>>;
 
 /// Wraps a writer (a `File`, a `BufWriter`...) into a [`PcapTap`], writing the pcap header.

@@ -74,6 +74,10 @@ where
                     }
                     next = rx.try_recv().ok();
                 }
+                // Recorded before the write, so no answer can be captured ahead of it.
+                for chunk in chunks.iter().filter(|c| c.as_ref() != b"\r\n\r\n") {
+                    record_out(&conn, chunk);
+                }
                 let result = match chunks.as_slice() {
                     [] => None,
                     [one] => write(&conn, &mut io, one).await,
@@ -82,9 +86,6 @@ where
                 conn.queued.fetch_sub(size, std::sync::atomic::Ordering::AcqRel);
                 if let Some(reason) = result {
                     break reason;
-                }
-                for chunk in chunks.iter().filter(|c| c.as_ref() != b"\r\n\r\n") {
-                    record_out(&conn, chunk);
                 }
                 if close {
                     break CloseReason::Local;

@@ -103,11 +103,13 @@ pub(crate) async fn send(
             limit,
         });
     }
+    // Recorded before it leaves: once sent, the answer may be received and recorded by
+    // another task first, and the capture would show it before its request.
+    shared.record(TransportKind::Udp, local, remote, bytes);
     socket
         .send_to(bytes, remote)
         .await
         .map_err(|source| Error::UdpSend { remote, source })?;
-    shared.record(TransportKind::Udp, local, remote, bytes);
     Ok(())
 }
 

@@ -160,12 +160,11 @@ pub(crate) async fn run<S>(
                     }
                     Outbound::Message(bytes) => {
                         let len = bytes.len();
-                        let r = send(&conn, &mut ws, frame(bytes.clone(), binary)).await;
+                        // Recorded before the write, so no answer can be captured ahead of it.
+                        conn.shared.record(conn.info.transport, conn.info.local,
+                            conn.info.remote, &bytes);
+                        let r = send(&conn, &mut ws, frame(bytes, binary)).await;
                         conn.queued.fetch_sub(len, std::sync::atomic::Ordering::AcqRel);
-                        if r.is_none() {
-                            conn.shared.record(conn.info.transport, conn.info.local,
-                                conn.info.remote, &bytes);
-                        }
                         r
                     }
                 };

@@ -167,3 +167,20 @@ pub(crate) async fn closed_by_peer(stream: &mut TcpStream) -> bool {
     .await
     .unwrap_or(false)
 }
+
+/// Holds the tap's lock on another thread (as a busy capture would) until the returned
+/// sender is dropped or sent to; returns once the lock is held.
+pub(crate) fn hold_tap(
+    tap: &PcapTap,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let tap = tap.clone();
+    let holder = std::thread::spawn(move || {
+        let _guard = tap.lock().unwrap();
+        held_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    (release_tx, holder)
+}

@@ -442,3 +442,54 @@ async fn outgoing_tcp_from_a_wildcard_listener_lets_the_kernel_pick_the_source()
         "loopback source toward 127.0.0.1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outgoing_tcp_message_is_captured_before_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("order.pcap");
+    let tap = tap(&pcap);
+    let (client, _rx) = SipTransport::new(Config {
+        pcap: Some(tap.clone()),
+        ..Config::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let to = listener.local_addr().unwrap();
+
+    let (release, holder) = hold_tap(&tap);
+    let sending = tokio::spawn(async move {
+        let r = client
+            .send(
+                &Target::address(TransportKind::Tcp, to),
+                request("OPTIONS", "TCP", to, ""),
+            )
+            .await;
+        (client, r)
+    });
+    let (mut peer, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .expect("connected")
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), peer.read(&mut byte)).await;
+    assert!(
+        early.is_err(),
+        "the message was written before it was captured"
+    );
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let (mut framer, mut buf) = (StreamFramer::default(), BytesMut::new());
+    let got = tokio::time::timeout(WAIT, read_message(&mut peer, &mut framer, &mut buf))
+        .await
+        .expect("written once captured");
+    assert_eq!(got.method(), Some(&Method::Options));
+    let (_client, sent) = sending.await.unwrap();
+    sent.unwrap();
+    flush(&tap);
+    let port = format!("tcp.port=={},sip", to.port());
+    let methods: Vec<_> = tshark_check(&pcap, &["-d", &port], &["sip.Method"])
+        .into_iter()
+        .filter(|p| !p.fields[0].is_empty())
+        .collect();
+    assert_eq!(methods.len(), 1);
+    assert_eq!(methods[0].fields[0], "OPTIONS");
+}

@@ -2,7 +2,9 @@
 
 use imslab_sip::header::Transport;
 use imslab_sip::{Method, StatusCode};
-use imslab_sip_io::{Config, Payload, Target, TransportKind};
+use std::time::Duration;
+
+use imslab_sip_io::{Config, Payload, SipTransport, Target, TransportKind};
 use imslab_test_support::tshark_check;
 use tokio::net::UdpSocket;
 
@@ -195,4 +197,49 @@ async fn a_datagram_to_a_closed_udp_port_is_reported_unreachable_for_that_peer()
         .await
         .unwrap();
     assert_eq!(next_received(&mut server_rx).await.source, client_addr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outgoing_datagram_is_captured_before_it_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("order.pcap");
+    let tap = tap(&pcap);
+    let (client, _rx) = SipTransport::new(Config {
+        pcap: Some(tap.clone()),
+        ..Config::default()
+    });
+    let local = client
+        .add_udp(UdpSocket::bind("127.0.0.1:0").await.unwrap())
+        .unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = peer.local_addr().unwrap();
+
+    // While the capture is busy nothing leaves: an answer can never be captured ahead of it.
+    let (release, holder) = hold_tap(&tap);
+    let sending = tokio::spawn(async move {
+        let r = client
+            .send(
+                &Target::address(TransportKind::Udp, to),
+                request("OPTIONS", "UDP", local, ""),
+            )
+            .await;
+        (client, r)
+    });
+    let mut buf = [0u8; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(300), peer.recv_from(&mut buf)).await;
+    assert!(early.is_err(), "the datagram left before it was captured");
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let (n, from) = tokio::time::timeout(WAIT, peer.recv_from(&mut buf))
+        .await
+        .expect("sent once captured")
+        .unwrap();
+    assert_eq!(from, local);
+    assert!(buf[..n].starts_with(b"OPTIONS "));
+    let (_client, sent) = sending.await.unwrap();
+    sent.unwrap();
+    flush(&tap);
+    let methods = tshark_check(&pcap, &[], &["sip.Method"]);
+    assert_eq!(methods.len(), 1);
+    assert_eq!(methods[0].fields[0], "OPTIONS");
 }
