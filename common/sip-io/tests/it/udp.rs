@@ -85,7 +85,7 @@ async fn bare_crlf_datagrams_are_keepalives_and_garbage_is_handed_up_invalid() {
 #[tokio::test]
 async fn large_udp_request_goes_over_tcp_with_the_via_rewritten() {
     let (udp, tcp) = udp_and_tcp().await;
-    let (server, mut server_rx) = imslab_sip_io::SipTransport::new(Config::default());
+    let (server, mut server_rx) = SipTransport::new(Config::default());
     let server_addr = server.add_udp(udp).unwrap();
     server.add_tcp(tcp).unwrap();
     let (client, mut client_rx, client_addr) = udp_transport(Config::default()).await;
@@ -137,7 +137,7 @@ async fn large_request_falls_back_to_udp_when_tcp_is_refused() {
     // A UDP-only peer: the TCP port of the same number is closed (RFC 3261 §18.1.1 retry).
     let (udp, tcp) = udp_and_tcp().await;
     drop(tcp);
-    let (server, mut server_rx) = imslab_sip_io::SipTransport::new(Config::default());
+    let (server, mut server_rx) = SipTransport::new(Config::default());
     let server_addr = server.add_udp(udp).unwrap();
     let (client, _client_rx, client_addr) = udp_transport(Config::default()).await;
     let body = "y".repeat(1400);
@@ -168,7 +168,7 @@ async fn a_datagram_to_a_closed_udp_port_is_reported_unreachable_for_that_peer()
         .send(&Target::address(TransportKind::Udp, closed), req)
         .await
         .unwrap();
-    let event = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+    let event = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let imslab_sip_io::Event::FlowClosed {
                 flow,
