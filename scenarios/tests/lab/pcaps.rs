@@ -92,9 +92,14 @@ pub(crate) fn sip_sequence(pcap: &Path) -> Vec<String> {
     sip_sequence_with(pcap, &[])
 }
 
-/// [`sip_sequence`] of a capture whose SIP is TCP inside ESP: tshark decrypts the ESP with the
-/// SA table beside it (`x.esp_sa`, one `uat:esp_sa` entry per line) and decodes the inner TCP.
-fn esp_tcp_sip_sequence(pcap: &Path) -> Vec<String> {
+/// No extra tshark options: the capture carries its SIP in the clear.
+fn clear(_pcap: &Path) -> Vec<String> {
+    Vec::new()
+}
+
+/// tshark options for a capture whose SIP is TCP inside ESP: decrypt the ESP with the SA table
+/// beside it (`x.esp_sa`, one `uat:esp_sa` entry per line) and decode the inner TCP.
+fn esp_tcp(pcap: &Path) -> Vec<String> {
     let keys_path = pcap.with_extension("esp_sa");
     let keys = std::fs::read_to_string(&keys_path)
         .unwrap_or_else(|e| panic!("{}: {e}", keys_path.display()));
@@ -111,8 +116,7 @@ fn esp_tcp_sip_sequence(pcap: &Path) -> Vec<String> {
         args.push("-o".into());
         args.push(format!("uat:esp_sa:{line}"));
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    sip_sequence_with(pcap, &args)
+    args
 }
 
 fn sip_sequence_with(pcap: &Path, args: &[&str]) -> Vec<String> {
@@ -131,6 +135,49 @@ fn sip_sequence_with(pcap: &Path, args: &[&str]) -> Vec<String> {
         }
     })
     .collect()
+}
+
+/// Checks that every SIP response in a capture comes after a request of its transaction
+/// (same Call-ID, CSeq number and method): a capture that records a message after it has
+/// left can show the answer first.
+fn responses_follow_their_requests(name: &str, pcap: &Path, args: &[&str]) {
+    let packets = tshark_check(
+        pcap,
+        args,
+        &[
+            "sip.Method",
+            "sip.Status-Code",
+            "sip.Call-ID",
+            "sip.CSeq.seq",
+            "sip.CSeq.method",
+        ],
+    );
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in packets.iter().enumerate() {
+        // One frame may carry several messages (TCP): tshark joins their values with ','.
+        let column =
+            |n: usize| -> Vec<&str> { p.fields[n].split(',').filter(|v| !v.is_empty()).collect() };
+        let (methods, codes, ids) = (column(0), column(1), column(2));
+        let keys = ids
+            .iter()
+            .zip(column(3))
+            .zip(column(4))
+            .map(|((id, seq), m)| (id.to_string(), seq.to_owned(), m.to_owned()));
+        if codes.is_empty() || methods.len() == ids.len() {
+            seen.extend(keys);
+        } else if codes.len() == ids.len() {
+            for key in keys {
+                assert!(
+                    seen.contains(&key),
+                    "{name}: packet {} is a response to {key:?} ahead of its request",
+                    i + 1
+                );
+            }
+        } else {
+            // Requests and responses in one frame: their columns cannot be paired.
+            seen.extend(keys);
+        }
+    }
 }
 
 /// Whether `want` appears in `got` in order (other messages may come between).
@@ -164,7 +211,7 @@ async fn produce(lab: &TestLab, file: &str, out: &Path) {
 async fn check_set(
     lab: &TestLab,
     set: &[(&str, &str, &[&str])],
-    decode: fn(&Path) -> Vec<String>,
+    tshark_args: fn(&Path) -> Vec<String>,
     regen: bool,
     tmp: &Path,
 ) {
@@ -172,7 +219,10 @@ async fn check_set(
         let dir = if regen { pcaps_dir() } else { tmp.to_owned() };
         let fresh = dir.join(format!("{name}.pcap"));
         produce(lab, file, &fresh).await;
-        let got = decode(&fresh);
+        let args = tshark_args(&fresh);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        responses_follow_their_requests(name, &fresh, &args);
+        let got = sip_sequence_with(&fresh, &args);
         assert!(
             in_order(&got, want),
             "{name} (fresh): {got:?} lacks {want:?}"
@@ -183,7 +233,10 @@ async fn check_set(
             "{} is missing: run IMSLAB_REGEN_PCAPS=1 cargo test -p imslab-scenarios --test lab reference_captures",
             committed.display()
         );
-        let got = decode(&committed);
+        let args = tshark_args(&committed);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        responses_follow_their_requests(name, &committed, &args);
+        let got = sip_sequence_with(&committed, &args);
         assert!(
             in_order(&got, want),
             "{name} (committed): {got:?} lacks {want:?}"
@@ -196,18 +249,11 @@ async fn reference_captures_decode_cleanly_with_the_expected_sequences() {
     let regen = std::env::var_os("IMSLAB_REGEN_PCAPS").is_some();
     let tmp = tempfile::tempdir().unwrap();
     let lab = TestLab::start(|_| {}).await;
-    check_set(&lab, CAPTURES, sip_sequence, regen, tmp.path()).await;
-    check_set(
-        &lab,
-        ESP_TCP_CAPTURES,
-        esp_tcp_sip_sequence,
-        regen,
-        tmp.path(),
-    )
-    .await;
+    check_set(&lab, CAPTURES, clear, regen, tmp.path()).await;
+    check_set(&lab, ESP_TCP_CAPTURES, esp_tcp, regen, tmp.path()).await;
     lab.stop().await;
     let lab = TestLab::start(|c| c.pcscf.ipsec.mode = IpsecMode::Off).await;
-    check_set(&lab, PLAIN_CAPTURES, sip_sequence, regen, tmp.path()).await;
+    check_set(&lab, PLAIN_CAPTURES, clear, regen, tmp.path()).await;
     lab.stop().await;
     // The IPsec captures come with their Wireshark keys.
     assert!(pcaps_dir().join("aka-ipsec-sha1-aes-cbc.esp_sa").exists());

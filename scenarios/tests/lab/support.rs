@@ -28,13 +28,32 @@ impl UeEventSink for Events {
 }
 
 async fn free_port() -> u16 {
+    let (low, high) = unassigned_ports();
     loop {
-        let u = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let port = u.local_addr().unwrap().port();
+        let port = rand::random_range(low..high);
+        let Ok(_udp) = UdpSocket::bind(("127.0.0.1", port)).await else {
+            continue;
+        };
         if TcpListener::bind(("127.0.0.1", port)).await.is_ok() {
             return port;
         }
     }
+}
+
+/// Ports the kernel never hands out for port 0: below its ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32768 by default). A server binds its port some time after
+/// [`free_port`] probed it; an ephemeral port could be taken by any socket meanwhile (this
+/// process's or another test run's), one from here only by a deliberate bind.
+fn unassigned_ports() -> (u16, u16) {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    assert!(
+        low > 12_000,
+        "ip_local_port_range starts at {low}: the lab needs free ports below it"
+    );
+    (10_000, low)
 }
 
 /// The REST API's view of the HSS. PPR pushes the user data only: with `Both`, this HSS
