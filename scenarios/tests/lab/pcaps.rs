@@ -98,7 +98,8 @@ fn clear(_pcap: &Path) -> Vec<String> {
 }
 
 /// tshark options for a capture whose SIP is TCP inside ESP: decrypt the ESP with the SA table
-/// beside it (`x.esp_sa`, one `uat:esp_sa` entry per line) and decode the inner TCP.
+/// beside it (`x.esp_sa`, one `uat:esp_sa` entry per line) and decode the inner TCP (the soft
+/// UE's hub may emit two segments of one connection from two tasks, so out of order).
 fn esp_tcp(pcap: &Path) -> Vec<String> {
     let keys_path = pcap.with_extension("esp_sa");
     let keys = std::fs::read_to_string(&keys_path)
@@ -106,6 +107,8 @@ fn esp_tcp(pcap: &Path) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-o".into(),
         "esp.enable_encryption_decode:TRUE".into(),
+        "-o".into(),
+        "tcp.reassemble_out_of_order:TRUE".into(),
         "--enable-heuristic".into(),
         "sip_tcp".into(),
     ];
