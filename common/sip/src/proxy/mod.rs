@@ -423,6 +423,11 @@ pub struct Proxy {
     no_answer_at: HashMap<ClientId, Instant>,
     /// RFC 3263 §4.3: where a branch goes next if it times out or gets 503.
     failover: HashMap<ClientId, Vec<Peer>>,
+    /// INVITE branches given up by [`DecideOptions::no_answer`] whose transaction still runs,
+    /// and whether their CANCEL went out: their responses never go upstream, and a late
+    /// provisional response gets the CANCEL that §9.1 held back. Emptied as the transactions
+    /// terminate.
+    abandoned: HashMap<ClientId, bool>,
     /// Contexts whose fallback decision was applied, and the failure that caused it, until
     /// taken (at most [`MAX_FALLBACK_REPORTS`]).
     fallbacks_applied: Vec<(ContextId, StatusCode)>,
@@ -470,6 +475,7 @@ impl Proxy {
             no_answer_at: HashMap::new(),
             shifted_invites: std::collections::VecDeque::new(),
             failover: HashMap::new(),
+            abandoned: HashMap::new(),
             fallbacks_applied: Vec::new(),
         }
     }
@@ -1728,6 +1734,10 @@ impl Proxy {
             ev.push(ProxyEvent::UacResponse { id: cid, response });
             return;
         }
+        if let Some(&cancelled) = self.abandoned.get(&cid) {
+            self.on_abandoned_response(now, cid, cancelled, &response, ev);
+            return;
+        }
         let Some(&(ctx, idx)) = self.by_client.get(&cid) else {
             self.forward_stray(response, ev);
             return;
@@ -1849,6 +1859,10 @@ impl Proxy {
             ev.push(ProxyEvent::UacFailed { id: cid, status });
             return;
         }
+        if self.abandoned.remove(&cid).is_some() {
+            self.timer_c_at.remove(&cid);
+            return;
+        }
         let Some(&(ctx, idx)) = self.by_client.get(&cid) else {
             return;
         };
@@ -1913,6 +1927,7 @@ impl Proxy {
         {
             // Every branch failed: the fallback decision replaces this one.
             let fallback = c.fallback.take();
+            let answer_challenges = c.answer_challenges;
             let why = c
                 .finals
                 .last()
@@ -1926,7 +1941,10 @@ impl Proxy {
             self.fallbacks_applied.push((ctx, why));
             if let Some(f) = fallback {
                 let (decision, routes) = *f;
-                let opts = DecideOptions::default().routes(routes);
+                // The fallback keeps the original decision's challenge answering (if unused).
+                let opts = DecideOptions::default()
+                    .routes(routes)
+                    .answer_challenges(answer_challenges);
                 match self.decide_with(now, ctx, decision, opts) {
                     Ok(more) => ev.extend(more),
                     Err(error) => ev.push(ProxyEvent::Rejected {
@@ -2032,6 +2050,13 @@ impl Proxy {
 
     /// Timer C (§16.8): CANCEL a branch that has a provisional response, else treat it as 408.
     fn fire_timer_c(&mut self, now: Instant, cid: ClientId, ev: &mut Vec<ProxyEvent>) {
+        if self.abandoned.contains_key(&cid) {
+            // Already counted as a 408 and, if it rang, cancelled: end the transaction so a
+            // branch that never answers does not stay in Proceeding for ever.
+            let out = self.layer.handle_transport_error(TxRef::Client(cid));
+            self.absorb(now, out, InterfaceId(0), ev);
+            return;
+        }
         let Some(&(ctx, idx)) = self.by_client.get(&cid) else {
             return;
         };
@@ -2048,7 +2073,9 @@ impl Proxy {
     }
 
     /// [`DecideOptions::no_answer`]: a branch without a final or a provisional response other
-    /// than 100 is given up as 408 (an INVITE branch with a 100 is cancelled too).
+    /// than 100 is given up as 408. An INVITE branch with a 100 is cancelled too; one without
+    /// any provisional response is cancelled when one comes (§9.1, §16.8) and keeps its
+    /// Timer C. Either way it becomes `abandoned`: nothing of it goes upstream.
     fn fire_no_answer(&mut self, now: Instant, cid: ClientId, ev: &mut Vec<ProxyEvent>) {
         let Some(&(ctx, idx)) = self.by_client.get(&cid) else {
             return;
@@ -2062,11 +2089,59 @@ impl Proxy {
         if b.final_status.is_some() {
             return;
         }
-        if c.method == Method::Invite && b.provisional {
+        let invite = c.method == Method::Invite;
+        let provisional = b.provisional;
+        if invite && provisional {
             self.cancel_branch(now, ctx, idx, ev);
         }
-        self.timer_c_at.remove(&cid);
+        let timer_c = self.timer_c_at.remove(&cid);
         self.on_branch_failure(now, cid, StatusCode::REQUEST_TIMEOUT, ev);
+        if invite && self.layer.state(TxRef::Client(cid)).is_some() {
+            self.abandoned.insert(cid, provisional);
+            if let Some(at) = timer_c.filter(|_| !provisional) {
+                // The heap entry for `at` is still queued: restoring the deadline revives it.
+                self.timer_c_at.insert(cid, at);
+            }
+        }
+    }
+
+    /// A response on an `abandoned` branch. A provisional one gets the held-back
+    /// CANCEL (§9.1) and restarts Timer C (§16.8); none goes upstream. A late 2xx is not
+    /// forwarded either: the branch already counted as a 408 here (§16.8, "as if the
+    /// transaction received a 408"), so the caller has no part in that dialog, and a 2xx
+    /// upstream would answer the call twice and cancel the fallback. Its sender, never
+    /// ACKed, ends the dialog with a BYE after 64·T1 (§13.3.1.4); the transaction absorbs
+    /// its retransmissions meanwhile (RFC 6026 Accepted).
+    fn on_abandoned_response(
+        &mut self,
+        now: Instant,
+        cid: ClientId,
+        cancelled: bool,
+        response: &Message,
+        ev: &mut Vec<ProxyEvent>,
+    ) {
+        let Some(code) = response.status() else {
+            return;
+        };
+        if !code.is_provisional() {
+            self.timer_c_at.remove(&cid);
+            return;
+        }
+        if cancelled {
+            return;
+        }
+        self.abandoned.insert(cid, true);
+        let sent = self.layer.client_request(cid).and_then(|r| {
+            let cancel = build_cancel(r).ok()?;
+            Some((cancel, self.layer.client_peer(cid)?.clone()))
+        });
+        if let Some((cancel, peer)) = sent
+            && let Ok((id, out)) = self.layer.send_request(now, cancel, peer)
+        {
+            self.cancels.insert(id, ());
+            self.absorb(now, out, InterfaceId(0), ev);
+        }
+        self.arm_timer_c(now, cid);
     }
 
     /// §16.11 / §18.2.2: forward a response that matches no context by its next Via.
@@ -2115,6 +2190,7 @@ impl Proxy {
             TxRef::Client(cid) => {
                 self.cancels.remove(&cid);
                 self.uac.remove(&cid);
+                self.abandoned.remove(&cid);
                 self.timer_c_at.remove(&cid);
                 self.no_answer_at.remove(&cid);
                 if let Some((ctx, idx)) = self.by_client.remove(&cid) {

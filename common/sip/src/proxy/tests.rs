@@ -1545,6 +1545,164 @@ fn an_as_that_sends_100_and_dies_is_cancelled_at_the_no_answer_timeout_and_the_f
     );
 }
 
+fn is_cancel(m: &Message) -> bool {
+    m.method() == Some(&Method::Cancel)
+}
+
+#[test]
+fn a_silent_as_given_up_gets_its_cancel_only_when_a_late_provisional_comes() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, to_as) = to_as_with_timeout(&mut p, t0, "INVITE");
+    let ev = p.handle_timeout(t0 + 4 * SEC);
+    assert!(
+        !sent_to(&ev, UAS_A).iter().any(is_cancel),
+        "§9.1: no CANCEL before a provisional response"
+    );
+    assert_eq!(sent_to(&ev, UAS_B).len(), 1, "the fallback goes out");
+    let ev = p.handle_message(
+        t0 + 6 * SEC,
+        reply(&to_as, 180, "as"),
+        udp(UAS_A),
+        InterfaceId(0),
+    );
+    let cancels: Vec<Message> = sent_to(&ev, UAS_A);
+    assert_eq!(cancels.len(), 1);
+    assert!(is_cancel(&cancels[0]));
+    assert_eq!(
+        cancels[0].top_via().unwrap().branch(),
+        to_as.top_via().unwrap().branch(),
+        "the CANCEL matches the given-up INVITE"
+    );
+    assert!(
+        responses(&ev).is_empty(),
+        "the given-up branch's 180 does not go upstream"
+    );
+    let ev = p.handle_message(
+        t0 + 7 * SEC,
+        reply(&to_as, 183, "as"),
+        udp(UAS_A),
+        InterfaceId(0),
+    );
+    assert!(sent(&ev).is_empty(), "one CANCEL, nothing upstream");
+}
+
+#[test]
+fn a_late_2xx_from_a_given_up_as_is_not_forwarded_and_the_fallback_keeps_ringing() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, to_as) = to_as_with_timeout(&mut p, t0, "INVITE");
+    let ev = p.handle_timeout(t0 + 4 * SEC);
+    let fallback = sent_to(&ev, UAS_B).remove(0);
+    let ev = p.handle_message(
+        t0 + 5 * SEC,
+        reply(&fallback, 180, "b"),
+        udp(UAS_B),
+        InterfaceId(0),
+    );
+    assert_eq!(responses(&ev).len(), 1, "the fallback's 180 goes upstream");
+    let ev = p.handle_message(
+        t0 + 6 * SEC,
+        reply(&to_as, 200, "as"),
+        udp(UAS_A),
+        InterfaceId(0),
+    );
+    assert!(responses(&ev).is_empty(), "the AS's late 2xx stays here");
+    assert!(
+        sent_to(&ev, UAS_B).is_empty(),
+        "the fallback branch is not cancelled"
+    );
+    let ev = p.handle_message(
+        t0 + 7 * SEC,
+        reply(&fallback, 200, "b"),
+        udp(UAS_B),
+        InterfaceId(0),
+    );
+    assert_eq!(
+        responses(&ev)
+            .iter()
+            .map(|(_, r)| status(r))
+            .collect::<Vec<_>>(),
+        [200],
+        "the fallback answers the call"
+    );
+}
+
+#[test]
+fn a_given_up_as_branch_that_rings_for_ever_ends_at_timer_c() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let (_, to_as) = to_as_with_timeout(&mut p, t0, "INVITE");
+    let ev = p.handle_timeout(t0 + 4 * SEC);
+    let fallback = sent_to(&ev, UAS_B).remove(0);
+    p.handle_message(
+        t0 + 5 * SEC,
+        reply(&fallback, 486, "b"),
+        udp(UAS_B),
+        InterfaceId(0),
+    );
+    p.handle_message(
+        t0 + 6 * SEC,
+        reply(&to_as, 180, "as"),
+        udp(UAS_A),
+        InterfaceId(0),
+    );
+    let mut at = t0 + 6 * SEC;
+    while at < t0 + 186 * SEC {
+        at += SEC;
+        let ev = p.handle_timeout(at);
+        assert!(responses(&ev).is_empty(), "nothing of the AS goes upstream");
+    }
+    assert_eq!(
+        p.layer().counts().0,
+        0,
+        "Timer C (§16.8) ended the INVITE the AS never answered, and its CANCEL"
+    );
+}
+
+#[test]
+fn the_fallback_decision_keeps_answering_challenges() {
+    let t0 = Instant::now();
+    let mut p = proxy();
+    let ev = p.handle_message(
+        t0,
+        request("INVITE", "z9hG4bKna2", ""),
+        udp(UAC),
+        InterfaceId(0),
+    );
+    let (ctx, req) = new_request(&ev);
+    let opts = DecideOptions::default()
+        .no_answer(Some(4 * SEC))
+        .answer_challenges(true)
+        .fallback(Some(Decision::forward(
+            req.clone(),
+            to("sip:bob@192.0.2.21:5080", UAS_B),
+        )));
+    p.decide_with(
+        t0,
+        ctx,
+        Decision::forward(req, to("sip:as@192.0.2.20:5080", UAS_A)),
+        opts,
+    )
+    .unwrap();
+    let ev = p.handle_timeout(t0 + 4 * SEC);
+    let fallback = sent_to(&ev, UAS_B).remove(0);
+    p.handle_message(
+        t0 + 5 * SEC,
+        reply(&fallback, 407, "trunk"),
+        udp(UAS_B),
+        InterfaceId(0),
+    );
+    let held = p
+        .challenge_pending(ctx)
+        .expect("the trunk's 407 is held for answering");
+    assert_eq!(
+        held.request_uri_raw(),
+        Some(&b"sip:bob@192.0.2.21:5080"[..]),
+        "the retry goes where the fallback went"
+    );
+}
+
 #[test]
 fn a_ringing_as_branch_is_not_given_up_at_the_no_answer_timeout() {
     let t0 = Instant::now();
