@@ -159,20 +159,29 @@ impl Handler for SipHandler {
         let creds = self.trunk_credentials.as_ref()?;
         let cnonce = hex::encode(rand::random::<[u8; 8]>());
         let again = crate::breakout::answer_challenge(&request, challenge, creds, &cnonce);
-        if let (Some(a), Ok(mut d)) = (&again, self.dialogs.lock()) {
-            d.challenged(std::time::Instant::now(), ctx, a);
+        let mut full = None;
+        if let (Some(a), Ok(mut d)) = (&again, self.dialogs.lock())
+            && d.challenged(std::time::Instant::now(), ctx, a)
+                == crate::dialogs::Tracking::TableFull
+        {
+            full = Some(d.capacity());
         }
         self.events.emit(crate::dialogs::challenge_event(
             &request,
             challenge,
             again.is_some(),
         ));
+        if let Some(capacity) = full {
+            tracing::warn!(capacity, "breakout dialog table full: CSeq offset not kept");
+            self.events
+                .emit(crate::dialogs::untracked_event(&request, capacity));
+        }
         again
     }
 
     fn on_final_response(&self, ctx: ContextId, status: StatusCode) {
         if let Ok(mut d) = self.dialogs.lock() {
-            d.final_response(ctx, status);
+            d.final_response(std::time::Instant::now(), ctx, status);
         }
     }
 
@@ -219,7 +228,9 @@ impl Handler for SipHandler {
         if let Decision::Forward { request, .. } = &mut decided.decision
             && let Ok(mut d) = self.dialogs.lock()
         {
-            in_breakout_dialog = d.outbound(std::time::Instant::now(), request).answerable()
+            in_breakout_dialog = d
+                .outbound(std::time::Instant::now(), ctx, request)
+                .answerable()
                 && request.method() != Some(&Method::Ack);
         }
         // The trunk may challenge the caller's requests inside the dialog too (a re-INVITE).
