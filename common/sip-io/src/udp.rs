@@ -138,9 +138,9 @@ pub(crate) fn report_icmp_errors(socket: &UdpSocket, local: SocketAddr) {
     let _ = (socket, local);
 }
 
-/// The ICMP errors queued on `socket` (each with the destination of the datagram it is
-/// about and the error kind), at most [`MAX_ICMP_ERRORS`] per call; clears the socket's pending error and,
-/// when the queue is empty, the error readiness.
+/// The peers an ICMP port unreachable named (see [`is_port_unreachable`]), each once, with
+/// the error kind, from at most [`MAX_ICMP_ERRORS`] queued errors per call; clears the
+/// socket's pending error and, when the queue is empty, the error readiness.
 fn take_icmp_errors(socket: &UdpSocket) -> Vec<(SocketAddr, std::io::ErrorKind)> {
     let mut found = Vec::new();
     let _ = socket.try_io(tokio::io::Interest::ERROR, || {
@@ -149,7 +149,31 @@ fn take_icmp_errors(socket: &UdpSocket) -> Vec<(SocketAddr, std::io::ErrorKind)>
         drain_error_queue(socket, &mut found);
         Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
     });
-    found
+    dedup_peers(found)
+}
+
+/// One report per peer and drain, in first-seen order: a burst of errors from one peer
+/// (or forged ones) costs the SIP element one scan of its transactions, not one per error.
+fn dedup_peers(
+    found: Vec<(SocketAddr, std::io::ErrorKind)>,
+) -> Vec<(SocketAddr, std::io::ErrorKind)> {
+    let mut seen = std::collections::HashSet::with_capacity(found.len());
+    found.into_iter().filter(|(r, _)| seen.insert(*r)).collect()
+}
+
+/// Whether a queued socket error (`sock_extended_err`) is an ICMP or ICMPv6 port
+/// unreachable, the only one reported: the peer's host itself says nothing listens there
+/// (RFC 1122 §4.1.3.3), a hard error (RFC 1122 §4.2.3.9). The rest is ignored and left to
+/// retransmission and Timer B/F, as RFC 8085 §5.2 and RFC 5927 advise: local errors and
+/// frag-needed/packet-too-big (`EMSGSIZE`) say nothing about the peer; TTL exceeded is a
+/// routing loop or too low a TTL; host and net unreachable come from routers (a neighbour
+/// not resolved yet, a route flapping), RFC 1122 §4.2.3.9 calls them soft errors, and
+/// failing every transaction to the peer on one would kill calls a retransmission saves.
+#[cfg(target_os = "linux")]
+fn is_port_unreachable(origin: u8, errno: u32) -> bool {
+    use nix::libc;
+    matches!(origin, libc::SO_EE_ORIGIN_ICMP | libc::SO_EE_ORIGIN_ICMP6)
+        && i32::try_from(errno) == Ok(libc::ECONNREFUSED)
 }
 
 #[cfg(target_os = "linux")]
@@ -172,11 +196,14 @@ fn drain_error_queue(socket: &UdpSocket, found: &mut Vec<(SocketAddr, std::io::E
         let errno = msg.cmsgs().ok().and_then(|mut c| {
             c.find_map(|m| match m {
                 ControlMessageOwned::Ipv4RecvErr(e, _) | ControlMessageOwned::Ipv6RecvErr(e, _) => {
-                    i32::try_from(e.ee_errno).ok()
+                    Some((e.ee_origin, e.ee_errno))
                 }
                 _ => None,
             })
         });
+        let errno = errno
+            .filter(|&(origin, errno)| is_port_unreachable(origin, errno))
+            .and_then(|(_, errno)| i32::try_from(errno).ok());
         let remote = msg.address.and_then(|a| {
             a.as_sockaddr_in()
                 .map(|v4| SocketAddr::from((v4.ip(), v4.port())))
@@ -194,3 +221,50 @@ fn drain_error_queue(socket: &UdpSocket, found: &mut Vec<(SocketAddr, std::io::E
 
 #[cfg(not(target_os = "linux"))]
 fn drain_error_queue(_: &UdpSocket, _: &mut Vec<(SocketAddr, std::io::ErrorKind)>) {}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::io::ErrorKind;
+
+    use nix::libc;
+
+    use super::*;
+
+    #[test]
+    fn only_an_icmp_port_unreachable_counts() {
+        let refused = libc::ECONNREFUSED as u32;
+        assert!(is_port_unreachable(libc::SO_EE_ORIGIN_ICMP, refused));
+        assert!(is_port_unreachable(libc::SO_EE_ORIGIN_ICMP6, refused));
+        for errno in [libc::EMSGSIZE, libc::EHOSTUNREACH, libc::ENETUNREACH] {
+            assert!(
+                !is_port_unreachable(libc::SO_EE_ORIGIN_ICMP, errno as u32),
+                "errno {errno}"
+            );
+        }
+        // TTL exceeded: ICMP type 11 leaves EHOSTUNREACH; a local PMTU error, EMSGSIZE.
+        assert!(!is_port_unreachable(
+            libc::SO_EE_ORIGIN_LOCAL,
+            libc::EMSGSIZE as u32
+        ));
+        assert!(!is_port_unreachable(libc::SO_EE_ORIGIN_LOCAL, refused));
+    }
+
+    #[test]
+    fn a_burst_of_errors_reports_each_peer_once_in_order() {
+        let a: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let b: SocketAddr = "[::1]:5080".parse().unwrap();
+        let found = vec![
+            (a, ErrorKind::ConnectionRefused),
+            (b, ErrorKind::ConnectionRefused),
+            (a, ErrorKind::ConnectionRefused),
+            (a, ErrorKind::ConnectionRefused),
+        ];
+        assert_eq!(
+            dedup_peers(found),
+            [
+                (a, ErrorKind::ConnectionRefused),
+                (b, ErrorKind::ConnectionRefused)
+            ]
+        );
+    }
+}
