@@ -294,7 +294,7 @@ pub enum CloseReason {
     WebSocket,
     /// [`SipTransport::close`](crate::SipTransport::close) was called.
     Local,
-    /// UDP: an ICMP error (port or host unreachable, RFC 1122 §4.1.3.3) came back for a
+    /// UDP: an ICMP port unreachable (RFC 1122 §4.1.3.3) came back for a
     /// datagram sent to the peer; the `std::io::ErrorKind` the kernel reported. Linux only
     /// (`IP_RECVERR`).
     Unreachable(std::io::ErrorKind),
