@@ -131,6 +131,30 @@ fn sec_agree_headers(ue: &Ue, suites: &[(&str, &str)], verify: Option<&str>) -> 
     s
 }
 
+/// A MESSAGE from `ue`'s port-c over its SAs (`transport` in the Via), carrying the
+/// sec-agree headers with Security-Verify echoing `security_server`.
+fn protected_message(
+    ue: &Ue,
+    transport: &str,
+    call_id: &str,
+    suites: &[(&str, &str)],
+    security_server: &str,
+) -> Message {
+    Message::parse(
+        format!(
+            "MESSAGE sip:bob@{DOMAIN} SIP/2.0\r\n\
+             Via: SIP/2.0/{transport} {}:{};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n\
+             From: <{IMPU}>;tag=m1\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 MESSAGE\r\n{}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+            ue.ip,
+            ue.port_c,
+            sec_agree_headers(ue, suites, Some(security_server)),
+        )
+        .into_bytes(),
+    )
+    .unwrap()
+}
+
 fn transmits(outs: &[Output]) -> Vec<(Peer, Message)> {
     outs.iter()
         .filter_map(|o| match o {
@@ -1414,19 +1438,7 @@ fn phone_speaking_tcp_over_its_sas_gets_responses_and_requests_over_tcp() {
     let mut lab = Lab::new(IpsecMode::Userspace);
     let suites = [("hmac-sha-1-96", "aes-cbc")];
     let reg = lab.register_ipsec(&UE, &suites);
-    let message = Message::parse(
-        format!(
-            "MESSAGE sip:bob@{DOMAIN} SIP/2.0\r\n\
-             Via: SIP/2.0/TCP {}:{};branch=z9hG4bKtcp1\r\nMax-Forwards: 70\r\n\
-             From: <{IMPU}>;tag=m1\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: tcp-1\r\n\
-             CSeq: 1 MESSAGE\r\n{}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
-            UE.ip,
-            UE.port_c,
-            sec_agree_headers(&UE, &suites, Some(&reg.security_server)),
-        )
-        .into_bytes(),
-    )
-    .unwrap();
+    let message = protected_message(&UE, "TCP", "tcp-1", &suites, &reg.security_server);
     let ingress = Ingress {
         transport: Transport::Tcp,
         source: UE.client(),
@@ -1468,19 +1480,7 @@ fn old_sas_stay_until_the_transactions_opened_over_them_complete() {
     let suites = [("hmac-sha-1-96", "aes-cbc")];
     let first = lab.register_ipsec(&UE, &suites);
     // A MESSAGE over the first SAs, not yet answered by the core.
-    let message = Message::parse(
-        format!(
-            "MESSAGE sip:bob@{DOMAIN} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {}:{};branch=z9hG4bKold1\r\nMax-Forwards: 70\r\n\
-             From: <{IMPU}>;tag=m1\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: old-1\r\n\
-             CSeq: 1 MESSAGE\r\n{}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
-            UE.ip,
-            UE.port_c,
-            sec_agree_headers(&UE, &suites, Some(&first.security_server)),
-        )
-        .into_bytes(),
-    )
-    .unwrap();
+    let message = protected_message(&UE, "UDP", "old-1", &suites, &first.security_server);
     let outs = lab.ue_sends_protected(&UE, message, first.pcscf_spi_s);
     let pending = sent_to(&outs, scscf());
     // Re-registration to a new SA set.
